@@ -1,0 +1,5 @@
+import sys
+
+from gprof.cli import main
+
+sys.exit(main())

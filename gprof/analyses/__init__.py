@@ -1,0 +1,47 @@
+"""Analyses: plain functions of a StepGraph whose JSON-able results are stored with the step.
+
+``ANALYSES`` lists ``(name, analyse, format_text)``: ``analyse(graph) -> JSON-able`` runs after each
+recorded step (capture -> graph -> analyses -> store), and ``format_text(step_report) -> lines``
+renders the stored result in ``torch-gprof report``. A failing analysis is reported in its result
+and never loses the step.
+"""
+from __future__ import annotations
+
+import traceback
+import warnings
+from typing import Any, Callable
+
+from gprof.graph.model import StepGraph
+
+Analyse = Callable[[StepGraph], Any]
+FormatText = Callable[[dict[str, Any]], list[str]]
+
+
+def registry() -> list[tuple[str, Analyse, FormatText]]:
+    return []
+
+
+def run_all(graph: StepGraph, only: list[str] | None = None) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    for name, fn, _ in registry():
+        if only is not None and name not in only:
+            continue
+        try:
+            results[name] = fn(graph)
+        except Exception as e:  # an analysis bug must not lose the recorded step
+            warnings.warn(f"torch-gprof: analysis {name!r} failed: {e}\n{traceback.format_exc()}", RuntimeWarning)
+            results[name] = {"error": f"{type(e).__name__}: {e}"}
+    return results
+
+
+def format_results(step_report: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    for name, _, fmt in registry():
+        value = step_report.get(name)
+        if value is None:
+            continue
+        if isinstance(value, dict) and "error" in value and len(value) == 1:
+            lines.append(f"   {name}: analysis failed: {value['error']}")
+            continue
+        lines.extend(fmt(step_report))
+    return lines

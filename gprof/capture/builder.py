@@ -1,0 +1,247 @@
+"""Raw records -> graph nodes, edges and the step's memory summary.
+
+Runs in chunks (so a million-node step streams to disk) and after the step. All naming,
+linking and string building happens here, off the hot path.
+"""
+from __future__ import annotations
+
+import math
+import os
+from typing import Any, Iterable
+
+import torch
+
+from gprof.capture import recorder as R
+from gprof.graph.keys import KeyCounter
+from gprof.graph.model import Edge, MemorySummary, ModuleInfo, Node, StepGraph, StepMeta, TensorMeta
+from gprof.store.step_file import StepWriter, encode_tensors, node_row
+
+#: a forward op may create several autograd nodes (e.g. a custom Function); never map more than this
+_MAX_SEQ_SPAN = 16
+
+
+def _module_of_param(name: str) -> str:
+    return name.rpartition(".")[0]
+
+
+class StepBuilder:
+    def __init__(self, writer: StepWriter | None, meta: StepMeta, scope: Any, baseline: dict[int, int],
+                 start_peek: int, keep_limit: int, cwd: str | None = None) -> None:
+        self.writer = writer
+        self.meta = meta
+        self.scope = scope
+        self.baseline = baseline
+        self.keep_limit = keep_limit
+        self.keep_nodes = True
+        self._new_sizes: dict[int, int] = {}
+        self.nodes: list[Node] = []
+        self.edges: list[Edge] = []
+        self.n = 0
+        self._keys = KeyCounter()
+        self._threads: dict[int, int] = {}
+        self._last_peek: dict[int, int] = {}
+        self._start_peek = start_peek
+        self._seq_to_node: dict[int, int] = {}
+        self._node_module: list[str | None] = []
+        self._node_source: list[str | None] = []
+        self._writer_of: dict[int, int] = {}
+        self._alloc_at: dict[int, tuple[int, int]] = {}  # sid -> (node idx, nbytes)
+        self._alloc_phase: dict[int, str] = {}
+        self._tensor_cache: dict[tuple, tuple[str, str, str, int, tuple[int, ...]]] = {}
+        self._source_cache: dict[tuple[Any, int], str] = {}
+        self._cwd = cwd or os.getcwd()
+        self.peak_bytes = -1
+        self.peak_node: int | None = None
+        self.devices: set[str] = set()
+        self.flops = 0
+
+    # ------------------------------------------------------------------------------ helpers
+    def _tensor(self, raw: tuple) -> TensorMeta:
+        sid, shape, dtype, device = raw
+        key = (shape, dtype, device)
+        c = self._tensor_cache.get(key)
+        if c is None:
+            dims = tuple(shape)
+            dstr = str(dtype).removeprefix("torch.")
+            devstr = str(device)
+            nbytes = math.prod(dims) * dtype.itemsize
+            c = self._tensor_cache[key] = (dstr, devstr, nbytes, dims)
+            self.devices.add(devstr)
+        return TensorMeta(c[3], c[0], c[1], c[2], abs(sid))
+
+    def _source(self, frame: tuple[Any, int] | None) -> str | None:
+        if frame is None:
+            return None
+        s = self._source_cache.get(frame)
+        if s is None:
+            fn = frame[0].co_filename
+            try:
+                rel = os.path.relpath(fn, self._cwd)
+                if not rel.startswith(".."):
+                    fn = rel
+            except ValueError:
+                pass
+            s = self._source_cache[frame] = f"{fn}:{frame[1]} in {frame[0].co_name}"
+        return s
+
+    # ------------------------------------------------------------------------------ records
+    def consume(self, records: Iterable[tuple]) -> None:
+        """Build a chunk of records; rows and edges go to the file at once, objects are kept only
+        while the step stays under ``keep_limit`` nodes (analyses and ``prof.graphs`` use them)."""
+        rows = []
+        first_edge = len(self.edges)
+        for rec in records:
+            node = self._build(rec)
+            if self.keep_nodes:
+                self.nodes.append(node)
+            if self.writer is not None:
+                rows.append(node_row(node))
+        if self.writer is not None:
+            self.writer.add_node_rows(rows)
+            self.writer.add_edges(self.edges[first_edge:])
+        if self.keep_nodes and self.n > self.keep_limit:
+            self.keep_nodes = False
+            self.nodes = []
+        if not self.keep_nodes:
+            self.edges = []
+
+    def _build(self, rec: tuple) -> Node:
+        idx = self.n
+        self.n += 1
+        ident = rec[R.RAW_THREAD]
+        thread = self._threads.setdefault(ident, len(self._threads))
+        peek = rec[R.RAW_PEEK]
+        prev_peek = self._last_peek.get(ident, self._start_peek)
+        self._last_peek[ident] = peek
+        created_node = peek > prev_peek
+        if created_node:
+            for s in range(max(prev_peek, peek - _MAX_SEQ_SPAN), peek):
+                self._seq_to_node[s] = idx
+
+        module = rec[R.RAW_MODULE]
+        fwd = None
+        param = None
+        grad_fn = None
+        source = None
+        if rec[R.RAW_BACKWARD]:
+            phase = "backward"
+            seq, grad_fn, param_id = rec[R.RAW_AUTOGRAD]
+            if seq is not None:
+                fwd = self._seq_to_node.get(seq)
+                if fwd is not None:
+                    module = self._node_module[fwd]
+                    source = self._node_source[fwd]
+            elif param_id is not None:
+                entry = self.scope.params.get(param_id)
+                if entry is not None:
+                    param = entry[1]
+                    module = _module_of_param(param)
+        elif rec[R.RAW_OPTIMIZER]:
+            phase = "optimizer"
+        elif module is not None or created_node:
+            phase = "forward"
+        else:
+            phase = "other"
+        if source is None:
+            source = self._source(rec[R.RAW_FRAME])
+
+        op = rec[R.RAW_OP]
+        inputs = tuple(self._tensor(t) for t in rec[R.RAW_INPUTS])
+        outputs = tuple(self._tensor(t) for t in rec[R.RAW_OUTPUTS])
+
+        # dataflow: each input storage links to the last node that wrote it
+        writer_of = self._writer_of
+        seen_src = set()
+        for t in inputs:
+            src = writer_of.get(t.storage)
+            if src is not None and src not in seen_src:
+                seen_src.add(src)
+                self.edges.append(Edge(src, idx, t.storage, t.nbytes))
+        for raw, t in zip(rec[R.RAW_OUTPUTS], outputs):
+            if raw[0] < 0:
+                self._alloc_at[t.storage] = (idx, 0)
+                self._alloc_phase[t.storage] = phase
+                writer_of[t.storage] = idx
+            elif not self._is_view(op):
+                writer_of[t.storage] = idx
+
+        live = rec[R.RAW_LIVE]
+        if live > self.peak_bytes:
+            self.peak_bytes = live
+            self.peak_node = idx
+        self.flops += rec[R.RAW_FLOPS]
+        self._node_module.append(module)
+        self._node_source.append(source)
+        extra = rec[R.RAW_EXTRA]
+        return Node(
+            idx=idx, key=self._keys.next(module, phase, op), op=op, phase=phase, module=module,
+            inputs=inputs, outputs=outputs, start_ns=rec[R.RAW_START], dur_ns=rec[R.RAW_DUR],
+            device_ns=extra.get("device_ns") if extra else None,
+            alloc_bytes=rec[R.RAW_ALLOC], freed_bytes=rec[R.RAW_FREED], live_bytes=live, flops=rec[R.RAW_FLOPS],
+            source=source, thread=thread, rank=self.meta.rank, fwd=fwd, param=param, grad_fn=grad_fn,
+            attrs={k: v for k, v in extra.items() if k != "device_ns"} if extra else {},
+        )
+
+    #: op name -> does it only alias its input (shared by all builders)
+    _view_ops: dict[str, bool] = {}
+
+    def _is_view(self, op: str) -> bool:
+        v = self._view_ops.get(op)
+        if v is None:
+            v = False
+            try:
+                ns, name, overload = op.split(".", 2)
+                f = getattr(getattr(getattr(torch.ops, ns), name), overload)
+                rets = f._schema.returns
+                v = bool(rets) and all(r.alias_info is not None and not r.alias_info.is_write for r in rets)
+            except (AttributeError, ValueError, RuntimeError):
+                v = False
+            self._view_ops[op] = v
+        return v
+
+    # ------------------------------------------------------------------------------ finish
+    def memory_summary(self, free_events: list[tuple[int, int, int]], categories: dict[int, str],
+                       saved: dict[str, int], baseline_bytes: int) -> MemorySummary:
+        """Live bytes at the peak, split by category (MemTracker's split)."""
+        summary = MemorySummary(baseline_bytes=baseline_bytes, saved_activations=dict(saved))
+        if self.peak_node is None:
+            return summary
+        p = self.peak_node
+        freed_at = {sid: at for sid, _, at in free_events}
+        by_cat: dict[str, int] = {}
+        sizes: dict[int, int] = dict(self.baseline)
+        # new storages: size from the free events when freed, else from live tracking (filled by caller)
+        sizes.update(self._new_sizes)
+        for sid, nb in sizes.items():
+            at = self._alloc_at.get(sid)
+            if at is not None and at[0] > p:
+                continue
+            f = freed_at.get(sid)
+            if f is not None and f <= p:
+                continue
+            cat = categories.get(sid)
+            if cat is None:
+                if at is None:
+                    cat = "other"
+                else:
+                    cat = "activation" if self._alloc_phase.get(sid) == "forward" else "temporary"
+            by_cat[cat] = by_cat.get(cat, 0) + nb
+        summary.peak_bytes = self.peak_bytes
+        summary.peak_node = p
+        summary.by_category = by_cat
+        return summary
+
+    def finish(self, free_events: list[tuple[int, int, int]], live_sizes: dict[int, int],
+               categories: dict[int, str], saved: dict[str, int], baseline_bytes: int,
+               aggregates: dict[str, list[int]]) -> StepGraph:
+        self._new_sizes = {sid: nb for sid, nb, _ in free_events if sid in self._alloc_at}
+        self._new_sizes.update({sid: nb for sid, nb in live_sizes.items() if sid in self._alloc_at})
+        memory = self.memory_summary(free_events, categories, saved, baseline_bytes)
+        modules = {fqn: ModuleInfo(fqn, t) for fqn, t in self.scope.types.items()}
+        self.meta.node_count = self.n
+        self.meta.aggregate_only = bool(aggregates)
+        self.meta.devices = tuple(sorted(self.devices))
+        self.meta.extra["flops"] = self.flops
+        graph = StepGraph(meta=self.meta, nodes=self.nodes, edges=self.edges, modules=modules, memory=memory,
+                          aggregates=aggregates)
+        return graph

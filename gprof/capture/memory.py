@@ -1,0 +1,75 @@
+"""Live bytes by storage, the way MemTracker counts them.
+
+Every storage the recorder sees (as an input or an output) gets a session-unique id and a weakref
+whose callback fires when PyTorch frees it. That gives allocation, free and live bytes per op on
+any device, and the storage id is also what dataflow edges are keyed on (saved tensors come back
+in backward as new Python objects on the same storage).
+"""
+from __future__ import annotations
+
+import weakref
+from functools import partial
+from typing import Iterable
+
+import torch
+
+
+class StorageTracker:
+    __slots__ = ("live", "live_bytes", "freed_since", "next_sid", "free_events", "alloc_op", "op_counter",
+                 "__weakref__")
+
+    def __init__(self) -> None:
+        #: storage cdata -> (sid, nbytes, weakref)
+        self.live: dict[int, tuple[int, int, weakref.ref]] = {}
+        self.live_bytes = 0
+        self.freed_since = 0
+        self.next_sid = 1
+        #: (sid, nbytes, ops recorded when freed) for the step being recorded
+        self.free_events: list[tuple[int, int, int]] = []
+        #: a callable giving the number of ops recorded so far (set by the recorder)
+        self.op_counter = lambda: 0
+
+    def _on_free(self, key: int, _ref: weakref.ref) -> None:
+        entry = self.live.pop(key, None)
+        if entry is not None:
+            self.live_bytes -= entry[1]
+            self.freed_since += entry[1]
+            self.free_events.append((entry[0], entry[1], self.op_counter()))
+
+    def register(self, st: torch.UntypedStorage) -> tuple[int, int, bool]:
+        """(sid, nbytes, is_new) for a storage; unseen storages start being tracked."""
+        key = st._cdata
+        entry = self.live.get(key)
+        if entry is not None:
+            return entry[0], entry[1], False
+        sid = self.next_sid
+        self.next_sid += 1
+        nbytes = st.nbytes()
+        if st.device.type == "meta":
+            nbytes = 0
+        self.live[key] = (sid, nbytes, weakref.ref(st, partial(self._on_free, key)))
+        self.live_bytes += nbytes
+        return sid, nbytes, True
+
+    def sid_of(self, t: torch.Tensor) -> int | None:
+        try:
+            entry = self.live.get(t.untyped_storage()._cdata)
+        except (RuntimeError, NotImplementedError):
+            return None
+        return entry[0] if entry else None
+
+    def register_tensors(self, tensors: Iterable[torch.Tensor]) -> None:
+        for t in tensors:
+            try:
+                self.register(t.untyped_storage())
+            except (RuntimeError, NotImplementedError):
+                continue
+
+    def snapshot(self) -> dict[int, int]:
+        """sid -> nbytes of every live storage: the baseline at the start of a step."""
+        return {sid: nb for sid, nb, _ in self.live.values()}
+
+    def take_freed(self) -> int:
+        f = self.freed_since
+        self.freed_since = 0
+        return f

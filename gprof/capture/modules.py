@@ -1,0 +1,121 @@
+"""Which nn.Module an op ran in, without the user passing a model.
+
+Global forward pre/post hooks keep a per-thread stack of fully qualified names (the measured 100%
+attribution of ../shared/notes/recording-facts.md). Names come from the root module's
+``named_modules()``, so they are the names users see in ``state_dict`` keys. Backward attribution
+is not done here: backward nodes inherit the module of the forward node that created them.
+"""
+from __future__ import annotations
+
+import threading
+import weakref
+from typing import Any
+
+import torch
+from torch import nn
+
+
+class ModuleScope:
+    """Registry of module names plus the live module stack of every thread."""
+
+    def __init__(self) -> None:
+        self._names: weakref.WeakKeyDictionary[nn.Module, str] = weakref.WeakKeyDictionary()
+        self._roots: weakref.WeakKeyDictionary[nn.Module, str] = weakref.WeakKeyDictionary()
+        self._root_names: set[str] = set()
+        self.types: dict[str, str] = {}
+        #: id(param) -> (weakref to the parameter, "module.param")
+        self.params: dict[int, tuple[weakref.ref, str]] = {}
+        self._stacks: dict[int, list[str]] = {}
+        self._handles: list[Any] = []
+
+    # naming ----------------------------------------------------------------------------------
+    def _register_tree(self, root: nn.Module, root_name: str) -> None:
+        for name, mod in root.named_modules(remove_duplicate=False):
+            fqn = name if not root_name else (f"{root_name}.{name}" if name else root_name)
+            if mod in self._names:
+                continue
+            self._names[mod] = fqn
+            self.types[fqn] = type(mod).__name__
+            for pname, p in mod.named_parameters(recurse=False):
+                self.params[id(p)] = (weakref.ref(p), f"{fqn}.{pname}" if fqn else pname)
+
+    def _new_root_name(self, mod: nn.Module) -> str:
+        if not self._root_names:
+            name = ""  # the first model seen is the root: its children get the plain state_dict names
+        else:
+            base = type(mod).__name__
+            name, i = base, 1
+            while name in self._root_names:
+                i += 1
+                name = f"{base}#{i}"
+        self._root_names.add(name)
+        return name
+
+    def name_of(self, mod: nn.Module, parent: str | None) -> str:
+        name = self._names.get(mod)
+        if name is not None:
+            return name
+        if parent is None:
+            root_name = self._new_root_name(mod)
+            self._roots[mod] = root_name
+            self._register_tree(mod, root_name)
+            return self._names[mod]
+        # A module called from inside another one that does not own it (created on the fly,
+        # or added after the first call): re-scan the roots, else name it under its caller.
+        for root, root_name in list(self._roots.items()):
+            self._register_tree(root, root_name)
+        name = self._names.get(mod)
+        if name is None:
+            base = f"{parent}.{type(mod).__name__}" if parent else type(mod).__name__
+            name = base
+            self._names[mod] = name
+            self.types[name] = type(mod).__name__
+            self._register_tree(mod, name)
+        return name
+
+    def param_name(self, p: torch.Tensor) -> str | None:
+        entry = self.params.get(id(p))
+        if entry is not None and entry[0]() is p:
+            return entry[1]
+        return None
+
+    def known_modules(self) -> list[nn.Module]:
+        return list(self._names.keys())
+
+    # stack ------------------------------------------------------------------------------------
+    def current(self, ident: int) -> str | None:
+        stack = self._stacks.get(ident)
+        return stack[-1] if stack else None
+
+    def stack(self, ident: int) -> list[str]:
+        return self._stacks.setdefault(ident, [])
+
+    def _pre(self, mod: nn.Module, args: Any) -> None:
+        stack = self._stacks.setdefault(threading.get_ident(), [])
+        stack.append(self.name_of(mod, stack[-1] if stack else None))
+
+    def _post(self, mod: nn.Module, args: Any, out: Any) -> None:
+        stack = self._stacks.get(threading.get_ident())
+        if stack:
+            name = self._names.get(mod)
+            # pop back to this module even if an inner module raised and skipped its post hook
+            while stack:
+                if stack.pop() == name:
+                    break
+
+    def reset_stacks(self) -> None:
+        for s in self._stacks.values():
+            s.clear()
+
+    def install(self) -> None:
+        reg = nn.modules.module
+        self._handles = [
+            reg.register_module_forward_pre_hook(self._pre),
+            reg.register_module_forward_hook(self._post, always_call=True),
+        ]
+
+    def uninstall(self) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+        self._stacks.clear()

@@ -1,0 +1,230 @@
+"""The hot path: a TorchDispatchMode that appends one plain tuple per aten op.
+
+Everything that is not needed to *identify* an op later (names, keys, edges, strings) is left to
+:mod:`gprof.capture.builder`, which runs after the step or in chunks. Measured in
+../shared/notes/recording-facts.md: weak dictionaries and string building in the hot path cost 4x
+more than the dispatch floor; tuple appends cost almost nothing.
+
+Raw record layout (``RAW_*`` indices below)::
+
+    (op, start_ns, dur_ns, thread, module, in_backward, seq_peek, autograd_info, frame,
+     inputs, outputs, alloc_bytes, freed_bytes, live_bytes, flops, in_optimizer, extra)
+
+A tensor is ``(sid, shape, dtype, device)``; a negative sid marks a storage first allocated by
+this op.
+"""
+from __future__ import annotations
+
+import sys
+import threading
+import warnings
+from time import perf_counter_ns
+from typing import TYPE_CHECKING, Any, Callable
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+if TYPE_CHECKING:
+    from gprof.capture.session import Session
+
+(RAW_OP, RAW_START, RAW_DUR, RAW_THREAD, RAW_MODULE, RAW_BACKWARD, RAW_PEEK, RAW_AUTOGRAD, RAW_FRAME,
+ RAW_INPUTS, RAW_OUTPUTS, RAW_ALLOC, RAW_FREED, RAW_LIVE, RAW_FLOPS, RAW_OPTIMIZER, RAW_EXTRA) = range(17)
+
+_Tensor = torch.Tensor
+_graph_task_id = torch._C._current_graph_task_id
+_current_node = torch._C._current_autograd_node
+_peek_seq = torch._C._autograd._get_sequence_nr
+_get_ident = threading.get_ident
+_getframe = sys._getframe
+
+_ACCUMULATE_GRAD_SEQ = 2**64 - 1
+
+
+class FuncInfo:
+    """Per-overload facts, computed once."""
+
+    __slots__ = ("name", "flop_fn", "skip", "is_view")
+
+    def __init__(self, func: Any) -> None:
+        from torch.utils.flop_counter import flop_registry
+
+        self.name = str(func)
+        packet = getattr(func, "overloadpacket", None)
+        self.flop_fn = flop_registry.get(packet) if packet is not None else None
+        # record_function markers are bookkeeping, not work
+        self.skip = getattr(func, "namespace", "") == "profiler"
+        schema = getattr(func, "_schema", None)
+        rets = schema.returns if schema is not None else ()
+        self.is_view = bool(rets) and all(r.alias_info is not None and not r.alias_info.is_write for r in rets)
+
+
+def _is_internal_file(filename: str, prefixes: tuple[str, ...]) -> bool:
+    return filename.startswith(prefixes) or filename.startswith("<")
+
+
+class Recorder(TorchDispatchMode):
+    """Records every op dispatched while active. One per profile session; entered per recorded step."""
+
+    def __init__(self, session: Session) -> None:
+        super().__init__()
+        self.session = session
+        self.buffer: list[tuple] = []
+        self.funcs: dict[Any, FuncInfo] = {}
+        self._code_internal: dict[Any, bool] = {}
+        self._internal_prefixes = session.internal_prefixes
+        self._last_node: Any = None
+        self._last_autograd: tuple | None = None
+        self.in_optimizer = False
+        #: called with (record, func, args, kwargs, out) after each op, e.g. by the debugger
+        self.observers: list[Callable[..., None]] = []
+        self.node_cap = session.node_cap
+        self.aggregate_only = False
+        self.aggregates: dict[str, list[int]] = {}
+        self.chunk_size = session.chunk_size
+        self.flush: Callable[[], None] = lambda: None
+        self.total_recorded = 0
+
+    @classmethod
+    def ignore_compile_internals(cls) -> bool:
+        # Lets torch.compile'd code run compiled while we record (Dynamo otherwise falls back to
+        # eager under a Python mode); compiled regions are recorded as opaque nodes.
+        return True
+
+    def _user_frame(self) -> tuple[Any, int] | None:
+        f = _getframe(2)
+        cache = self._code_internal
+        while f is not None:
+            code = f.f_code
+            internal = cache.get(code)
+            if internal is None:
+                internal = cache[code] = _is_internal_file(code.co_filename, self._internal_prefixes)
+            if not internal:
+                return (code, f.f_lineno)
+            f = f.f_back
+        return None
+
+    def _autograd_info(self) -> tuple:
+        node = _current_node()
+        if node is self._last_node and self._last_autograd is not None:
+            return self._last_autograd
+        info: tuple
+        if node is None:
+            info = (None, None, None)
+        else:
+            seq = node._sequence_nr()
+            name = node.name()
+            param_id = None
+            if seq == _ACCUMULATE_GRAD_SEQ:
+                var = getattr(node, "variable", None)
+                param_id = id(var) if var is not None else None
+                seq = None
+            info = (seq, name, param_id)
+        self._last_node = node
+        self._last_autograd = info
+        return info
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        if kwargs is None:
+            kwargs = {}
+        info = self.funcs.get(func)
+        if info is None:
+            info = self.funcs[func] = FuncInfo(func)
+        t0 = perf_counter_ns()
+        out = func(*args, **kwargs)
+        dur = perf_counter_ns() - t0
+        if info.skip:
+            return out
+        buffer = self.buffer
+        if self.aggregate_only or self.total_recorded >= self.node_cap:
+            self._aggregate(info.name, dur)
+            return out
+
+        tracker = self.session.memory
+        live = tracker.live
+        register = tracker.register
+        alloc = 0
+
+        ins = []
+        for a in (args if not kwargs else (*args, *kwargs.values())):
+            if isinstance(a, _Tensor):
+                ts = (a,)
+            elif type(a) is list or type(a) is tuple:
+                ts = a
+            else:
+                continue
+            for t in ts:
+                if not isinstance(t, _Tensor):
+                    continue
+                try:
+                    st = t.untyped_storage()
+                    e = live.get(st._cdata)
+                    sid = e[0] if e is not None else register(st)[0]
+                except (RuntimeError, NotImplementedError):
+                    sid = 0
+                ins.append((sid, t.shape, t.dtype, t.device))
+
+        outs = []
+        for t in (out if type(out) is tuple or type(out) is list else (out,)):
+            if not isinstance(t, _Tensor):
+                continue
+            try:
+                st = t.untyped_storage()
+                e = live.get(st._cdata)
+                if e is not None:
+                    sid = e[0]
+                else:
+                    sid, nb, _ = register(st)
+                    alloc += nb
+                    sid = -sid
+            except (RuntimeError, NotImplementedError):
+                sid = 0
+            outs.append((sid, t.shape, t.dtype, t.device))
+
+        ident = _get_ident()
+        stack = self.session.scope._stacks.get(ident)
+        in_backward = _graph_task_id() != -1
+        flop_fn = info.flop_fn
+        flops = 0
+        if flop_fn is not None:
+            try:
+                flops = flop_fn(*args, **kwargs, out_val=out)
+            except Exception:  # a formula that does not cover this call; FLOPs stay 0
+                flops = 0
+        rec = (
+            info.name, t0, dur, ident, stack[-1] if stack else None, in_backward, _peek_seq(),
+            self._autograd_info() if in_backward else None,
+            None if in_backward or not self.session.with_stack else self._user_frame(),
+            ins, outs, alloc, tracker.take_freed(), tracker.live_bytes, flops, self.in_optimizer, None,
+        )
+        buffer.append(rec)
+        self.total_recorded += 1
+        if self.observers:
+            for obs in self.observers:
+                obs(rec, func, args, kwargs, out)
+        if len(buffer) >= self.chunk_size:
+            self.flush()
+        return out
+
+    def _aggregate(self, name: str, dur: int) -> None:
+        if not self.aggregate_only:
+            self.aggregate_only = True
+            warnings.warn(
+                f"torch-gprof: this step passed the node cap ({self.node_cap:,} nodes); recording the rest "
+                "of the step as per-op aggregates only. Raise profile(node_cap=...) to keep every node.",
+                RuntimeWarning, stacklevel=3,
+            )
+        agg = self.aggregates.get(name)
+        if agg is None:
+            self.aggregates[name] = [1, dur]
+        else:
+            agg[0] += 1
+            agg[1] += dur
+
+    def reset_step(self) -> None:
+        self.buffer = []
+        self.aggregate_only = False
+        self.aggregates = {}
+        self.total_recorded = 0
+        self._last_node = None
+        self._last_autograd = None
+        self.in_optimizer = False

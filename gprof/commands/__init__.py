@@ -1,0 +1,1 @@
+"""Subcommands of ``torch-gprof``; see gprof/cli.py."""

@@ -1,0 +1,153 @@
+"""The step graph: the one data model every analysis, store and view shares.
+
+Capture builds it, the store persists it, and `gprof.load` rebuilds exactly these objects, so an
+analysis written against a live profile works unchanged on a file from last week.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+PHASES = ("forward", "backward", "optimizer", "other")
+
+#: Memory categories, named and split the way ``torch.distributed._tools.mem_tracker`` does.
+MEMORY_CATEGORIES = ("parameter", "buffer", "gradient", "activation", "optimizer", "temporary", "other")
+
+
+@dataclass(frozen=True, slots=True)
+class TensorMeta:
+    """What a node read or wrote; ``storage`` is the step-local storage id that links producers
+    to consumers even when autograd hands a saved tensor back as a new Python object."""
+
+    shape: tuple[int, ...]
+    dtype: str
+    device: str
+    nbytes: int
+    storage: int
+
+    def short(self) -> str:
+        from gprof.graph.formatting import dtype_abbrev
+
+        return f"{dtype_abbrev(self.dtype)}[{','.join(map(str, self.shape))}]"
+
+
+@dataclass(slots=True)
+class Node:
+    """One aten op of the step. Fields mirror what PyTorch users already know from
+    torch.profiler (op name, shapes, self time) plus what only a graph can give (partner, edges)."""
+
+    idx: int
+    key: str
+    op: str
+    phase: str
+    module: str | None
+    inputs: tuple[TensorMeta, ...] = ()
+    outputs: tuple[TensorMeta, ...] = ()
+    start_ns: int = 0
+    dur_ns: int = 0
+    device_ns: int | None = None
+    alloc_bytes: int = 0
+    freed_bytes: int = 0
+    live_bytes: int = 0
+    flops: int = 0
+    source: str | None = None
+    thread: int = 0
+    rank: int = 0
+    fwd: int | None = None
+    param: str | None = None
+    grad_fn: str | None = None
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def op_short(self) -> str:
+        """``aten.addmm.default`` -> ``addmm``: what people call the op."""
+        parts = self.op.split(".")
+        return parts[1] if len(parts) >= 2 and parts[0] in ("aten", "prims", "c10d", "_c10d_functional") else self.op
+
+
+@dataclass(frozen=True, slots=True)
+class Edge:
+    """Producer -> consumer dataflow through one storage."""
+
+    src: int
+    dst: int
+    storage: int
+    nbytes: int
+
+
+@dataclass(slots=True)
+class ModuleInfo:
+    fqn: str
+    type: str
+
+
+@dataclass(slots=True)
+class MemorySummary:
+    peak_bytes: int = 0
+    peak_node: int | None = None
+    #: live bytes by category at the peak
+    by_category: dict[str, int] = field(default_factory=dict)
+    #: bytes saved for backward, by the module that saved them
+    saved_activations: dict[str, int] = field(default_factory=dict)
+    baseline_bytes: int = 0
+
+
+@dataclass(slots=True)
+class StepMeta:
+    run: str
+    step: int
+    rank: int = 0
+    world_size: int = 1
+    complete: bool = True
+    error: str | None = None
+    torch_version: str = ""
+    hostname: str = ""
+    pid: int = 0
+    created: float = 0.0
+    wall_ns: int = 0
+    node_count: int = 0
+    aggregate_only: bool = False
+    devices: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class StepGraph:
+    """A whole recorded step. Analyses are plain functions of this object."""
+
+    meta: StepMeta
+    nodes: list[Node] = field(default_factory=list)
+    edges: list[Edge] = field(default_factory=list)
+    modules: dict[str, ModuleInfo] = field(default_factory=dict)
+    memory: MemorySummary = field(default_factory=MemorySummary)
+    #: results of analyses, JSON-serialisable, keyed by analysis name
+    analyses: dict[str, Any] = field(default_factory=dict)
+    #: aggregate-only counters when the node cap was hit: op -> [count, total_ns]
+    aggregates: dict[str, list[int]] = field(default_factory=dict)
+
+    def __iter__(self) -> Iterator[Node]:
+        return iter(self.nodes)
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def by_phase(self, phase: str) -> list[Node]:
+        return [n for n in self.nodes if n.phase == phase]
+
+    def node_by_key(self, key: str) -> Node | None:
+        for n in self.nodes:
+            if n.key == key:
+                return n
+        return None
+
+    def consumers(self) -> dict[int, list[int]]:
+        out: dict[int, list[int]] = {}
+        for e in self.edges:
+            out.setdefault(e.src, []).append(e.dst)
+        return out
+
+    def producers(self) -> dict[int, list[int]]:
+        out: dict[int, list[int]] = {}
+        for e in self.edges:
+            out.setdefault(e.dst, []).append(e.src)
+        return out

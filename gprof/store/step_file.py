@@ -1,0 +1,308 @@
+"""One SQLite file per (rank, step).
+
+SQLite because readers (the TensorBoard tab, the TUI) must pull one node or one module's nodes out
+of a million-node step without loading it, and because a single file can be written to a temp name
+and renamed into place, so a half-written step is never visible.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+from gprof.graph.model import (
+    Edge, MemorySummary, ModuleInfo, Node, StepGraph, StepMeta, TensorMeta,
+)
+
+SCHEMA_VERSION = 1
+FORMAT_NAME = "torch-gprof step"
+
+_SCHEMA = """
+CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE nodes(
+    idx INTEGER PRIMARY KEY, key TEXT NOT NULL, op TEXT NOT NULL, phase TEXT NOT NULL, module TEXT,
+    inputs TEXT NOT NULL, outputs TEXT NOT NULL, start_ns INTEGER, dur_ns INTEGER, device_ns INTEGER,
+    alloc_bytes INTEGER, freed_bytes INTEGER, live_bytes INTEGER, flops INTEGER, source TEXT,
+    thread INTEGER, fwd INTEGER, param TEXT, grad_fn TEXT, attrs TEXT);
+CREATE TABLE edges(src INTEGER NOT NULL, dst INTEGER NOT NULL, storage INTEGER, nbytes INTEGER);
+CREATE TABLE modules(fqn TEXT PRIMARY KEY, type TEXT);
+CREATE TABLE analyses(name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE aggregates(op TEXT PRIMARY KEY, count INTEGER, total_ns INTEGER);
+"""
+_INDEXES = """
+CREATE INDEX nodes_module ON nodes(module);
+CREATE INDEX nodes_key ON nodes(key);
+CREATE INDEX nodes_fwd ON nodes(fwd);
+CREATE INDEX edges_src ON edges(src);
+CREATE INDEX edges_dst ON edges(dst);
+"""
+
+NODE_COLUMNS = (
+    "idx", "key", "op", "phase", "module", "inputs", "outputs", "start_ns", "dur_ns", "device_ns",
+    "alloc_bytes", "freed_bytes", "live_bytes", "flops", "source", "thread", "fwd", "param", "grad_fn",
+    "attrs",
+)
+_NODE_SELECT = "SELECT " + ", ".join(NODE_COLUMNS) + " FROM nodes"
+
+
+class StoreError(Exception):
+    """A step file that cannot be read; the message says why and what to do."""
+
+
+# ---------------------------------------------------------------- tensor meta encoding
+# "dtype|device|d0,d1,...|nbytes|storage" per tensor, ';' between tensors. Compact and quick to
+# build for a million nodes, unlike JSON.
+
+def encode_tensors(metas: Sequence[TensorMeta]) -> str:
+    return ";".join(
+        f"{m.dtype}|{m.device}|{','.join(map(str, m.shape))}|{m.nbytes}|{m.storage}" for m in metas
+    )
+
+
+def decode_tensors(text: str) -> tuple[TensorMeta, ...]:
+    if not text:
+        return ()
+    out = []
+    for item in text.split(";"):
+        dtype, device, shape, nbytes, storage = item.split("|")
+        out.append(TensorMeta(
+            tuple(int(d) for d in shape.split(",")) if shape else (), dtype, device, int(nbytes), int(storage)
+        ))
+    return tuple(out)
+
+
+def node_row(n: Node, inputs: str | None = None, outputs: str | None = None) -> tuple:
+    return (
+        n.idx, n.key, n.op, n.phase, n.module,
+        encode_tensors(n.inputs) if inputs is None else inputs,
+        encode_tensors(n.outputs) if outputs is None else outputs,
+        n.start_ns, n.dur_ns, n.device_ns, n.alloc_bytes, n.freed_bytes, n.live_bytes, n.flops,
+        n.source, n.thread, n.fwd, n.param, n.grad_fn, json.dumps(n.attrs) if n.attrs else None,
+    )
+
+
+def row_to_node(row: Sequence[Any], rank: int) -> Node:
+    (idx, key, op, phase, module, inputs, outputs, start_ns, dur_ns, device_ns, alloc, freed, live,
+     flops, source, thread, fwd, param, grad_fn, attrs) = row
+    return Node(
+        idx=idx, key=key, op=op, phase=phase, module=module,
+        inputs=decode_tensors(inputs), outputs=decode_tensors(outputs),
+        start_ns=start_ns or 0, dur_ns=dur_ns or 0, device_ns=device_ns,
+        alloc_bytes=alloc or 0, freed_bytes=freed or 0, live_bytes=live or 0, flops=flops or 0,
+        source=source, thread=thread or 0, rank=rank, fwd=fwd, param=param, grad_fn=grad_fn,
+        attrs=json.loads(attrs) if attrs else {},
+    )
+
+
+# ---------------------------------------------------------------- writing
+
+class StepWriter:
+    """Streams a step into a temp file next to ``path``; :meth:`commit` renames it into place.
+
+    Nodes can be added in chunks, so a million-node step never needs to sit in memory as objects.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        os.close(fd)
+        self._tmp = Path(tmp)
+        self._db = sqlite3.connect(self._tmp)
+        self._db.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;" + _SCHEMA)
+        self._db.execute("BEGIN")
+
+    def add_node_rows(self, rows: Iterable[tuple]) -> None:
+        self._db.executemany(f"INSERT INTO nodes VALUES ({','.join('?' * len(NODE_COLUMNS))})", rows)
+
+    def add_nodes(self, nodes: Iterable[Node]) -> None:
+        self.add_node_rows(node_row(n) for n in nodes)
+
+    def add_edges(self, edges: Iterable[Edge | tuple]) -> None:
+        self._db.executemany(
+            "INSERT INTO edges VALUES (?,?,?,?)",
+            ((e.src, e.dst, e.storage, e.nbytes) if isinstance(e, Edge) else e for e in edges),
+        )
+
+    def set_modules(self, modules: Iterable[ModuleInfo]) -> None:
+        self._db.executemany("INSERT OR REPLACE INTO modules VALUES (?,?)", ((m.fqn, m.type) for m in modules))
+
+    def set_analysis(self, name: str, value: Any) -> None:
+        self._db.execute("INSERT OR REPLACE INTO analyses VALUES (?,?)", (name, json.dumps(value)))
+
+    def set_aggregates(self, aggregates: dict[str, list[int]]) -> None:
+        self._db.executemany(
+            "INSERT OR REPLACE INTO aggregates VALUES (?,?,?)", ((k, v[0], v[1]) for k, v in aggregates.items())
+        )
+
+    def commit(self, meta: StepMeta, memory: MemorySummary) -> Path:
+        meta_items = {
+            "format": FORMAT_NAME,
+            "schema_version": SCHEMA_VERSION,
+            "meta": asdict(meta),
+            "memory": asdict(memory),
+        }
+        self._db.executemany("INSERT INTO meta VALUES (?,?)", ((k, json.dumps(v)) for k, v in meta_items.items()))
+        self._db.executescript(_INDEXES)
+        self._db.commit()
+        self._db.close()
+        os.replace(self._tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        try:
+            self._db.close()
+        finally:
+            self._tmp.unlink(missing_ok=True)
+
+
+def write_step(graph: StepGraph, path: str | os.PathLike[str]) -> Path:
+    w = StepWriter(path)
+    try:
+        w.add_nodes(graph.nodes)
+        w.add_edges(graph.edges)
+        w.set_modules(graph.modules.values())
+        for name, value in graph.analyses.items():
+            w.set_analysis(name, value)
+        w.set_aggregates(graph.aggregates)
+        graph.meta.node_count = len(graph.nodes)
+        return w.commit(graph.meta, graph.memory)
+    except BaseException:
+        w.abort()
+        raise
+
+
+# ---------------------------------------------------------------- reading
+
+class StepReader:
+    """Random access into one step file. Cheap to open; queries read only what they return."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise StoreError(f"{self.path}: no such step file")
+        try:
+            self._db = sqlite3.connect(f"file:{self.path}?mode=ro&immutable=1", uri=True, check_same_thread=False)
+            rows = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
+        except sqlite3.DatabaseError as e:
+            raise StoreError(
+                f"{self.path}: not a readable torch-gprof step file ({e}); it may be truncated or corrupt. "
+                "Re-record the step, or delete the file."
+            ) from None
+        try:
+            fmt = json.loads(rows["format"])
+            version = json.loads(rows["schema_version"])
+            meta = json.loads(rows["meta"])
+            memory = json.loads(rows["memory"])
+        except (KeyError, ValueError) as e:
+            raise StoreError(f"{self.path}: not a torch-gprof step file (missing {e}); was it written by torch-gprof?") from None
+        if fmt != FORMAT_NAME:
+            raise StoreError(f"{self.path}: format {fmt!r} is not {FORMAT_NAME!r}")
+        if version != SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path}: written with step schema v{version}, but this torch-gprof reads v{SCHEMA_VERSION}. "
+                + ("Upgrade torch-gprof to read it." if isinstance(version, int) and version > SCHEMA_VERSION
+                   else "Re-record it with this version.")
+            )
+        meta["devices"] = tuple(meta.get("devices", ()))
+        self.meta = StepMeta(**meta)
+        self.memory = MemorySummary(**memory)
+
+    # Access --------------------------------------------------------------------------------
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        try:
+            return self._db.execute(sql, params).fetchall()
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"{self.path}: corrupt step file ({e})") from None
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> StepReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def count(self) -> int:
+        return self._query("SELECT COUNT(*) FROM nodes")[0][0]
+
+    def node(self, idx: int) -> Node | None:
+        rows = self._query(_NODE_SELECT + " WHERE idx = ?", (idx,))
+        return row_to_node(rows[0], self.meta.rank) if rows else None
+
+    def node_by_key(self, key: str) -> Node | None:
+        rows = self._query(_NODE_SELECT + " WHERE key = ?", (key,))
+        return row_to_node(rows[0], self.meta.rank) if rows else None
+
+    def nodes(self, start: int = 0, stop: int | None = None) -> list[Node]:
+        if stop is None:
+            rows = self._query(_NODE_SELECT + " WHERE idx >= ? ORDER BY idx", (start,))
+        else:
+            rows = self._query(_NODE_SELECT + " WHERE idx >= ? AND idx < ? ORDER BY idx", (start, stop))
+        return [row_to_node(r, self.meta.rank) for r in rows]
+
+    def iter_nodes(self, chunk: int = 50_000) -> Iterator[Node]:
+        start = 0
+        while True:
+            batch = self.nodes(start, start + chunk)
+            if not batch:
+                return
+            yield from batch
+            start = batch[-1].idx + 1
+
+    def module_nodes(self, module: str | None, recursive: bool = True) -> list[Node]:
+        """Nodes of one module (and, by default, its submodules), using the module index."""
+        if module is None:
+            rows = self._query(_NODE_SELECT + " WHERE module IS NULL ORDER BY idx")
+        elif module == "":
+            rows = self._query(_NODE_SELECT + (" WHERE module IS NOT NULL" if recursive else " WHERE module = ''")
+                               + " ORDER BY idx")
+        elif recursive:
+            # '.' + 1 == '/': a range scan on the index instead of LIKE
+            rows = self._query(
+                _NODE_SELECT + " WHERE module = ? OR (module >= ? AND module < ?) ORDER BY idx",
+                (module, module + ".", module + "/"),
+            )
+        else:
+            rows = self._query(_NODE_SELECT + " WHERE module = ? ORDER BY idx", (module,))
+        return [row_to_node(r, self.meta.rank) for r in rows]
+
+    def edges(self, node: int | None = None) -> list[Edge]:
+        if node is None:
+            rows = self._query("SELECT src, dst, storage, nbytes FROM edges")
+        else:
+            rows = self._query("SELECT src, dst, storage, nbytes FROM edges WHERE src = ? OR dst = ?", (node, node))
+        return [Edge(*r) for r in rows]
+
+    def modules(self) -> dict[str, ModuleInfo]:
+        return {fqn: ModuleInfo(fqn, t) for fqn, t in self._query("SELECT fqn, type FROM modules")}
+
+    def analyses(self) -> dict[str, Any]:
+        return {k: json.loads(v) for k, v in self._query("SELECT name, value FROM analyses")}
+
+    def analysis(self, name: str) -> Any | None:
+        rows = self._query("SELECT value FROM analyses WHERE name = ?", (name,))
+        return json.loads(rows[0][0]) if rows else None
+
+    def aggregates(self) -> dict[str, list[int]]:
+        return {op: [c, t] for op, c, t in self._query("SELECT op, count, total_ns FROM aggregates")}
+
+    def sql(self, query: str, params: Sequence[Any] = ()) -> list[tuple]:
+        """Read-only SQL for views that aggregate (op tables, module tables) inside SQLite."""
+        return self._query(query, params)
+
+    def load(self) -> StepGraph:
+        return StepGraph(
+            meta=self.meta,
+            nodes=list(self.iter_nodes()),
+            edges=self.edges(),
+            modules=self.modules(),
+            memory=self.memory,
+            analyses=self.analyses(),
+            aggregates=self.aggregates(),
+        )
