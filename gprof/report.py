@@ -109,7 +109,12 @@ def run_report(run: Run, step: int | None = None, rank: int | None = None) -> di
     for f in files:
         with StepReader(f.path) as r:
             steps.append(step_summary(r))
-    return {"schema_version": REPORT_SCHEMA_VERSION, "run": run.name, "path": str(run.path), "steps": steps}
+    report = {"schema_version": REPORT_SCHEMA_VERSION, "run": run.name, "path": str(run.path), "steps": steps}
+    if len(run.ranks()) > 1:
+        from gprof.distributed.crossrank import cross_rank_report
+
+        report["cross_rank"] = cross_rank_report(run, step=step)
+    return report
 
 
 # ------------------------------------------------------------------------------------ text
@@ -166,7 +171,12 @@ def format_analyses(s: dict[str, Any]) -> list[str]:
 
 def format_report(report: dict[str, Any]) -> str:
     head = f"torch-gprof report: run {report['run']} ({report['path']})"
-    return "\n\n".join([head] + [format_step(s) for s in report["steps"]])
+    parts = [head] + [format_step(s) for s in report["steps"]]
+    if "cross_rank" in report:
+        from gprof.distributed.crossrank import format_cross_rank
+
+        parts.append("\n".join(format_cross_rank(report["cross_rank"])))
+    return "\n\n".join(parts)
 
 
 def print_run_report(path: str | os.PathLike[str], out: IO[str], step: int | None = None) -> None:

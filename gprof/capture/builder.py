@@ -105,6 +105,19 @@ class StepBuilder:
         if not self.keep_nodes:
             self.edges = []
 
+    def consume_one(self, rec: tuple) -> Node:
+        """Build one record now (the debugger needs each node's key as it happens)."""
+        e0 = len(self.edges)
+        node = self._build(rec)
+        if self.keep_nodes:
+            self.nodes.append(node)
+        if self.writer is not None:
+            self.writer.add_node_rows([node_row(node)])
+            self.writer.add_edges(self.edges[e0:])
+        if not self.keep_nodes:
+            self.edges = []
+        return node
+
     def _build(self, rec: tuple) -> Node:
         idx = self.n
         self.n += 1

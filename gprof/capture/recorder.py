@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any, Callable
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from gprof.capture.collectives import collective_attrs
+
 if TYPE_CHECKING:
     from gprof.capture.session import Session
 
@@ -43,7 +45,7 @@ _ACCUMULATE_GRAD_SEQ = 2**64 - 1
 class FuncInfo:
     """Per-overload facts, computed once."""
 
-    __slots__ = ("name", "flop_fn", "skip", "is_view")
+    __slots__ = ("name", "flop_fn", "skip", "is_view", "is_collective")
 
     def __init__(self, func: Any) -> None:
         from torch.utils.flop_counter import flop_registry
@@ -55,6 +57,7 @@ class FuncInfo:
         self.skip = getattr(func, "namespace", "") == "profiler"
         schema = getattr(func, "_schema", None)
         rets = schema.returns if schema is not None else ()
+        self.is_collective = getattr(func, "namespace", "") in ("c10d", "_c10d_functional")
         self.is_view = bool(rets) and all(r.alias_info is not None and not r.alias_info.is_write for r in rets)
 
 
@@ -75,8 +78,12 @@ class Recorder(TorchDispatchMode):
         self._last_node: Any = None
         self._last_autograd: tuple | None = None
         self.in_optimizer = False
-        #: called with (record, func, args, kwargs, out) after each op, e.g. by the debugger
+        #: called as ``obs(node, func, args, kwargs, out)`` after each op with the built graph
+        #: Node (stable key included) and the live tensors, e.g. by the debugger. Runs inside
+        #: ``__torch_dispatch__``, so torch ops an observer runs are not recorded.
         self.observers: list[Callable[..., None]] = []
+        #: builds the last buffered record into a Node at once (set per step by the session)
+        self.build_last: Callable[[], Any] = lambda: None
         self.node_cap = session.node_cap
         self.aggregate_only = False
         self.aggregates: dict[str, list[int]] = {}
@@ -194,14 +201,16 @@ class Recorder(TorchDispatchMode):
             info.name, t0, dur, ident, stack[-1] if stack else None, in_backward, _peek_seq(),
             self._autograd_info() if in_backward else None,
             None if in_backward or not self.session.with_stack else self._user_frame(),
-            ins, outs, alloc, tracker.take_freed(), tracker.live_bytes, flops, self.in_optimizer, None,
+            ins, outs, alloc, tracker.take_freed(), tracker.live_bytes, flops, self.in_optimizer,
+            collective_attrs(func, args, kwargs, out) if info.is_collective else None,
         )
         buffer.append(rec)
         self.total_recorded += 1
         if self.observers:
+            node = self.build_last()
             for obs in self.observers:
-                obs(rec, func, args, kwargs, out)
-        if len(buffer) >= self.chunk_size:
+                obs(node, func, args, kwargs, out)
+        elif len(buffer) >= self.chunk_size:
             self.flush()
         return out
 

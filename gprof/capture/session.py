@@ -186,7 +186,11 @@ class Session:
             rec.buffer = []
             builder.consume(buf)
 
+        def build_last() -> Any:
+            return builder.consume_one(rec.buffer.pop())
+
         rec.flush = flush
+        rec.build_last = build_last
         self.memory.op_counter = lambda: builder.n + len(rec.buffer)
         if self.with_kineto and save:
             self._start_kineto()
