@@ -1,0 +1,92 @@
+"""Analyses results, normalised for display.
+
+The analyses store JSON under ``fusion``, ``hazards``, ``compile_suggestions`` and ``op_classes``.
+The tab reads them tolerantly: a result is a list of items (or a dict holding one), and an item's
+node references are integer node indices (``nodes``, ``node``, ``idx``...) or stable node keys
+(``keys``, ``key``...). Code snippets are the string fields ``snippet``/``code``. Anything else is
+shown as plain fields, so a new field in an analysis needs no change here.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from gprof_tb.stepdata import StepData
+
+ANALYSES = ("fusion", "hazards", "compile_suggestions", "op_classes")
+_LIST_FIELDS = ("chains", "items", "hazards", "suggestions", "regions", "candidates", "results")
+_IDX_FIELDS = ("nodes", "node_idx", "node_ids", "indices", "node", "idx")
+_KEY_FIELDS = ("keys", "node_keys", "key", "node_key")
+_SNIPPET_FIELDS = ("snippet", "code", "compile_snippet")
+
+
+def _items(value: Any) -> list[dict[str, Any]]:
+    if isinstance(value, list):
+        return [v if isinstance(v, dict) else {"value": v} for v in value]
+    if isinstance(value, dict):
+        for name in _LIST_FIELDS:
+            if isinstance(value.get(name), list):
+                return _items(value[name])
+    return []
+
+
+def _refs(item: dict[str, Any], fields: tuple[str, ...], kind: type) -> list[Any]:
+    out: list[Any] = []
+    for name in fields:
+        v = item.get(name)
+        if isinstance(v, kind) and not isinstance(v, bool):
+            out.append(v)
+        elif isinstance(v, list):
+            out.extend(x for x in v if isinstance(x, kind) and not isinstance(x, bool))
+    return out
+
+
+def _normalise(item: dict[str, Any], data: StepData) -> dict[str, Any]:
+    nodes = _refs(item, _IDX_FIELDS, int)
+    for key in _refs(item, _KEY_FIELDS, str):
+        rows = data.sql("SELECT idx FROM nodes WHERE key = ?", (key,))
+        if rows:
+            nodes.append(rows[0][0])
+    snippet = next((item[f] for f in _SNIPPET_FIELDS if isinstance(item.get(f), str)), None)
+    skip = set(_IDX_FIELDS) | set(_KEY_FIELDS) | set(_SNIPPET_FIELDS)
+    fields = {k: v for k, v in item.items() if k not in skip and isinstance(v, (str, int, float, bool, type(None)))}
+    lists = {k: v for k, v in item.items() if k not in skip and isinstance(v, list) and len(v) <= 50
+             and all(isinstance(x, (str, int, float)) for x in v)}
+    return {"fields": fields, "lists": lists, "snippet": snippet, "nodes": list(dict.fromkeys(nodes))}
+
+
+def analyses_view(data: StepData) -> dict[str, Any]:
+    """{name: {"present", "error", "items", "summary"}} for each known analysis."""
+    return data.memo("analyses_view", lambda: _view(data))
+
+
+def _view(data: StepData) -> dict[str, Any]:
+    raw = data.analyses()
+    out: dict[str, Any] = {}
+    for name in ANALYSES:
+        value = raw.get(name)
+        if value is None:
+            out[name] = {"present": False}
+            continue
+        error = value.get("error") if isinstance(value, dict) and len(value) == 1 else None
+        summary = ({k: v for k, v in value.items() if isinstance(v, (str, int, float, bool))}
+                   if isinstance(value, dict) else {})
+        items = [] if name == "op_classes" else [_normalise(i, data) for i in _items(value)]
+        if name == "op_classes" and isinstance(value, dict):
+            summary = {k: v for k, v in value.items() if isinstance(v, (str, int, float))}
+            if isinstance(value.get("counts"), dict):
+                summary.update(value["counts"])
+        out[name] = {"present": True, "error": error, "items": items, "summary": summary}
+    return out
+
+
+def node_marks(data: StepData) -> dict[int, dict[str, list[int]]]:
+    """idx -> {"chains": [fusion item numbers], "hazards": [...], "regions": [...]}: what the graph highlights."""
+    def compute() -> dict[int, dict[str, list[int]]]:
+        view = analyses_view(data)
+        marks: dict[int, dict[str, list[int]]] = {}
+        for name, kind in (("fusion", "chains"), ("hazards", "hazards"), ("compile_suggestions", "regions")):
+            for number, item in enumerate(view[name].get("items", [])):
+                for idx in item["nodes"]:
+                    marks.setdefault(idx, {}).setdefault(kind, []).append(number)
+        return marks
+    return data.memo("marks", compute)

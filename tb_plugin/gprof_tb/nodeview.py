@@ -1,0 +1,73 @@
+"""The node inspector and the step diff: small answers read through the store's indexes."""
+from __future__ import annotations
+
+from typing import Any
+
+from gprof.graph.model import Node
+
+from gprof_tb.analysisview import analyses_view, node_marks
+from gprof_tb.stepdata import StepData
+
+_NEIGHBOUR_LIMIT = 50
+
+
+def _brief(n: Node | None) -> dict[str, Any] | None:
+    if n is None:
+        return None
+    return {"idx": n.idx, "key": n.key, "op": n.op, "phase": n.phase, "module": n.module, "dur_ns": n.dur_ns}
+
+
+def node_detail(data: StepData, idx: int) -> dict[str, Any] | None:
+    """Everything the inspector shows for one node, or None when the step has no such node."""
+    r = data.reader
+    with data.lock:
+        n = r.node(idx)
+        if n is None:
+            return None
+        edges = r.edges(idx)
+        partner_fwd = r.node(n.fwd) if n.fwd is not None else None
+        partners_bwd = [r.node(i) for (i,) in r.sql("SELECT idx FROM nodes WHERE fwd = ? ORDER BY idx LIMIT ?",
+                                                    (idx, _NEIGHBOUR_LIMIT))]
+        producers = [r.node(e.src) for e in edges if e.dst == idx][:_NEIGHBOUR_LIMIT]
+        consumers = [r.node(e.dst) for e in edges if e.src == idx][:_NEIGHBOUR_LIMIT]
+    view = analyses_view(data)
+    marks = node_marks(data).get(idx, {})
+    related = {kind: [{"number": i, **view[name]["items"][i]} for i in marks.get(kind, [])]
+               for name, kind in (("fusion", "chains"), ("hazards", "hazards"), ("compile_suggestions", "regions"))}
+    return {
+        "idx": n.idx, "key": n.key, "op": n.op, "op_short": n.op_short, "phase": n.phase, "module": n.module,
+        "module_type": data.module_types().get(n.module or "", None) if n.module is not None else None,
+        "inputs": [{"shape": list(t.shape), "dtype": t.dtype, "device": t.device, "nbytes": t.nbytes}
+                   for t in n.inputs],
+        "outputs": [{"shape": list(t.shape), "dtype": t.dtype, "device": t.device, "nbytes": t.nbytes}
+                    for t in n.outputs],
+        "dur_ns": n.dur_ns, "device_ns": n.device_ns, "start_ns": n.start_ns, "alloc_bytes": n.alloc_bytes,
+        "freed_bytes": n.freed_bytes, "live_bytes": n.live_bytes, "flops": n.flops, "source": n.source,
+        "thread": n.thread, "param": n.param, "grad_fn": n.grad_fn, "attrs": n.attrs,
+        "forward_partner": _brief(partner_fwd), "backward_partners": [_brief(p) for p in partners_bwd],
+        "producers": [_brief(p) for p in producers], "consumers": [_brief(p) for p in consumers],
+        "fusion_chains": related["chains"], "hazards": related["hazards"], "compile_regions": related["regions"],
+    }
+
+
+def step_diff(a: StepData, b: StepData, limit: int = 500) -> dict[str, Any]:
+    """Nodes added and removed between two steps, by stable node key.
+
+    Keys are ``<module>:<phase>:<op>#<n>`` with n counting up from 0 per (module, phase, op), so
+    comparing the per-(module, phase, op) counts gives the exact key sets' difference without
+    reading either step's nodes.
+    """
+    ca, cb = a.key_counts(), b.key_counts()
+    changes = []
+    for group in sorted(set(ca) | set(cb), key=lambda g: (g[0] is None, g[0] or "", g[1], g[2])):
+        na, nb = ca.get(group, 0), cb.get(group, 0)
+        if na != nb:
+            module, phase, op = group
+            changes.append({"module": module, "phase": phase, "op": op, "count_a": na, "count_b": nb,
+                            "first_key": f"{'-' if module is None else module}:{phase}:{op}#{min(na, nb)}",
+                            "change": "added" if nb > na else "removed"})
+    added = sum(max(0, c["count_b"] - c["count_a"]) for c in changes)
+    removed = sum(max(0, c["count_a"] - c["count_b"]) for c in changes)
+    return {"nodes_a": sum(ca.values()), "nodes_b": sum(cb.values()), "added": added, "removed": removed,
+            "unchanged": sum(min(ca.get(g, 0), cb.get(g, 0)) for g in set(ca) | set(cb)),
+            "changes": changes[:limit], "truncated": len(changes) > limit}

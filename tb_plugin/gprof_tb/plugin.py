@@ -1,0 +1,300 @@
+"""The gprof TensorBoard plugin: JSON routes over step files, plus the static frontend.
+
+Every route reads through ``gprof.store`` and the cached aggregates in :mod:`gprof_tb.stepdata`.
+Bad input (unknown run, rank or step, traversal attempts, malformed numbers, unreadable files)
+becomes a plain-text 4xx through TensorBoard's ``errors`` classes, never a 5xx; one bad file never
+stops the others from being served.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import mimetypes
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from tensorboard import errors
+from tensorboard.backend import http_util
+from tensorboard.plugins import base_plugin
+from werkzeug import wrappers
+
+from gprof.graph.model import PHASES
+from gprof.store import PLUGIN_NAME, Run, StepFile, StoreError, find_runs
+from gprof.store.runs import UnknownRunError
+
+from gprof_tb.analysisview import analyses_view
+from gprof_tb.graphview import collapsed_graph
+from gprof_tb.nodeview import node_detail, step_diff
+from gprof_tb.stepdata import StepCache, StepData
+
+STATIC_DIR = Path(__file__).parent / "static"
+_RUNS_TTL_S = 2.0
+_MAX_PARAM = 10_000
+
+
+class UnreadableStepError(errors.PublicError):
+    """A step file exists but cannot be read (truncated, corrupt, another schema version)."""
+
+    http_code = 422
+
+
+def _static_files() -> dict[str, Path]:
+    """Served files by URL path; a fixed table, so no request path ever reaches the filesystem."""
+    return {p.relative_to(STATIC_DIR).as_posix(): p for p in STATIC_DIR.rglob("*") if p.is_file()}
+
+
+def _route(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """JSON route: the handler returns a JSON-able value; store errors become readable 4xx."""
+
+    @wrappers.Request.application
+    @functools.wraps(fn)
+    def app(self: GprofPlugin, request: wrappers.Request) -> wrappers.Response:
+        try:
+            body = fn(self, request)
+        except UnknownRunError as e:
+            raise errors.NotFoundError(str(e)) from None
+        except StoreError as e:
+            raise UnreadableStepError(str(e)) from None
+        except FileNotFoundError as e:
+            raise errors.NotFoundError(f"file vanished while reading it: {e.filename}; reload the page") from None
+        return http_util.Respond(request, json.dumps(body, separators=(",", ":")), "application/json")
+
+    return app
+
+
+def _int(request: wrappers.Request, name: str, default: int | None = None, lo: int = 0,
+         hi: int = 2**62) -> int | None:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    if len(raw) > 20 or not raw.lstrip("-").isdigit():
+        raise errors.InvalidArgumentError(f"parameter {name!r} must be an integer, got {raw[:40]!r}")
+    value = int(raw)
+    if not lo <= value <= hi:
+        raise errors.InvalidArgumentError(f"parameter {name!r} must be between {lo} and {hi}, got {value}")
+    return value
+
+
+def _text(request: wrappers.Request, name: str, default: str | None = None) -> str | None:
+    raw = request.args.get(name, default)
+    if raw is not None and (len(raw) > _MAX_PARAM or "\x00" in raw):
+        raise errors.InvalidArgumentError(f"parameter {name!r} is too long or contains a NUL byte")
+    return raw
+
+
+def _choice(request: wrappers.Request, name: str, choices: tuple[str, ...], default: str) -> str:
+    value = _text(request, name, default) or default
+    if value not in choices:
+        raise errors.InvalidArgumentError(f"parameter {name!r} must be one of {', '.join(choices)}; got {value[:40]!r}")
+    return value
+
+
+class GprofPlugin(base_plugin.TBPlugin):
+    plugin_name = PLUGIN_NAME
+
+    def __init__(self, context: base_plugin.TBContext) -> None:
+        self.logdir = context.logdir or ""
+        self.cache = StepCache()
+        self._static = _static_files()
+        self._runs: dict[str, Run] = {}
+        self._runs_at = float("-inf")
+        self._runs_lock = threading.Lock()
+
+    # ------------------------------------------------------------------ TensorBoard hooks
+    def get_plugin_apps(self) -> dict[str, Callable]:
+        return {
+            "/static/*": self._serve_static,
+            "/runs": self._serve_runs,
+            "/step": self._serve_step,
+            "/graph": self._serve_graph,
+            "/node": self._serve_node,
+            "/ops": self._serve_ops,
+            "/modules": self._serve_modules,
+            "/memory": self._serve_memory,
+            "/analyses": self._serve_analyses,
+            "/diff": self._serve_diff,
+            "/ranks": self._serve_ranks,
+            "/kineto": self._serve_kineto,
+        }
+
+    def is_active(self) -> bool:
+        return bool(self.runs())
+
+    def frontend_metadata(self) -> base_plugin.FrontendMetadata:
+        return base_plugin.FrontendMetadata(es_module_path="/static/index.js", tab_name="Graph profile",
+                                            disable_reload=True)
+
+    # ------------------------------------------------------------------ lookups
+    def runs(self) -> dict[str, Run]:
+        """The logdir's runs, rescanned at most every couple of seconds (is_active runs per listing)."""
+        with self._runs_lock:
+            if time.monotonic() - self._runs_at > _RUNS_TTL_S:
+                self._runs = find_runs(self.logdir) if self.logdir else {}
+                self._runs_at = time.monotonic()
+            return self._runs
+
+    def _run(self, request: wrappers.Request) -> Run:
+        name = _text(request, "run")
+        if not name:
+            raise errors.InvalidArgumentError("missing parameter 'run'; GET ./runs lists them")
+        run = self.runs().get(name)
+        if run is None:
+            raise errors.NotFoundError(f"unknown run {name[:200]!r}; GET ./runs lists the runs under the logdir")
+        return run
+
+    def _file(self, request: wrappers.Request, step_param: str = "step") -> tuple[Run, StepFile]:
+        run = self._run(request)
+        step, rank = _int(request, step_param), _int(request, "rank")
+        try:
+            return run, run.file(step, rank)
+        except StoreError as e:  # no such step/rank: the run exists, the coordinates do not
+            raise errors.NotFoundError(str(e)) from None
+
+    def _data(self, request: wrappers.Request, step_param: str = "step") -> StepData:
+        _, f = self._file(request, step_param)
+        return self.cache.get(f.path)
+
+    # ------------------------------------------------------------------ routes
+    @wrappers.Request.application
+    def _serve_static(self, request: wrappers.Request) -> wrappers.Response:
+        rel = request.path.split("/static/", 1)[-1]
+        path = self._static.get(rel)
+        if path is None:
+            raise errors.NotFoundError(f"no static file {rel[:200]!r}")
+        mime = "text/javascript" if rel.endswith(".js") else mimetypes.guess_type(rel)[0] or "text/plain"
+        return http_util.Respond(request, path.read_bytes(), mime)
+
+    @_route
+    def _serve_runs(self, request: wrappers.Request) -> Any:
+        out = []
+        for name, run in self.runs().items():
+            files = run.files()
+            out.append({"run": name, "steps": sorted({f.step for f in files}), "ranks": sorted({f.rank for f in files}),
+                        "world_size": max((f.world_size for f in files), default=1)})
+        return out
+
+    @_route
+    def _serve_step(self, request: wrappers.Request) -> Any:
+        run, f = self._file(request)
+        data = self.cache.get(f.path)
+        summary = dict(data.summary())
+        kineto = summary.get("kineto_trace")
+        summary["kineto_url"] = (f"kineto?run={_quote(run.name)}&step={f.step}&rank={f.rank}"
+                                 if kineto and (run.path / kineto).is_file() else None)
+        summary["run"] = run.name
+        summary["module_types"] = data.module_types()
+        return summary
+
+    @_route
+    def _serve_graph(self, request: wrappers.Request) -> Any:
+        data = self._data(request)
+        expanded = {m for m in (_text(request, "expanded", "") or "").split(",") if m}
+        phases = {p for p in (_text(request, "phases", "forward") or "forward").split(",") if p}
+        unknown = phases - set(PHASES)
+        if unknown or not phases:
+            raise errors.InvalidArgumentError(f"'phases' takes a comma list of {', '.join(PHASES)}; got {sorted(unknown)}")
+        limit = _int(request, "limit", 150, lo=1, hi=1000)
+        return collapsed_graph(data, expanded, phases, limit=limit)
+
+    @_route
+    def _serve_node(self, request: wrappers.Request) -> Any:
+        data = self._data(request)
+        idx = _int(request, "idx")
+        key = _text(request, "key")
+        if idx is None and key:
+            rows = data.sql("SELECT idx FROM nodes WHERE key = ?", (key,))
+            idx = rows[0][0] if rows else None
+            if idx is None:
+                raise errors.NotFoundError(f"no node with key {key[:200]!r} in this step")
+        if idx is None:
+            raise errors.InvalidArgumentError("give 'idx' (a node index) or 'key' (a stable node key)")
+        detail = node_detail(data, idx)
+        if detail is None:
+            raise errors.NotFoundError(f"no node {idx} in this step ({data.reader.count()} nodes)")
+        return detail
+
+    @_route
+    def _serve_ops(self, request: wrappers.Request) -> Any:
+        data = self._data(request)
+        group = _choice(request, "group", ("op", "op_shape", "module"), "op")
+        sort = _choice(request, "sort", _OP_SORTS, "host_self_ns")
+        desc = _choice(request, "order", ("desc", "asc"), "desc") == "desc"
+        limit = _int(request, "limit", 500, lo=1, hi=5000)
+        rows = data.op_table(group)
+        ordered = sorted(rows, key=lambda r: _sort_key(r.get(sort)), reverse=desc)
+        return {"group": group, "sort": sort, "order": "desc" if desc else "asc", "total": len(rows),
+                "rows": ordered[:limit]}
+
+    @_route
+    def _serve_modules(self, request: wrappers.Request) -> Any:
+        data = self._data(request)
+        types = data.module_types()
+        return [{**m, "type": types.get(m["module"], "")} for m in data.modules()]
+
+    @_route
+    def _serve_memory(self, request: wrappers.Request) -> Any:
+        data = self._data(request)
+        return data.memory_curve(_int(request, "points", 1000, lo=10, hi=5000))
+
+    @_route
+    def _serve_analyses(self, request: wrappers.Request) -> Any:
+        return analyses_view(self._data(request))
+
+    @_route
+    def _serve_diff(self, request: wrappers.Request) -> Any:
+        if request.args.get("a") is None or request.args.get("b") is None:
+            raise errors.InvalidArgumentError("give the two steps to compare as 'a' and 'b'")
+        return step_diff(self._data(request, "a"), self._data(request, "b"))
+
+    @_route
+    def _serve_ranks(self, request: wrappers.Request) -> Any:
+        run = self._run(request)
+        step = _int(request, "step")
+        files = run.files()
+        if step is None and files:
+            step = files[-1].step
+        chosen = [f for f in files if f.step == step]
+        if not chosen:
+            raise errors.NotFoundError(f"run {run.name!r} has no step {step}; steps: {run.steps()}")
+        out = []
+        for f in chosen:
+            try:
+                s = self.cache.get(f.path).summary()
+                out.append({k: v for k, v in s.items() if k != "modules"})
+            except StoreError as e:  # one unreadable rank must not hide the others
+                out.append({"rank": f.rank, "error": str(e)})
+        return {"step": step, "ranks": out}
+
+    @wrappers.Request.application
+    def _serve_kineto(self, request: wrappers.Request) -> wrappers.Response:
+        run, f = self._file(request)
+        try:
+            name = self.cache.get(f.path).summary().get("kineto_trace")
+        except StoreError as e:
+            raise UnreadableStepError(str(e)) from None
+        path = run.path / name if isinstance(name, str) and "/" not in name and "\\" not in name else None
+        if path is None or not path.is_file():
+            raise errors.NotFoundError(f"step {f.step} of run {run.name!r} has no Kineto trace; "
+                                       "record with gprof.profile(..., with_kineto=True)")
+        return http_util.Respond(request, path.read_bytes(), "application/json")
+
+
+_OP_SORTS = ("op", "module", "input_shapes", "calls", "host_self_ns", "host_total_ns", "device_self_ns",
+             "device_total_ns", "mean_ns", "min_ns", "max_ns", "alloc_bytes", "flops")
+
+
+def _sort_key(v: Any) -> tuple:
+    """Numbers before text, None last, so mixed columns sort without TypeError."""
+    if v is None:
+        return (0, 0, "")
+    if isinstance(v, (int, float)):
+        return (1, v, "")
+    return (2, 0, str(v))
+
+
+def _quote(s: str) -> str:
+    from urllib.parse import quote
+
+    return quote(s, safe="")

@@ -1,0 +1,196 @@
+"""Per-step-file aggregates, computed in SQLite once and cached by (path, mtime, size).
+
+A million-node step must answer every route in well under 200 ms, so nothing here walks the nodes
+in Python per request: each full-table aggregation runs once per file and is memoised on the
+:class:`StepData`; requests combine those small tables. Failures are never cached (a step file that
+is half-written now is replaced atomically later), because a failing computation stores nothing.
+"""
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+from gprof.report import module_table, step_summary
+from gprof.store import StepReader
+
+T = TypeVar("T")
+
+#: "dtype|device|shape|nbytes|storage" -> "dtype[shape]" for grouping by input shape
+_TENSOR_RE = re.compile(r"([^|;]*)\|[^|;]*\|([^|;]*)\|[^|;]*\|[^|;]*")
+
+
+def input_shapes(encoded: str) -> str:
+    """The stored inputs column without storage ids and byte counts, e.g. ``float32[64,256], float32[512]``."""
+    return ", ".join(f"{m[1]}[{m[2]}]" for m in _TENSOR_RE.finditer(encoded)) if encoded else ""
+
+
+class StepData:
+    """One open step file plus whatever aggregates have been asked of it so far."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.reader = StepReader(path)
+        self.lock = threading.RLock()
+        self._memo: dict[Any, Any] = {}
+
+    def memo(self, key: Any, compute: Callable[[], T]) -> T:
+        """``compute()`` once per key; an exception stores nothing, so it is retried next time."""
+        with self.lock:
+            if key not in self._memo:
+                self._memo[key] = compute()
+            return self._memo[key]
+
+    def sql(self, query: str, params: tuple = ()) -> list[tuple]:
+        with self.lock:
+            return self.reader.sql(query, params)
+
+    def close(self) -> None:
+        self.reader.close()
+
+    # ------------------------------------------------------------------ cached aggregates
+    def summary(self) -> dict[str, Any]:
+        return self.memo("summary", lambda: step_summary(self.reader, top=15))
+
+    def modules(self) -> list[dict[str, Any]]:
+        return self.memo("modules", lambda: module_table(self.reader))
+
+    def module_types(self) -> dict[str, str]:
+        return self.memo("module_types", lambda: {m.fqn: m.type for m in self.reader.modules().values()})
+
+    def analyses(self) -> dict[str, Any]:
+        return self.memo("analyses", self.reader.analyses)
+
+    def module_phase_stats(self) -> list[tuple]:
+        """(module, phase, count, dur_ns, device_ns, alloc_bytes, max_live_bytes, flops) per module and phase."""
+        return self.memo("module_phase", lambda: self.sql(
+            "SELECT module, phase, COUNT(*), SUM(dur_ns), SUM(device_ns), SUM(alloc_bytes), MAX(live_bytes), "
+            "SUM(flops) FROM nodes GROUP BY module, phase"))
+
+    def module_edges(self) -> list[tuple]:
+        """Dataflow merged to (src module, src phase, dst module, dst phase) -> (bytes, count)."""
+        return self.memo("module_edges", lambda: self.sql(
+            "SELECT a.module, a.phase, b.module, b.phase, SUM(e.nbytes), COUNT(*) FROM edges e "
+            "JOIN nodes a ON a.idx = e.src JOIN nodes b ON b.idx = e.dst "
+            "WHERE a.module IS NOT b.module OR a.phase != b.phase GROUP BY 1, 2, 3, 4"))
+
+    def direct_nodes(self, module: str | None) -> list[tuple]:
+        """The nodes whose innermost module is exactly ``module`` (None: outside every module)."""
+        where = "module IS NULL" if module is None else "module = ?"
+        return self.memo(("direct", module), lambda: self.sql(
+            "SELECT idx, op, phase, dur_ns, device_ns, alloc_bytes, live_bytes, flops, fwd, key FROM nodes "
+            f"WHERE {where} ORDER BY idx", () if module is None else (module,)))
+
+    def direct_edges(self, module: str | None) -> list[tuple]:
+        """Edges with at least one end directly in ``module``: (src, dst, storage, nbytes, src module,
+        dst module, src phase, dst phase, src op, dst op)."""
+        where_a = "a.module IS NULL" if module is None else "a.module = ?"
+        where_b = "b.module IS NULL" if module is None else "b.module = ?"
+        params = () if module is None else (module,)
+        head = ("SELECT e.src, e.dst, e.storage, e.nbytes, a.module, b.module, a.phase, b.phase, a.op, b.op "
+                "FROM nodes {x} JOIN edges e ON e.{xe} = {x}.idx JOIN nodes {y} ON {y}.idx = e.{ye} WHERE {w}")
+        q = (head.format(x="a", xe="src", y="b", ye="dst", w=where_a) + " UNION "
+             + head.format(x="b", xe="dst", y="a", ye="src", w=where_b))
+        return self.memo(("direct_edges", module), lambda: self.sql(q, params + params))
+
+    def op_table(self, group: str) -> list[dict[str, Any]]:
+        return self.memo(("ops", group), lambda: _op_table(self, group))
+
+    def key_counts(self) -> dict[tuple, int]:
+        """(module, phase, op) -> count. Keys are ``<module>:<phase>:<op>#<n>`` with n counting from 0,
+        so these counts determine the step's whole key set; a step diff needs nothing else."""
+        return self.memo("key_counts", lambda: {
+            (m, p, o): c for m, p, o, c in self.sql("SELECT module, phase, op, COUNT(*) FROM nodes GROUP BY 1, 2, 3")})
+
+    def memory_curve(self, points: int) -> dict[str, Any]:
+        return self.memo(("memory", points), lambda: _memory_curve(self, points))
+
+
+def _op_table(data: StepData, group: str) -> list[dict[str, Any]]:
+    cols = ("COUNT(*), SUM(dur_ns), SUM(device_ns), SUM(alloc_bytes), SUM(flops), MIN(dur_ns), MAX(dur_ns), "
+            "GROUP_CONCAT(DISTINCT phase)")
+    if group == "op":
+        rows = [((op,), rest) for op, *rest in data.sql(f"SELECT op, {cols} FROM nodes GROUP BY op")]
+    elif group == "module":
+        rows = [((m,), rest) for m, *rest in data.sql(f"SELECT module, {cols} FROM nodes GROUP BY module")]
+    else:  # op + input shape: storage ids are in the stored column, so regroup in Python after SQL
+        merged: dict[tuple, list] = {}
+        for op, inputs, *rest in data.sql(f"SELECT op, inputs, {cols} FROM nodes GROUP BY op, inputs"):
+            key = (op, input_shapes(inputs))
+            acc = merged.get(key)
+            if acc is None:
+                merged[key] = [rest[0], rest[1], rest[2], rest[3], rest[4], rest[5], rest[6], set(rest[7].split(","))]
+            else:
+                acc[0] += rest[0]
+                acc[1] += rest[1] or 0
+                acc[2] = None if acc[2] is None and rest[2] is None else (acc[2] or 0) + (rest[2] or 0)
+                acc[3] += rest[3] or 0
+                acc[4] += rest[4] or 0
+                acc[5] = min(acc[5], rest[5])
+                acc[6] = max(acc[6], rest[6])
+                acc[7].update(rest[7].split(","))
+        rows = [(k, v[:7] + [",".join(sorted(v[7]))]) for k, v in merged.items()]
+    out = []
+    for key, (count, dur, dev, alloc, flops, dmin, dmax, phases) in rows:
+        entry: dict[str, Any] = {"module" if group == "module" else "op": key[0]}
+        if group == "op_shape":
+            entry["input_shapes"] = key[1]
+        dur = dur or 0
+        entry.update({
+            "calls": count, "host_self_ns": dur, "host_total_ns": dur, "device_self_ns": dev,
+            "device_total_ns": dev, "mean_ns": dur // count if count else 0, "min_ns": dmin or 0,
+            "max_ns": dmax or 0, "alloc_bytes": alloc or 0, "flops": flops or 0,
+            "phases": ",".join(sorted(phases.split(","))) if phases else ""})
+        out.append(entry)
+    if group == "module":  # inclusive (total) time: a module's own ops plus its submodules'
+        incl = {e["module"]: e for e in data.modules()}
+        for e in out:
+            m = incl.get(e["module"])
+            if m is not None:
+                e["host_total_ns"] = sum(m[f"{p}_ns"] for p in ("forward", "backward", "optimizer", "other"))
+    return out
+
+
+def _memory_curve(data: StepData, points: int) -> dict[str, Any]:
+    """Live bytes over the step, at most ``points`` buckets, each the bucket's maximum and the node
+    where it happened (SQLite returns the bare ``idx`` of the MAX row), so a click selects a node."""
+    lo, hi = data.sql("SELECT MIN(idx), MAX(idx) FROM nodes")[0]
+    if lo is None:
+        return {"points": [], "peak_bytes": 0, "peak_node": None}
+    width = max(1, -(-(hi - lo + 1) // points))
+    rows = data.sql(
+        "SELECT (idx - ?) / ? AS b, MAX(live_bytes), idx, phase FROM nodes GROUP BY b ORDER BY b", (lo, width))
+    mem = data.reader.memory
+    return {
+        "points": [[idx, live or 0, phase] for _, live, idx, phase in rows],
+        "bucket_nodes": width, "peak_bytes": mem.peak_bytes, "peak_node": mem.peak_node,
+        "baseline_bytes": mem.baseline_bytes, "by_category": mem.by_category,
+    }
+
+
+class StepCache:
+    """Open :class:`StepData` by (path, mtime, size), least recently used first out."""
+
+    def __init__(self, capacity: int = 8) -> None:
+        self.capacity = capacity
+        self._lock = threading.Lock()
+        self._items: OrderedDict[tuple, StepData] = OrderedDict()
+
+    def get(self, path: Path) -> StepData:
+        st = os.stat(path)
+        key = (str(path), st.st_mtime_ns, st.st_size)
+        with self._lock:
+            data = self._items.get(key)
+            if data is not None:
+                self._items.move_to_end(key)
+                return data
+        data = StepData(path)  # raises StoreError for unreadable files; nothing is cached then
+        with self._lock:
+            self._items[key] = data
+            while len(self._items) > self.capacity:
+                # not closed here: another request may still be reading it; GC closes it after
+                self._items.popitem(last=False)
+        return data
