@@ -26,12 +26,18 @@ def _module_of_param(name: str) -> str:
 
 class StepBuilder:
     def __init__(self, writer: StepWriter | None, meta: StepMeta, scope: Any, baseline: dict[int, int],
-                 start_peek: int, keep_limit: int, cwd: str | None = None) -> None:
+                 start_peek: int, keep_limit: int, state_modules: dict[int, str] | None = None,
+                 cwd: str | None = None) -> None:
         self.writer = writer
         self.meta = meta
         self.scope = scope
         self.baseline = baseline
         self.keep_limit = keep_limit
+        #: storage id -> module of the parameter it belongs to (parameter, grad or optimizer state),
+        #: so optimizer ops are attributed to the module whose parameter they update
+        self.state_modules = state_modules or {}
+        #: storages that autograd accumulated into a .grad during this step
+        self.grad_sids: set[int] = set()
         self.keep_nodes = True
         self._new_sizes: dict[int, int] = {}
         self.nodes: list[Node] = []
@@ -105,6 +111,14 @@ class StepBuilder:
         if not self.keep_nodes:
             self.edges = []
 
+    def _state_module(self, rec: tuple) -> str | None:
+        sm = self.state_modules
+        for t in rec[R.RAW_INPUTS]:
+            m = sm.get(abs(t[0]))
+            if m is not None:
+                return m
+        return None
+
     def consume_one(self, rec: tuple) -> Node:
         """Build one record now (the debugger needs each node's key as it happens)."""
         e0 = len(self.edges)
@@ -151,6 +165,8 @@ class StepBuilder:
                     module = _module_of_param(param)
         elif rec[R.RAW_OPTIMIZER]:
             phase = "optimizer"
+            if module is None:
+                module = self._state_module(rec)
         elif module is not None or created_node:
             phase = "forward"
         else:
@@ -177,6 +193,16 @@ class StepBuilder:
                 writer_of[t.storage] = idx
             elif not self._is_view(op):
                 writer_of[t.storage] = idx
+
+        if param is not None:
+            self.grad_sids.update(t.storage for t in inputs)
+            self.grad_sids.update(t.storage for t in outputs)
+            module_of_param = _module_of_param(param)
+            for t in outputs:
+                self.state_modules.setdefault(t.storage, module_of_param)
+        elif phase == "optimizer" and module is not None:
+            for t in outputs:  # optimizer state created this step belongs to the same parameter
+                self.state_modules.setdefault(t.storage, module)
 
         live = rec[R.RAW_LIVE]
         if live > self.peak_bytes:
@@ -233,6 +259,8 @@ class StepBuilder:
             if f is not None and f <= p:
                 continue
             cat = categories.get(sid)
+            if sid in self.grad_sids and cat in (None, "temporary", "activation"):
+                cat = "gradient"
             if cat is None:
                 if at is None:
                     cat = "other"

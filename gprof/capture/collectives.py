@@ -1,10 +1,24 @@
-"""Facts about a collective op (c10d.*, _c10d_functional.*) kept as node attrs: kind, bytes and
-process group. Called from the recorder only for collective ops."""
+"""Facts about a collective op (``c10d.*``, ``_c10d_functional.*``) kept as node attrs.
+
+The recorder calls :func:`collective_attrs` for collective ops only, right after the op returns.
+What it returns is what cross-rank analysis compares across ranks (kind, shapes, dtypes, group),
+plus ``end_ns``: c10d ops return a ``Work`` and finish later on the backend's thread (gloo,
+NCCL), so the op's own duration is only the launch; the completion time, taken from the Work's
+future on the same clock as node start times, is what tells waiting from working.
+
+:class:`BucketTracker` attributes DDP's gradient allreduces to their bucket from the graph's own
+dataflow (which parameters' backward ops wrote the flat buffer being reduced), so it works for
+``gradient_as_bucket_view`` on or off and needs no access to DDP's reducer.
+"""
 from __future__ import annotations
 
+from time import perf_counter_ns
 from typing import Any
 
 import torch
+
+#: ops in the collective namespaces that only wait on, or free, a collective's result
+LOCAL_OPS = frozenset({"wait_tensor", "_wait_tensor"})
 
 
 def _tensors(x: Any) -> list[torch.Tensor]:
@@ -15,25 +29,110 @@ def _tensors(x: Any) -> list[torch.Tensor]:
     return []
 
 
+def collective_kind(name: str) -> str:
+    """``allreduce_`` (c10d) and ``all_reduce`` (functional) are the same collective: ``allreduce``."""
+    return name.rstrip("_").replace("_", "")
+
+
 def collective_attrs(func: Any, args: tuple, kwargs: dict, out: Any) -> dict[str, Any]:
-    ts = _tensors(args)
-    attrs: dict[str, Any] = {"collective": func.overloadpacket.__name__ if hasattr(func, "overloadpacket") else str(func),
-                             "bytes": sum(t.numel() * t.element_size() for t in ts)}
+    """kind, bytes, shapes, dtypes and process group of one collective call; ``end_ns`` is filled
+    in when its Work completes (a plain dict write from the backend thread, under the GIL)."""
+    name = func.overloadpacket.__name__ if hasattr(func, "overloadpacket") else str(func)
+    ts = _tensors(args) + _tensors(list(kwargs.values()))
+    attrs: dict[str, Any] = {
+        "collective": name,
+        "kind": collective_kind(name),
+        "bytes": sum(t.numel() * t.element_size() for t in ts),
+        "shapes": [list(t.shape) for t in ts],
+        "dtypes": [str(t.dtype).removeprefix("torch.") for t in ts],
+    }
     for a in (*args, *kwargs.values()):
-        if isinstance(a, torch.ScriptObject) or type(a).__name__ in ("ProcessGroup", "ScriptObject"):
-            attrs["group"] = _group_name(a)
-        elif isinstance(a, str) and func.namespace == "_c10d_functional":
+        if isinstance(a, torch.ScriptObject):
+            group = _process_group(a)
+            if group is not None:
+                attrs.update(group)
+        elif isinstance(a, str) and getattr(func, "namespace", "") == "_c10d_functional":
             attrs.setdefault("group", a)
+            attrs.setdefault("group_size", _functional_group_size(a))
+    _on_completion(out, attrs)
     return attrs
 
 
-def _group_name(pg: Any) -> str:
-    for attr in ("group_name", "name"):
-        try:
-            v = getattr(pg, attr)
-            v = v() if callable(v) else v
-            if v:
-                return str(v)
-        except Exception:  # ScriptObject wrappers raise on unknown attrs
-            continue
-    return "default"
+def _process_group(obj: torch.ScriptObject) -> dict[str, Any] | None:
+    from torch._C._distributed_c10d import ProcessGroup
+
+    try:
+        pg = ProcessGroup.unbox(obj)
+    except (RuntimeError, TypeError):  # another ScriptObject (ReduceOp, Work options)
+        return None
+    return {"group": pg.group_name or "default", "group_size": pg.size(), "group_rank": pg.rank()}
+
+
+def _functional_group_size(name: str) -> int | None:
+    try:
+        from torch.distributed.distributed_c10d import _resolve_process_group
+
+        return _resolve_process_group(name).size()
+    except (ImportError, RuntimeError, ValueError, KeyError):
+        return None
+
+
+def _on_completion(out: Any, attrs: dict[str, Any]) -> None:
+    """Record ``end_ns`` when a c10d op's Work finishes. Functional collectives have no Work;
+    their wait is the ``wait_tensor`` node itself."""
+    if not (isinstance(out, (tuple, list)) and out and isinstance(out[-1], torch.ScriptObject)):
+        return
+    from torch._C._distributed_c10d import Work
+
+    try:
+        fut = Work.unbox(out[-1]).get_future()
+    except (RuntimeError, TypeError):  # a backend without futures: launch time is all we get
+        return
+
+    def done(_: Any) -> None:
+        attrs["end_ns"] = perf_counter_ns()
+
+    fut.add_done_callback(done)
+
+
+class BucketTracker:
+    """Numbers DDP's gradient allreduces by bucket and names the parameters each one carries.
+
+    Feed it every node of a step in order (:meth:`observe`). A backward node attributed to a
+    parameter (``node.param``, the AccumulateGrad case) that writes a storage marks that storage as
+    holding the parameter's gradient; a backward collective whose input is such a storage is that
+    parameters' bucket. Buckets are numbered in issue order, which is DDP's bucket order once it
+    has rebuilt its buckets after the first iteration.
+    """
+
+    def __init__(self) -> None:
+        self._params_of: dict[int, list[str]] = {}
+        self._bucket_of: dict[int, int] = {}
+
+    def observe(self, node: Any) -> None:
+        if node.phase != "backward":
+            return
+        if node.attrs.get("kind") is not None:
+            self._attribute(node)
+        elif node.param is not None:
+            for t in node.outputs:
+                params = self._params_of.setdefault(t.storage, [])
+                if node.param not in params:
+                    params.append(node.param)
+
+    def _attribute(self, node: Any) -> None:
+        params: list[str] = []
+        storage = None
+        for t in node.inputs:
+            for p in self._params_of.get(t.storage, ()):
+                storage = t.storage
+                if p not in params:
+                    params.append(p)
+        if node.param is not None and node.param not in params:
+            params.append(node.param)  # the parameter whose gradient made the bucket ready
+        if storage is None and node.inputs:
+            storage = node.inputs[0].storage
+        if storage is None or not params:
+            return
+        node.attrs.setdefault("bucket", self._bucket_of.setdefault(storage, len(self._bucket_of)))
+        node.attrs.setdefault("bucket_params", params)

@@ -8,11 +8,13 @@ is not done here: backward nodes inherit the module of the forward node that cre
 from __future__ import annotations
 
 import threading
+import time
 import weakref
 from typing import Any
 
 import torch
 from torch import nn
+from torch._dynamo.eval_frame import OptimizedModule as _OptimizedModule
 
 
 class ModuleScope:
@@ -27,6 +29,10 @@ class ModuleScope:
         self.params: dict[int, tuple[weakref.ref, str]] = {}
         self._stacks: dict[int, list[str]] = {}
         self._handles: list[Any] = []
+        #: thread -> [module name, module, start ns, ops seen] while inside a torch.compile'd module
+        self.regions: dict[int, list[Any]] = {}
+        #: called as (name, start_ns, ops_seen, args, out) when a compiled region returns
+        self.on_region_end: Any = None
 
     # naming ----------------------------------------------------------------------------------
     def _register_tree(self, root: nn.Module, root_name: str) -> None:
@@ -91,11 +97,21 @@ class ModuleScope:
         return self._stacks.setdefault(ident, [])
 
     def _pre(self, mod: nn.Module, args: Any) -> None:
-        stack = self._stacks.setdefault(threading.get_ident(), [])
-        stack.append(self.name_of(mod, stack[-1] if stack else None))
+        ident = threading.get_ident()
+        stack = self._stacks.setdefault(ident, [])
+        name = self.name_of(mod, stack[-1] if stack else None)
+        stack.append(name)
+        if isinstance(mod, _OptimizedModule) and ident not in self.regions:
+            self.regions[ident] = [name, mod, time.perf_counter_ns(), 0]
 
     def _post(self, mod: nn.Module, args: Any, out: Any) -> None:
-        stack = self._stacks.get(threading.get_ident())
+        ident = threading.get_ident()
+        region = self.regions.get(ident)
+        if region is not None and region[1] is mod:
+            del self.regions[ident]
+            if self.on_region_end is not None:
+                self.on_region_end(region[0], region[2], region[3], args, out)
+        stack = self._stacks.get(ident)
         if stack:
             name = self._names.get(mod)
             # pop back to this module even if an inner module raised and skipped its post hook
@@ -106,6 +122,7 @@ class ModuleScope:
     def reset_stacks(self) -> None:
         for s in self._stacks.values():
             s.clear()
+        self.regions.clear()
 
     def install(self) -> None:
         reg = nn.modules.module
@@ -119,3 +136,4 @@ class ModuleScope:
             h.remove()
         self._handles = []
         self._stacks.clear()
+        self.regions.clear()

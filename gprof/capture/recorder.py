@@ -40,6 +40,9 @@ _get_ident = threading.get_ident
 _getframe = sys._getframe
 
 _ACCUMULATE_GRAD_SEQ = 2**64 - 1
+_COMPILED_BACKWARD = "CompiledFunctionBackward"
+#: op name of the single node that stands for a torch.compile'd region (forward or backward)
+COMPILED_REGION_OP = "gprof.compiled_region"
 
 
 class FuncInfo:
@@ -59,6 +62,16 @@ class FuncInfo:
         rets = schema.returns if schema is not None else ()
         self.is_collective = getattr(func, "namespace", "") in ("c10d", "_c10d_functional")
         self.is_view = bool(rets) and all(r.alias_info is not None and not r.alias_info.is_write for r in rets)
+
+
+def _flat_tensors(x: Any) -> list[torch.Tensor]:
+    if isinstance(x, torch.Tensor):
+        return [x]
+    if isinstance(x, (list, tuple)):
+        return [t for y in x for t in _flat_tensors(y)]
+    if isinstance(x, dict):
+        return [t for y in x.values() for t in _flat_tensors(y)]
+    return []
 
 
 def _is_internal_file(filename: str, prefixes: tuple[str, ...]) -> bool:
@@ -90,6 +103,8 @@ class Recorder(TorchDispatchMode):
         self.chunk_size = session.chunk_size
         self.flush: Callable[[], None] = lambda: None
         self.total_recorded = 0
+        self._regions = session.scope.regions
+        session.scope.on_region_end = self._region_end
 
     @classmethod
     def ignore_compile_internals(cls) -> bool:
@@ -141,6 +156,12 @@ class Recorder(TorchDispatchMode):
         dur = perf_counter_ns() - t0
         if info.skip:
             return out
+        regions = self._regions
+        if regions:
+            region = regions.get(_get_ident())
+            if region is not None:  # inside a torch.compile'd module: one opaque node at its end
+                region[3] += 1
+                return out
         buffer = self.buffer
         if self.aggregate_only or self.total_recorded >= self.node_cap:
             self._aggregate(info.name, dur)
@@ -197,9 +218,13 @@ class Recorder(TorchDispatchMode):
                 flops = flop_fn(*args, **kwargs, out_val=out)
             except Exception:  # a formula that does not cover this call; FLOPs stay 0
                 flops = 0
+        autograd = self._autograd_info() if in_backward else None
+        if autograd is not None and autograd[1] == _COMPILED_BACKWARD:
+            if self._merge_compiled_backward(autograd, t0, dur, ins, outs, alloc):
+                return out
         rec = (
             info.name, t0, dur, ident, stack[-1] if stack else None, in_backward, _peek_seq(),
-            self._autograd_info() if in_backward else None,
+            autograd,
             None if in_backward or not self.session.with_stack else self._user_frame(),
             ins, outs, alloc, tracker.take_freed(), tracker.live_bytes, flops, self.in_optimizer,
             collective_attrs(func, args, kwargs, out) if info.is_collective else None,
@@ -213,6 +238,62 @@ class Recorder(TorchDispatchMode):
         elif len(buffer) >= self.chunk_size:
             self.flush()
         return out
+
+    def _region_end(self, name: str, start: int, ops: int, args: Any, out: Any) -> None:
+        """A torch.compile'd module returned: record it as one opaque node (its kernels are fused)."""
+        if not self._recording_active():
+            return
+        dur = perf_counter_ns() - start
+        tracker = self.session.memory
+        ins = [self._meta(t, tracker, False)[0] for t in _flat_tensors(args)]
+        outs, alloc = [], 0
+        for t in _flat_tensors(out):
+            m, nb = self._meta(t, tracker, True)
+            outs.append(m)
+            alloc += nb
+        ident = _get_ident()
+        stack = self.session.scope._stacks.get(ident)
+        self.buffer.append((
+            COMPILED_REGION_OP, start, dur, ident, name, False,
+            _peek_seq(), None, self._user_frame() if self.session.with_stack else None, ins, outs, alloc,
+            tracker.take_freed(), tracker.live_bytes, 0, self.in_optimizer,
+            {"compiled_region": name, "ops_seen": ops},
+        ))
+        self.total_recorded += 1
+
+    def _merge_compiled_backward(self, autograd: tuple, t0: int, dur: int, ins: list, outs: list,
+                                 alloc: int) -> bool:
+        """Fold the extern calls of one compiled backward into a single region node."""
+        buf = self.buffer
+        if buf and buf[-1][RAW_OP] == COMPILED_REGION_OP and buf[-1][RAW_AUTOGRAD] == autograd:
+            last = buf[-1]
+            extra = dict(last[RAW_EXTRA])
+            extra["ops_seen"] += 1
+            tracker = self.session.memory
+            buf[-1] = (*last[:RAW_DUR], t0 + dur - last[RAW_START], *last[RAW_DUR + 1:RAW_INPUTS],
+                       last[RAW_INPUTS] + ins, last[RAW_OUTPUTS] + outs, last[RAW_ALLOC] + alloc,
+                       last[RAW_FREED] + tracker.take_freed(), tracker.live_bytes, 0, last[RAW_OPTIMIZER], extra)
+            return True
+        ident = _get_ident()
+        stack = self.session.scope._stacks.get(ident)
+        buf.append((COMPILED_REGION_OP, t0, dur, ident, stack[-1] if stack else None, True, _peek_seq(), autograd,
+                    None, ins, outs, alloc, self.session.memory.take_freed(), self.session.memory.live_bytes, 0,
+                    self.in_optimizer, {"compiled_region": "backward", "ops_seen": 1}))
+        self.total_recorded += 1
+        return True
+
+    def _recording_active(self) -> bool:
+        return self.session._recording
+
+    @staticmethod
+    def _meta(t: torch.Tensor, tracker: Any, is_out: bool) -> tuple[tuple, int]:
+        try:
+            sid, nb, new = tracker.register(t.untyped_storage())
+        except (RuntimeError, NotImplementedError):
+            return (0, t.shape, t.dtype, t.device), 0
+        if is_out and new:
+            return (-sid, t.shape, t.dtype, t.device), nb
+        return (sid, t.shape, t.dtype, t.device), 0
 
     def _aggregate(self, name: str, dur: int) -> None:
         if not self.aggregate_only:

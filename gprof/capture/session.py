@@ -148,6 +148,34 @@ class Session:
                 out["optimizer"].extend(v for v in state.values() if isinstance(v, torch.Tensor))
         return out
 
+    def _state_modules(self) -> dict[int, str]:
+        """Storage id -> owning module for parameters, their grads and their optimizer state."""
+        out: dict[int, str] = {}
+        sid_of = self.memory.sid_of
+        by_param: dict[int, str] = {}
+        for pid, (ref, name) in self.scope.params.items():
+            p = ref()
+            if p is None:
+                continue
+            mod = name.rpartition(".")[0]
+            by_param[pid] = mod
+            for t in (p, p.grad):
+                if t is not None:
+                    sid = sid_of(t)
+                    if sid is not None:
+                        out[sid] = mod
+        for opt in list(self.optimizers):
+            for p, state in opt.state.items():
+                mod = by_param.get(id(p))
+                if mod is None:
+                    continue
+                for v in state.values():
+                    if isinstance(v, torch.Tensor):
+                        sid = sid_of(v)
+                        if sid is not None:
+                            out[sid] = mod
+        return out
+
     def _categories(self) -> dict[int, str]:
         cats: dict[int, str] = {}
         # later categories win, as in MemTracker: a gradient is never counted as a parameter
@@ -177,7 +205,7 @@ class Session:
         baseline = self.memory.snapshot()
         self._baseline_bytes = self.memory.live_bytes
         self._builder = StepBuilder(self._writer, meta, self.scope, baseline, torch._C._autograd._get_sequence_nr(),
-                                    keep_limit=self.keep_in_memory)
+                                    keep_limit=self.keep_in_memory, state_modules=self._state_modules())
         rec = self.recorder
         builder = self._builder
 
