@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+from array import array
 from typing import Any, Iterable
 
 import torch
@@ -56,6 +57,7 @@ class StepBuilder:
         self._tensor_cache: dict[tuple, tuple[str, str, str, int, tuple[int, ...]]] = {}
         self._source_cache: dict[tuple[Any, int], str] = {}
         self._cwd = cwd or os.getcwd()
+        self._live = array("q")
         self.peak_bytes = -1
         self.peak_node: int | None = None
         self.devices: set[str] = set()
@@ -205,6 +207,7 @@ class StepBuilder:
                 self.state_modules.setdefault(t.storage, module)
 
         live = rec[R.RAW_LIVE]
+        self._live.append(live)
         if live > self.peak_bytes:
             self.peak_bytes = live
             self.peak_node = idx
@@ -272,9 +275,41 @@ class StepBuilder:
         summary.by_category = by_cat
         return summary
 
+    def _add_late_storages(self, late_seen: list[tuple[int, int, int]]) -> int:
+        """Storages first seen as inputs mid-step existed since the step began: count them as live
+        from the first node (MemTracker counts them the same way). Returns their total bytes."""
+        late = [(at, nb, sid) for sid, nb, at in late_seen
+                if sid not in self._alloc_at and sid not in self.baseline and nb]
+        if not late:
+            return 0
+        for _, nb, sid in late:
+            self.baseline[sid] = nb
+        late.sort()
+        total = sum(nb for _, nb, _ in late)
+        # nodes before the first sighting of each late storage get its bytes: a piecewise-constant bonus
+        bonus = total
+        start = 0
+        for at, nb, _ in late + [(self.n, 0, 0)]:
+            if at > start and bonus:
+                for i in range(start, min(at, self.n)):
+                    self._live[i] += bonus
+                if self.keep_nodes:
+                    for node in self.nodes[start:at]:
+                        node.live_bytes += bonus
+                if self.writer is not None:
+                    self.writer.bump_live_bytes(start, at, bonus)
+            start = max(start, at)
+            bonus -= nb
+        self.peak_bytes, self.peak_node = -1, None
+        for i, v in enumerate(self._live):
+            if v > self.peak_bytes:
+                self.peak_bytes, self.peak_node = v, i
+        return total
+
     def finish(self, free_events: list[tuple[int, int, int]], live_sizes: dict[int, int],
                categories: dict[int, str], saved: dict[str, int], baseline_bytes: int,
-               aggregates: dict[str, list[int]]) -> StepGraph:
+               aggregates: dict[str, list[int]], late_seen: list[tuple[int, int, int]] = ()) -> StepGraph:
+        baseline_bytes += self._add_late_storages(list(late_seen))
         self._new_sizes = {sid: nb for sid, nb, _ in free_events if sid in self._alloc_at}
         self._new_sizes.update({sid: nb for sid, nb in live_sizes.items() if sid in self._alloc_at})
         memory = self.memory_summary(free_events, categories, saved, baseline_bytes)

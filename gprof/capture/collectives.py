@@ -17,8 +17,9 @@ from typing import Any
 
 import torch
 
-#: ops in the collective namespaces that only wait on, or free, a collective's result
-LOCAL_OPS = frozenset({"wait_tensor", "_wait_tensor"})
+#: kinds (see :func:`collective_kind`) in the collective namespaces that only wait on or wrap a
+#: collective's result on this rank: not part of the sequence ranks must agree on
+LOCAL_OPS = frozenset({"waittensor", "wraptensorautograd"})
 
 
 def _tensors(x: Any) -> list[torch.Tensor]:
@@ -46,25 +47,24 @@ def collective_attrs(func: Any, args: tuple, kwargs: dict, out: Any) -> dict[str
         "shapes": [list(t.shape) for t in ts],
         "dtypes": [str(t.dtype).removeprefix("torch.") for t in ts],
     }
-    for a in (*args, *kwargs.values()):
-        if isinstance(a, torch.ScriptObject):
-            group = _process_group(a)
-            if group is not None:
-                attrs.update(group)
-        elif isinstance(a, str) and getattr(func, "namespace", "") == "_c10d_functional":
-            attrs.setdefault("group", a)
-            attrs.setdefault("group_size", _functional_group_size(a))
+    schema = getattr(func, "_schema", None)
+    names = [a.name for a in schema.arguments] if schema is not None else []
+    for arg_name, a in (*zip(names, args), *kwargs.items()):
+        if isinstance(a, torch.ScriptObject) and a._type().qualified_name().endswith(".ProcessGroup"):
+            attrs.update(_process_group(a))
+        elif arg_name == "group_name" and isinstance(a, str):
+            attrs["group"] = a
+            attrs["group_size"] = _functional_group_size(a)
+        elif arg_name in ("root", "root_rank", "src", "dst") and isinstance(a, int):
+            attrs["peer"] = a
     _on_completion(out, attrs)
     return attrs
 
 
-def _process_group(obj: torch.ScriptObject) -> dict[str, Any] | None:
+def _process_group(obj: torch.ScriptObject) -> dict[str, Any]:
     from torch._C._distributed_c10d import ProcessGroup
 
-    try:
-        pg = ProcessGroup.unbox(obj)
-    except (RuntimeError, TypeError):  # another ScriptObject (ReduceOp, Work options)
-        return None
+    pg = ProcessGroup.unbox(obj)
     return {"group": pg.group_name or "default", "group_size": pg.size(), "group_rank": pg.rank()}
 
 

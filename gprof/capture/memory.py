@@ -15,7 +15,7 @@ import torch
 
 
 class StorageTracker:
-    __slots__ = ("live", "live_bytes", "freed_since", "next_sid", "free_events", "alloc_op", "op_counter",
+    __slots__ = ("live", "live_bytes", "freed_since", "next_sid", "free_events", "late_seen", "op_counter",
                  "__weakref__")
 
     def __init__(self) -> None:
@@ -26,6 +26,9 @@ class StorageTracker:
         self.next_sid = 1
         #: (sid, nbytes, ops recorded when freed) for the step being recorded
         self.free_events: list[tuple[int, int, int]] = []
+        #: (sid, nbytes, op index) of storages first seen as an *input* during the step: they
+        #: existed before it (the batch, or state of a model first used under the profiler)
+        self.late_seen: list[tuple[int, int, int]] = []
         #: a callable giving the number of ops recorded so far (set by the recorder)
         self.op_counter = lambda: 0
 
@@ -50,6 +53,12 @@ class StorageTracker:
         self.live[key] = (sid, nbytes, weakref.ref(st, partial(self._on_free, key)))
         self.live_bytes += nbytes
         return sid, nbytes, True
+
+    def register_input(self, st: torch.UntypedStorage) -> int:
+        sid, nbytes, new = self.register(st)
+        if new:
+            self.late_seen.append((sid, nbytes, self.op_counter()))
+        return sid
 
     def sid_of(self, t: torch.Tensor) -> int | None:
         try:

@@ -172,6 +172,7 @@ class Recorder(TorchDispatchMode):
         register = tracker.register
         alloc = 0
 
+
         ins = []
         for a in (args if not kwargs else (*args, *kwargs.values())):
             if isinstance(a, _Tensor):
@@ -186,7 +187,7 @@ class Recorder(TorchDispatchMode):
                 try:
                     st = t.untyped_storage()
                     e = live.get(st._cdata)
-                    sid = e[0] if e is not None else register(st)[0]
+                    sid = e[0] if e is not None else tracker.register_input(st)
                 except (RuntimeError, NotImplementedError):
                     sid = 0
                 ins.append((sid, t.shape, t.dtype, t.device))

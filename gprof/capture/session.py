@@ -192,6 +192,7 @@ class Session:
         for ts in self._state_tensors().values():  # pre-existing state counts from the first op
             self.memory.register_tensors(ts)
         self.memory.free_events = []
+        self.memory.late_seen = []
         self.memory.freed_since = 0
         self.saved = {}
         self._saved_seen = set()
@@ -254,7 +255,7 @@ class Session:
             rec.buffer = []
             live_sizes = {sid: nb for sid, nb, _ in self.memory.live.values()}
             graph = builder.finish(self.memory.free_events, live_sizes, self._categories(), self.saved,
-                                   self._baseline_bytes, rec.aggregates)
+                                   self._baseline_bytes, rec.aggregates, late_seen=self.memory.late_seen)
             graph.meta.wall_ns = wall
             if error is not None:
                 graph.meta.complete = False

@@ -128,6 +128,11 @@ class StepWriter:
             ((e.src, e.dst, e.storage, e.nbytes) if isinstance(e, Edge) else e for e in edges),
         )
 
+    def bump_live_bytes(self, start: int, stop: int, nbytes: int) -> None:
+        """Add ``nbytes`` to live_bytes of nodes [start, stop) (storages found to predate the step)."""
+        self._db.execute("UPDATE nodes SET live_bytes = live_bytes + ? WHERE idx >= ? AND idx < ?",
+                         (nbytes, start, stop))
+
     def set_modules(self, modules: Iterable[ModuleInfo]) -> None:
         self._db.executemany("INSERT OR REPLACE INTO modules VALUES (?,?)", ((m.fqn, m.type) for m in modules))
 
