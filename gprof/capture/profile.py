@@ -28,7 +28,8 @@ class profile:
     Options keep torch.profiler's names. ``record_shapes``, ``profile_memory`` and ``with_stack``
     default to on, since the graph is the product; ``node_cap`` bounds a step's node count (past it
     the step is recorded as per-op aggregates only) and ``keep_in_memory`` bounds how large a step
-    may be and still be analysed and kept in ``prof.graphs``.
+    may be and still be analysed and kept in ``prof.graphs``. ``tensor_preview=N`` stores the first N
+    values of every output in ``node.attrs["preview"]`` (off by default: it costs a copy per op).
     """
 
     def __init__(
@@ -43,6 +44,7 @@ class profile:
         with_kineto: bool = False,
         node_cap: int = 5_000_000,
         keep_in_memory: int = 300_000,
+        tensor_preview: int = 0,
         analyze: bool | list[str] = True,
         rank: int | None = None,
         world_size: int | None = None,
@@ -50,11 +52,13 @@ class profile:
     ) -> None:
         if node_cap < 1:
             raise ValueError(f"node_cap must be at least 1, got {node_cap}")
+        if not 0 <= tensor_preview <= 4096:
+            raise ValueError(f"tensor_preview must be between 0 and 4096 elements, got {tensor_preview}")
         self.schedule = schedule
         self.session = Session(
             logdir, run or _default_run_name(), record_shapes=record_shapes, profile_memory=profile_memory,
             with_stack=with_stack, node_cap=node_cap, keep_in_memory=keep_in_memory, analyze=analyze,
-            rank=rank, world_size=world_size, with_kineto=with_kineto,
+            rank=rank, world_size=world_size, with_kineto=with_kineto, tensor_preview=tensor_preview,
         )
         if on_step_saved is not None:
             self.session.on_step_saved.append(on_step_saved)

@@ -74,6 +74,20 @@ def _flat_tensors(x: Any) -> list[torch.Tensor]:
     return []
 
 
+def _previews(out: Any, n: int) -> dict[str, Any] | None:
+    """First ``n`` values of each output, as plain numbers (read-only: never touches ``out``)."""
+    previews = []
+    for t in _flat_tensors(out):
+        if t.is_floating_point() or not (t.is_complex() or t.is_sparse or t.is_nested or t.is_meta):
+            try:
+                previews.append(t.detach().reshape(-1)[:n].tolist())
+            except (RuntimeError, NotImplementedError):
+                previews.append(None)
+        else:
+            previews.append(None)
+    return {"preview": previews} if previews else None
+
+
 def _is_internal_file(filename: str, prefixes: tuple[str, ...]) -> bool:
     return filename.startswith(prefixes) or filename.startswith("<")
 
@@ -101,6 +115,8 @@ class Recorder(TorchDispatchMode):
         self.aggregate_only = False
         self.aggregates: dict[str, list[int]] = {}
         self.chunk_size = session.chunk_size
+        #: store the first N elements of each output (0: off); bounded so a step stays small
+        self.preview_elems = session.tensor_preview
         self.flush: Callable[[], None] = lambda: None
         self.total_recorded = 0
         self._regions = session.scope.regions
@@ -228,7 +244,8 @@ class Recorder(TorchDispatchMode):
             autograd,
             None if in_backward or not self.session.with_stack else self._user_frame(),
             ins, outs, alloc, tracker.take_freed(), tracker.live_bytes, flops, self.in_optimizer,
-            collective_attrs(func, args, kwargs, out) if info.is_collective else None,
+            collective_attrs(func, args, kwargs, out) if info.is_collective
+            else (_previews(out, self.preview_elems) if self.preview_elems else None),
         )
         buffer.append(rec)
         self.total_recorded += 1

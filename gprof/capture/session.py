@@ -50,7 +50,8 @@ def distributed_rank() -> tuple[int, int]:
 class Session:
     def __init__(self, logdir: str | os.PathLike[str], run: str, *, record_shapes: bool, profile_memory: bool,
                  with_stack: bool, node_cap: int, keep_in_memory: int, analyze: bool | list[str],
-                 rank: int | None, world_size: int | None, with_kineto: bool, chunk_size: int = 50_000) -> None:
+                 rank: int | None, world_size: int | None, with_kineto: bool, tensor_preview: int = 0,
+                 chunk_size: int = 50_000) -> None:
         self.logdir = Path(logdir)
         self.run = run
         self.record_shapes = record_shapes
@@ -61,6 +62,7 @@ class Session:
         self.analyze = analyze
         self.with_kineto = with_kineto
         self.chunk_size = chunk_size
+        self.tensor_preview = tensor_preview
         self._rank_override = (rank, world_size)
         self.internal_prefixes = _internal_prefixes()
         self.scope = ModuleScope()
