@@ -1,0 +1,86 @@
+"""A real TensorBoard process and a headless Chromium, for the browser test and the latency benchmark.
+
+Both need the same recipe (see shared/notes/tensorboard-plugin.md): read the port from stderr and
+keep draining it (a full pipe blocks TensorBoard), stop it by PID, and launch Debian's Chromium
+with flags that keep it from calling home, so the "no other origin" check sees only the page.
+"""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+_URL_RE = re.compile(r"TensorBoard \S+ at (http://\S+?)/? ")
+
+
+@contextmanager
+def tensorboard(logdir: str | Path, *extra: str, timeout_s: float = 60) -> Iterator[str]:
+    """Run ``tensorboard --logdir LOGDIR --host 127.0.0.1 --port 0``; yield its base URL (no trailing /)."""
+    cmd = [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--host", "127.0.0.1", "--port", "0",
+           *extra]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    found = threading.Event()
+    url: list[str] = []
+
+    def drain() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            lines.append(line)
+            m = _URL_RE.search(line + " ")
+            if m and not url:
+                url.append(m.group(1).rstrip("/"))
+                found.set()
+
+    threading.Thread(target=drain, daemon=True).start()
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not found.wait(0.1):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("tensorboard did not start:\n" + "".join(lines[-40:]))
+        yield url[0]
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextmanager
+def chromium_page(viewport: tuple[int, int] = (1500, 950)) -> Iterator[tuple[Any, list[str]]]:
+    """A Playwright page in headless Chromium, plus the list of every URL the page requested."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+            requests: list[str] = []
+            page.on("request", lambda r: requests.append(r.url))
+            yield page, requests
+        finally:
+            browser.close()
+
+
+def plugin_frame(page: Any, timeout_ms: int = 30_000) -> Any:
+    """The gprof tab's iframe, once its page has set ``body[data-ready]``."""
+    page.wait_for_selector("iframe", timeout=timeout_ms)
+    deadline = time.monotonic() + timeout_ms / 1000
+    while time.monotonic() < deadline:
+        for frame in page.frames:
+            if "plugin_entry.html?name=gprof" in frame.url:
+                frame.wait_for_selector("body[data-ready='1']", timeout=timeout_ms)
+                return frame
+        page.wait_for_timeout(100)
+    raise TimeoutError("the gprof tab's iframe never appeared")
