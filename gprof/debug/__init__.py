@@ -1,0 +1,106 @@
+"""Live graph-node debugging: ``gprof.debug(prof)`` puts a debug server on a profile.
+
+    with gprof.profile(logdir="runs", run="exp1") as prof:
+        gprof.debug(prof, breaks=["nan", "@encoder.layers.0:backward if absmax > 1e4"])
+        ...
+
+then, from another terminal, ``torch-gprof attach runs/exp1 --rank 0``. The server listens on
+loopback (or a Unix socket) only and wants the token it wrote, with mode 0600, to
+``<logdir>/<run>/plugins/gprof/debug.rank<R>.json``. Breakpoint syntax: docs/debugger.md.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from gprof.debug.client import DebugClient, DebugCommandError, DebugConnectionError, address_file_name, resolve_target
+from gprof.debug.controller import Debugger
+from gprof.debug.server import DebugServer, DebugServerError
+from gprof.debug.spec import BreakpointSpecError, parse_breakpoint
+
+DEFAULT_BREAKS = ("nan",)
+
+
+class DebugSession:
+    """A debugger observing one or more profiles, and the server that exposes it."""
+
+    def __init__(self, breaks: Sequence[str] = DEFAULT_BREAKS, address: str = "127.0.0.1:0",
+                 token: str | None = None) -> None:
+        self._profiles: list[Any] = []
+        self.debugger = Debugger(list(breaks), param_names=self._param_names, step_of=self._step)
+        self.server = DebugServer(self.debugger, address, token)
+        self.address_files: list[Path] = []
+
+    @property
+    def address(self) -> str:
+        return self.server.address
+
+    @property
+    def token(self) -> str:
+        return self.server.token
+
+    def _param_names(self) -> dict[int, str]:
+        out: dict[int, str] = {}
+        for prof in self._profiles:
+            out.update({pid: name for pid, (_, name) in prof.session.scope.params.items()})
+        return out
+
+    def _step(self) -> int:
+        return self._profiles[-1].step_num if self._profiles else 0
+
+    def observe(self, prof: Any) -> Path:
+        """Attach to a ``gprof.profile`` and write its ``debug.rank<R>.json``; returns that path."""
+        prof.recorder.observers.append(self.debugger)
+        prof.session.on_step_saved.append(self.debugger.on_step_saved)
+        self._profiles.append(prof)
+        self.debugger.run_dir = str(prof.run_dir)
+        rank = prof.session.rank[0]
+        path = self.server.write_address_file(
+            Path(prof.run_dir) / "plugins" / "gprof" / address_file_name(rank), rank=rank, run_dir=str(prof.run_dir))
+        self.address_files.append(path)
+        return path
+
+    def wait_for_client(self, timeout: float | None = None) -> bool:
+        """Block until a UI has attached (e.g. before the first step of one torchrun rank)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.server.client_count == 0:
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
+    def close(self) -> None:
+        self.server.close()
+        for prof in self._profiles:
+            if self.debugger in prof.recorder.observers:
+                prof.recorder.observers.remove(self.debugger)
+            if self.debugger.on_step_saved in prof.session.on_step_saved:
+                prof.session.on_step_saved.remove(self.debugger.on_step_saved)
+        for p in self.address_files:
+            p.unlink(missing_ok=True)
+
+
+def debug(prof: Any, breaks: Sequence[str] = DEFAULT_BREAKS, *, address: str = "127.0.0.1:0",
+          token: str | None = None, wait: bool = False, quiet: bool = False) -> DebugSession:
+    """Serve a live debugger for ``prof`` (a ``gprof.profile``).
+
+    ``breaks`` are breakpoint specs (default: anomaly mode, ``nan``); ``address`` is
+    ``127.0.0.1:PORT`` (0 picks a free port) or ``unix:/path``; ``wait`` blocks until a UI attaches.
+    A breakpoint hit pauses the thread that ran the op until a UI continues it.
+    """
+    session = DebugSession(breaks, address, token)
+    path = session.observe(prof)
+    if not quiet:
+        print(f"torch-gprof: debugger listening on {session.address}; attach with: torch-gprof attach {path}",
+              file=sys.stderr, flush=True)
+    if wait:
+        session.wait_for_client()
+    return session
+
+
+__all__ = [
+    "BreakpointSpecError", "DebugClient", "DebugCommandError", "DebugConnectionError", "DebugServer",
+    "DebugServerError", "DebugSession", "Debugger", "debug", "parse_breakpoint", "resolve_target",
+]
