@@ -55,7 +55,10 @@ class FuncInfo:
 
         self.name = str(func)
         packet = getattr(func, "overloadpacket", None)
-        self.flop_fn = flop_registry.get(packet) if packet is not None else None
+        formula = flop_registry.get(packet) if packet is not None else None
+        # The registry's formulas are wrapped to map tensors to shapes with a pytree walk that costs
+        # more than the op on small tensors; call the shape formula directly when there is one.
+        self.flop_fn = _shape_formula(formula.__wrapped__) if hasattr(formula, "__wrapped__") else formula
         # record_function markers are bookkeeping, not work
         self.skip = getattr(func, "namespace", "") == "profiler"
         schema = getattr(func, "_schema", None)
@@ -72,6 +75,24 @@ def _flat_tensors(x: Any) -> list[torch.Tensor]:
     if isinstance(x, dict):
         return [t for y in x.values() for t in _flat_tensors(y)]
     return []
+
+
+def _shape_of(x: Any) -> Any:
+    if isinstance(x, torch.Tensor):
+        return x.shape
+    if type(x) is list or type(x) is tuple:
+        return type(x)(_shape_of(y) for y in x)
+    return x
+
+
+def _shape_formula(formula: Callable[..., int]) -> Callable[..., int]:
+    """Same contract as flop_counter's ``shape_wrapper``: tensors become shapes, ``out_val`` becomes
+    ``out_shape``; exactly the formula FlopCounterMode uses, without its pytree walk."""
+    def count(*args: Any, out_val: Any = None, **kwargs: Any) -> int:
+        return formula(*[_shape_of(a) for a in args], out_shape=_shape_of(out_val),
+                       **{k: _shape_of(v) for k, v in kwargs.items()})
+
+    return count
 
 
 def _previews(out: Any, n: int) -> dict[str, Any] | None:
