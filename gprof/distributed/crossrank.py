@@ -1,0 +1,180 @@
+"""Cross-rank analysis of a multi-rank run: per-rank step time and communication share, the
+straggler and the node where ranks diverge most, and mismatched collective sequences.
+
+``gprof.report`` calls :func:`cross_rank_report` for runs with more than one rank and stores the
+result as the report's ``cross_rank`` object (schema: docs/distributed.md); :func:`format_cross_rank`
+is its text. Step files are read through ``gprof.store`` only.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from gprof.capture.collectives import BucketTracker
+from gprof.distributed.mismatch import calls_by_group, find_mismatches
+from gprof.distributed.timeline import RankTimes, is_collective, rank_times
+from gprof.graph.formatting import fmt_bytes, fmt_ns
+from gprof.graph.model import Node, StepMeta
+from gprof.store import Run, StepFile, StepReader, StoreError
+
+CROSS_RANK_SCHEMA_VERSION = 1
+
+
+def _share(part: int, whole: int) -> float:
+    return round(part / whole, 6) if whole else 0.0
+
+
+def _load(f: StepFile) -> tuple[StepMeta, list[Node]]:
+    with StepReader(f.path) as r:
+        nodes = list(r.iter_nodes())
+        meta = r.meta
+    buckets = BucketTracker()
+    for n in nodes:  # fills bucket attrs on files whose capture did not
+        buckets.observe(n)
+    return meta, nodes
+
+
+def _buckets(nodes: list[Node]) -> list[dict[str, Any]]:
+    return [{"bucket": n.attrs["bucket"], "key": n.key, "bytes": n.attrs.get("bytes", 0),
+             "params": n.attrs.get("bucket_params", [])}
+            for n in nodes if is_collective(n) and "bucket" in n.attrs]
+
+
+def _rank_entry(meta: StepMeta, t: RankTimes, nodes: list[Node]) -> dict[str, Any]:
+    return {
+        "rank": t.rank, "complete": meta.complete, "error": meta.error, "wall_ns": t.wall_ns,
+        "compute_ns": t.compute_ns, "comm_ns": t.comm_ns, "comm_wait_ns": t.wait_ns, "other_ns": t.other_ns,
+        "busy_ns": t.busy_ns, "compute_share": _share(t.compute_ns, t.wall_ns),
+        "comm_share": _share(t.comm_ns, t.wall_ns), "collectives": t.collectives, "comm_bytes": t.comm_bytes,
+        "buckets": _buckets(nodes),
+    }
+
+
+def _divergence(times: list[RankTimes]) -> dict[str, Any] | None:
+    """The node (by stable key, present on every rank) whose busy stretch differs most."""
+    common = set(times[0].busy_by_key)
+    for t in times[1:]:
+        common &= set(t.busy_by_key)
+    best: tuple[int, str] | None = None
+    for key in common:
+        vals = [t.busy_by_key[key] for t in times]
+        spread = max(vals) - min(vals)
+        if best is None or spread > best[0] or (spread == best[0] and key < best[1]):
+            best = (spread, key)
+    if best is None:
+        return None
+    spread, key = best
+    slow = max(times, key=lambda t: (t.busy_by_key[key], -t.rank))
+    fast = min(times, key=lambda t: (t.busy_by_key[key], t.rank))
+    node, fast_node = slow.node_by_key.get(key), fast.node_by_key.get(key)
+    return {"key": key, "op": node and node.op, "module": node and node.module, "phase": node and node.phase,
+            "spread_ns": spread, "slow_rank": slow.rank, "fast_rank": fast.rank,
+            "source": node and node.source, "fast_source": fast_node and fast_node.source,
+            "busy_ns": {str(t.rank): t.busy_by_key[key] for t in times}}
+
+
+def _skew(times: list[RankTimes]) -> dict[str, Any] | None:
+    if len(times) < 2:
+        return None
+    slow = max(times, key=lambda t: (t.busy_ns, -t.rank))
+    fast = min(times, key=lambda t: (t.busy_ns, t.rank))
+    return {"straggler_rank": slow.rank, "fastest_rank": fast.rank, "lag_ns": slow.busy_ns - fast.busy_ns,
+            "lag_share": _share(slow.busy_ns - fast.busy_ns, slow.wall_ns),
+            "busy_ns": {str(t.rank): t.busy_ns for t in times}, "node": _divergence(times)}
+
+
+def _step_report(step: int, files: list[StepFile], ranks: list[int], world: int) -> dict[str, Any]:
+    entries, times, calls = [], [], {}
+    for f in sorted(files, key=lambda f: f.rank):
+        meta, nodes = _load(f)
+        t = rank_times(f.rank, nodes, meta.wall_ns, meta.extra.get("start_ns"))
+        times.append(t)
+        entries.append(_rank_entry(meta, t, nodes))
+        calls[f.rank] = calls_by_group(f.rank, nodes)
+    present = {f.rank for f in files}
+    mismatches = find_mismatches(calls, world) if len(calls) > 1 else []
+    for m in mismatches:
+        m["step"] = step
+    return {"step": step, "ranks": entries, "missing_ranks": [r for r in ranks if r not in present],
+            "skew": _skew(times), "mismatches": mismatches}
+
+
+def _overall_straggler(steps: list[dict[str, Any]]) -> dict[str, Any] | None:
+    lag: dict[int, int] = {}
+    count: dict[int, int] = {}
+    for s in steps:
+        sk = s["skew"]
+        if sk is None:
+            continue
+        r = sk["straggler_rank"]
+        lag[r] = lag.get(r, 0) + sk["lag_ns"]
+        count[r] = count.get(r, 0) + 1
+    if not lag:
+        return None
+    rank = max(lag, key=lambda r: (lag[r], -r))
+    return {"rank": rank, "slowest_in_steps": count[rank], "steps": sum(count.values()), "total_lag_ns": lag[rank]}
+
+
+def cross_rank_report(run: Run, step: int | None = None) -> dict[str, Any]:
+    """The ``cross_rank`` report object for every step of ``run`` (or only ``step``)."""
+    files = run.files()
+    if not files:
+        raise StoreError(f"run {run.name!r} has no recorded steps yet (looked in {run.data_dir})")
+    ranks = sorted({f.rank for f in files})
+    world = max(max(f.world_size for f in files), len(ranks))
+    steps = sorted({f.step for f in files}) if step is None else [step]
+    if step is not None and not any(f.step == step for f in files):
+        raise StoreError(f"run {run.name!r} has no step {step} on any rank; steps: {sorted({f.step for f in files})}")
+    per_step = [_step_report(s, [f for f in files if f.step == s], ranks, world) for s in steps]
+    return {
+        "schema_version": CROSS_RANK_SCHEMA_VERSION,
+        "world_size": world,
+        "ranks": ranks,
+        "steps": per_step,
+        "straggler": _overall_straggler(per_step),
+        "mismatch_count": sum(len(s["mismatches"]) for s in per_step),
+    }
+
+
+# ------------------------------------------------------------------------------------ text
+def _where(side: dict[str, Any]) -> str:
+    if side.get("missing"):
+        last = side.get("last")
+        after = f"; its last was #{last['index']} {last['call']} at {last['source'] or last['key']}" if last else ""
+        return f"rank {side['rank']}: (no collective #{side['index']}: issued {side['issued']}{after})"
+    return f"rank {side['rank']}: #{side['index']} {side['call']} at {side['source'] or side['key']}"
+
+
+def format_cross_rank(d: dict[str, Any]) -> list[str]:
+    """Text lines for the report's ``cross_rank`` object."""
+    lines = [f"== cross-rank: {len(d['ranks'])} ranks of {d['world_size']}"]
+    for s in d["steps"]:
+        lines.append(f"   step {s['step']:<6}      wall    compute       comm    (wait)      other  comm share"
+                     "  collectives")
+        for e in s["ranks"]:
+            flag = "" if e["complete"] else f"  INCOMPLETE: {e['error']}"
+            lines.append(f"     rank {e['rank']:<4} {fmt_ns(e['wall_ns']):>10} {fmt_ns(e['compute_ns']):>10} "
+                         f"{fmt_ns(e['comm_ns']):>10} {fmt_ns(e['comm_wait_ns']):>9} {fmt_ns(e['other_ns']):>10} "
+                         f"{e['comm_share']:>10.1%}  {e['collectives']:>4} ({fmt_bytes(e['comm_bytes'])}){flag}")
+        if s["missing_ranks"]:
+            lines.append(f"     no file for rank(s) {', '.join(map(str, s['missing_ranks']))} "
+                         "(crashed or killed before the step was saved?)")
+        sk = s["skew"]
+        if sk is not None:
+            lines.append(f"   straggler: rank {sk['straggler_rank']}, {fmt_ns(sk['lag_ns'])} more busy time than "
+                         f"rank {sk['fastest_rank']} ({sk['lag_share']:.1%} of its step)")
+            nd = sk["node"]
+            if nd is not None:
+                lines.append(f"   ranks diverge most in the stretch up to {nd['key']}: rank {nd['slow_rank']} "
+                             f"{fmt_ns(nd['busy_ns'][str(nd['slow_rank'])])} vs rank {nd['fast_rank']} "
+                             f"{fmt_ns(nd['busy_ns'][str(nd['fast_rank'])])}"
+                             + (f", at {nd['source']}" if nd["source"] else ""))
+        for m in s["mismatches"]:
+            lines.append(f"   MISMATCHED COLLECTIVES (step {m['step']}, group {m['group']}, {m['type']}): {m['message']}")
+            lines.extend(f"     {_where(side)}" for side in m["ranks"])
+    st = d["straggler"]
+    if st is not None and len(d["steps"]) > 1:
+        lines.append(f"   overall straggler: rank {st['rank']}, slowest in {st['slowest_in_steps']} of {st['steps']} "
+                     f"steps ({fmt_ns(st['total_lag_ns'])} behind in total)")
+    if d["mismatch_count"] == 0:
+        lines.append("   collective sequences match across ranks")
+    return lines

@@ -1,0 +1,137 @@
+"""Where one rank's step time went: compute, communication (launch plus exposed wait) and the
+rest, and how much *busy* (non-communication) time each node's stretch of the step took.
+
+A rank that waits for a slower peer does so inside a collective or between a collective's launch
+and its completion (``attrs["end_ns"]``) with no op running. That time is communication, not
+work, so subtracting it leaves the time each rank spent on its own: the straggler is the rank with
+the most, and the node whose stretch differs most across ranks is where they diverge. Only
+times on one rank's own clock are compared with each other, so no cross-host clock sync is needed.
+"""
+from __future__ import annotations
+
+from bisect import bisect_right
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from gprof.graph.model import Node
+
+Intervals = list[tuple[int, int]]
+
+
+def is_collective(node: Node) -> bool:
+    return "kind" in node.attrs
+
+
+def merge(intervals: Sequence[tuple[int, int]]) -> Intervals:
+    """Sorted, disjoint union of half-open intervals."""
+    out: Intervals = []
+    for lo, hi in sorted(i for i in intervals if i[1] > i[0]):
+        if out and lo <= out[-1][1]:
+            if hi > out[-1][1]:
+                out[-1] = (out[-1][0], hi)
+        else:
+            out.append((lo, hi))
+    return out
+
+
+def subtract(a: Intervals, b: Intervals) -> Intervals:
+    """Merged ``a`` minus merged ``b``."""
+    out: Intervals = []
+    j = 0
+    for lo, hi in a:
+        while j < len(b) and b[j][1] <= lo:
+            j += 1
+        k = j
+        cur = lo
+        while k < len(b) and b[k][0] < hi:
+            if b[k][0] > cur:
+                out.append((cur, b[k][0]))
+            cur = max(cur, b[k][1])
+            k += 1
+        if cur < hi:
+            out.append((cur, hi))
+    return out
+
+
+def overlap(lo: int, hi: int, merged: Intervals, starts: list[int]) -> int:
+    """Length of [lo, hi) covered by ``merged`` (``starts`` = its interval starts, for bisect)."""
+    total = 0
+    i = max(0, bisect_right(starts, lo) - 1)
+    while i < len(merged) and merged[i][0] < hi:
+        a, b = merged[i]
+        total += max(0, min(b, hi) - max(a, lo))
+        i += 1
+    return total
+
+
+@dataclass
+class RankTimes:
+    rank: int
+    wall_ns: int = 0
+    compute_ns: int = 0
+    comm_ns: int = 0
+    wait_ns: int = 0
+    collectives: int = 0
+    comm_bytes: int = 0
+    #: busy (non-communication) ns of the stretch ending at each node, by stable key
+    busy_by_key: dict[str, int] = field(default_factory=dict)
+    #: the node behind each key, for its source line and module
+    node_by_key: dict[str, Node] = field(default_factory=dict)
+
+    @property
+    def other_ns(self) -> int:
+        return max(0, self.wall_ns - self.compute_ns - self.comm_ns)
+
+    @property
+    def busy_ns(self) -> int:
+        return max(0, self.wall_ns - self.comm_ns)
+
+
+#: pseudo keys for the time a step spends outside its first and last op (sleeps, data loading)
+BEFORE_FIRST_OP = "(before the first op)"
+AFTER_LAST_OP = "(after the last op)"
+OUTSIDE_OPS = "(before the first or after the last op)"
+
+
+def rank_times(rank: int, nodes: Sequence[Node], wall_ns: int, start_ns: int | None = None) -> RankTimes:
+    """Account one rank's step. ``wall_ns`` is the step's wall time from its metadata and
+    ``start_ns`` its start on the node clock, when the capture recorded it; without it the time
+    outside the ops is one pseudo node, since its head and tail cannot be told apart."""
+    t = RankTimes(rank=rank, wall_ns=wall_ns)
+    if not nodes:
+        return t
+    ordered = sorted(nodes, key=lambda n: (n.start_ns, n.idx))
+    t0 = ordered[0].start_ns
+    t1 = max(t0 + wall_ns, max(n.start_ns + n.dur_ns for n in ordered))
+    comm: Intervals = []
+    for n in ordered:
+        if is_collective(n):
+            t.comm_ns += n.dur_ns
+            t.collectives += 1
+            t.comm_bytes += int(n.attrs.get("bytes") or 0)
+            end = max(n.start_ns + n.dur_ns, min(int(n.attrs.get("end_ns") or 0), t1))
+            comm.append((n.start_ns, end))
+        else:
+            t.compute_ns += n.dur_ns
+    ops = merge([(n.start_ns, n.start_ns + n.dur_ns) for n in ordered])
+    waiting = subtract(merge(comm), ops)
+    t.wait_ns = sum(b - a for a, b in waiting)
+    t.comm_ns += t.wait_ns
+    starts = [a for a, _ in waiting]
+    prev_end = t0
+    for n in ordered:
+        end = n.start_ns + n.dur_ns
+        busy = 0
+        if end > prev_end and not is_collective(n):
+            busy = end - prev_end - overlap(prev_end, end, waiting, starts)
+        t.busy_by_key[n.key] = busy
+        t.node_by_key[n.key] = n
+        prev_end = max(prev_end, end)
+    outside = max(0, wall_ns - (prev_end - t0))
+    if start_ns is None:
+        t.busy_by_key[OUTSIDE_OPS] = outside
+    else:
+        head = max(0, t0 - start_ns)
+        t.busy_by_key[BEFORE_FIRST_OP] = head
+        t.busy_by_key[AFTER_LAST_OP] = max(0, outside - head)
+    return t
