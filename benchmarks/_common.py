@@ -6,12 +6,14 @@ taken while a neighbour was busy) is not comparable (../shared/notes/recording-f
 """
 from __future__ import annotations
 
+import contextlib
+import os
 import platform
 import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
@@ -35,11 +37,10 @@ def header(title: str) -> str:
                 break
     except OSError:
         pass
-    import os
-
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     return (f"# {title}\n# {time.strftime('%Y-%m-%d %H:%M %Z')}; torch {torch.__version__}; "
             f"Python {platform.python_version()}; {cpu}, {os.cpu_count()} cores; torch threads "
-            f"{torch.get_num_threads()}")
+            f"{torch.get_num_threads()}; load average {load:.2f} at start")
 
 
 class PassThrough(TorchDispatchMode):
@@ -187,6 +188,42 @@ def timed(fn: Callable[[], Any]) -> tuple[int, Any]:
     t0 = time.perf_counter_ns()
     out = fn()
     return time.perf_counter_ns() - t0, out
+
+
+@contextlib.contextmanager
+def quiet_native_stderr() -> Iterator[None]:
+    """Silence C-level stderr (Kineto prints a line per profiler start/stop) so results stay readable."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def rss_bytes() -> tuple[int, int]:
+    """(current RSS, peak RSS since the last :func:`reset_peak_rss`) of this process, from /proc."""
+    cur = peak = 0
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            cur = int(line.split()[1]) * 1024
+        elif line.startswith("VmHWM:"):
+            peak = int(line.split()[1]) * 1024
+    return cur, peak
+
+
+def reset_peak_rss() -> bool:
+    """Restart the kernel's peak-RSS counter (VmHWM) at the current RSS; False where not allowed."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
 
 
 def single_thread() -> None:

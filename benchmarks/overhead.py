@@ -62,7 +62,8 @@ def _gprof(logdir: str, **kw: Any) -> Callable[[], Iterator[Callable[[], None]]]
 
 
 def _torch_profiler() -> Iterator[Callable[[], None]]:
-    with torch.profiler.profile(record_shapes=True, profile_memory=True, with_stack=True) as prof:
+    with C.quiet_native_stderr(), torch.profiler.profile(record_shapes=True, profile_memory=True,
+                                                         with_stack=True) as prof:
         yield prof.step
 
 
