@@ -1,0 +1,41 @@
+"""torch-gprof attach TARGET [--rank R] [--token T]: attach the terminal UI to a running debug
+server, e.g. rank 1 of a torchrun job that called gprof.debug(prof)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from gprof.debug.client import DebugClient, DebugConnectionError, resolve_target
+
+
+def add_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("target", help="a debug address file (debug.rank<R>.json), a run directory or logdir "
+                                  "(with --rank), or an address 127.0.0.1:PORT / unix:/path (with a token)")
+    p.add_argument("--rank", type=int, default=0, help="which rank's server, for a run directory (default 0)")
+    p.add_argument("--token", help="the server's token, for a bare address (or set GPROF_DEBUG_TOKEN)")
+    p.add_argument("--token-file", help="a file holding the token, for a bare address")
+
+
+def run(args: argparse.Namespace) -> int:
+    token = args.token
+    if args.token_file:
+        try:
+            token = Path(args.token_file).read_text().strip()
+        except OSError as e:
+            print(f"torch-gprof attach: cannot read the token file: {e}", file=sys.stderr)
+            return 2
+    try:
+        address, token = resolve_target(args.target, args.rank, token)
+        client_probe = DebugClient(address, token)  # fail here, with a message, not inside the UI
+    except DebugConnectionError as e:
+        print(f"torch-gprof attach: {e}", file=sys.stderr)
+        return 2
+    from gprof_tui.debug import DebugApp
+
+    def connect(on_event):  # noqa: ANN001, ANN202
+        client_probe.on_event = on_event
+        return client_probe
+
+    DebugApp(connect, title=f"attached to {address}").run()
+    return 0

@@ -1,0 +1,48 @@
+"""torch-gprof debug [--break SPEC]... script.py [args]: run a script under the recorder with a
+debug server, in a child process, and attach the terminal UI to it."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from gprof.debug.spec import BreakpointSpecError, parse_breakpoint
+
+
+def add_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--break", dest="breaks", action="append", default=[], metavar="SPEC",
+                   help="breakpoint (repeatable): nan, inf, 'absmax > X', @module[:phase], op[:phase], a node key, "
+                        "'TARGET if COND' (docs/debugger.md). Default: nan (anomaly mode)")
+    p.add_argument("--wrap", action="store_true",
+                   help="record the whole script as one step (for scripts that do not use gprof.profile)")
+    p.add_argument("--logdir", default="runs", help="logdir for --wrap (default: runs)")
+    p.add_argument("--address", default="127.0.0.1:0", help="where the debug server listens: 127.0.0.1:PORT or unix:/path")
+    p.add_argument("script", help="the Python script to run")
+    p.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the script")
+
+
+def run(args: argparse.Namespace) -> int:
+    for spec in args.breaks:  # a bad spec fails here, before anything starts
+        try:
+            parse_breakpoint(spec)
+        except BreakpointSpecError as e:
+            print(f"torch-gprof debug: {e}", file=sys.stderr)
+            return 2
+    from gprof_tui.child import DebuggedScript
+    from gprof_tui.debug import DebugApp
+
+    from gprof.debug.client import DebugClient
+
+    child = DebuggedScript(args.script, args.args, args.breaks, wrap=args.wrap, logdir=args.logdir,
+                           address=args.address)
+
+    def connect(on_event):  # noqa: ANN001, ANN202 - runs on the app's connect thread
+        address, token = child.wait_for_server()
+        return DebugClient(address, token, on_event)
+
+    DebugApp(connect, title=f"{args.script}: starting", output=child.redirect, wait_exit=child.proc.wait).run()
+    # the TUI is gone: show the script's whole output here, and let it finish
+    for line in child.redirect(lambda line: print(line, flush=True)):
+        print(line)
+    code = child.finish()
+    print(f"torch-gprof debug: {args.script} exited with code {code}", file=sys.stderr)
+    return code
