@@ -319,7 +319,7 @@ function table(id, columns, rows, onSort, sort) {
     "data-col": key, class: key === sort.key ? `sorted ${sort.order}` : "",
     onclick: onSort ? () => onSort(key) : null,
   }, label)));
-  const body = rows.map((r) => el("tr", {}, columns.map(([key, , fmt]) => el("td", { "data-col": key },
+  const body = rows.map((r) => el("tr", {}, columns.map(([key, , fmt]) => el("td", { "data-col": key, "data-raw": r[key] },
     fmt ? fmt(r[key], r) : r[key] ?? "–"))));
   return el("table", { id, class: "grid" }, el("thead", {}, head), el("tbody", {}, body));
 }

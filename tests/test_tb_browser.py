@@ -1,0 +1,120 @@
+"""End to end: a real ``tensorboard`` process, the example transformer run, headless Debian Chromium.
+
+Needs /usr/bin/chromium and the ``playwright`` package; both are part of the test environment.
+Set GPROF_UPDATE_SCREENSHOTS=1 to refresh docs/images/tb_tab.png (the README shows it).
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from gprof.report import step_summary
+from gprof.store import find_runs
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="Debian chromium is not installed at /usr/bin/chromium"),
+]
+playwright = pytest.importorskip("playwright", reason="the playwright package drives the browser")
+
+from gprof_tb.testing import chromium_page, plugin_frame, tensorboard  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def logdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("tbrun")
+    subprocess.run([sys.executable, str(ROOT / "examples" / "transformer.py"), "--logdir", str(d), "--no-report"],
+                   check=True, cwd=ROOT, timeout=300, capture_output=True)
+    return d
+
+
+def _screenshot_path(tmp_path: Path) -> Path:
+    if os.environ.get("GPROF_UPDATE_SCREENSHOTS") == "1":
+        out = ROOT / "docs" / "images" / "tb_tab.png"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        return out
+    return tmp_path / "tb_tab.png"
+
+
+def _box(frame, box_id: str):  # noqa: ANN001, ANN202
+    return frame.locator(f"g.node[data-box='{box_id}']")
+
+
+def test_tab_expand_inspect_op_table_offline(logdir: Path, tmp_path: Path) -> None:
+    with find_runs(logdir)["transformer"].open() as r:
+        summary = step_summary(r, top=1000)
+        head_addmm = r.sql("SELECT idx FROM nodes WHERE module = 'head' AND phase = 'forward' "
+                           "AND op = 'aten.addmm.default'")[0][0]
+        node = r.node(head_addmm)
+    with tensorboard(logdir) as url:
+        listing = json.load(urllib.request.urlopen(url + "/data/plugins_listing", timeout=30))
+        assert listing["gprof"]["enabled"] is True  # the tab appears by itself
+        with chromium_page() as (page, requests):
+            page.goto(url + "/#gprof")
+            frame = plugin_frame(page)
+            # collapsed at the top of the module hierarchy
+            assert _box(frame, "m:encoder@forward").count() == 1
+            assert _box(frame, "m:encoder.layers@forward").count() == 0
+            # expand a module, then a leaf module, and click one of its ops
+            _box(frame, "m:encoder@forward").click()
+            frame.wait_for_selector("g.cluster[data-cluster='encoder']")
+            assert _box(frame, "m:encoder.layers@forward").count() == 1
+            _box(frame, "m:head@forward").click()
+            frame.wait_for_selector(f"g.node[data-box='n:{head_addmm}']")
+            _box(frame, f"n:{head_addmm}").click()
+            frame.wait_for_selector("#insp-op")
+            text = frame.inner_text("#inspector")
+            assert frame.inner_text("#insp-op") == "aten.addmm.default"
+            assert node.key in text and "head : Linear" in text
+            assert f"float32[{','.join(map(str, node.outputs[0].shape))}]" in text
+            assert f"{node.flops:,}" in text and (node.source or "") in text
+            assert "#" in text.split("backward partners")[1]  # linked to its backward ops
+            # show forward and backward together; colour by memory
+            frame.select_option("#sel-phases", "forward+backward")
+            frame.wait_for_selector("g.node[data-box='m:encoder.layers@backward']")
+            frame.select_option("#sel-color", "memory")
+            page.screenshot(path=str(_screenshot_path(tmp_path)))
+            # the op table against the report's numbers
+            frame.click("button.tab[data-tab='ops']")
+            frame.wait_for_selector("#op-table")
+            rows = frame.eval_on_selector_all("#op-table tbody tr", """trs => trs.map(tr => Object.fromEntries(
+                [...tr.querySelectorAll('td')].map(td => [td.dataset.col, td.dataset.raw])))""")
+            table = {r["op"]: r for r in rows}
+            assert len(table) == len(summary["top_ops"])
+            for op in summary["top_ops"]:
+                assert int(table[op["op"]]["calls"]) == op["count"]
+                assert int(table[op["op"]]["host_self_ns"]) == op["total_ns"]
+            host = [int(r["host_self_ns"]) for r in rows]
+            assert host == sorted(host, reverse=True)
+            frame.click("#op-table th[data-col='calls']")
+            frame.wait_for_selector("#op-table th.sorted[data-col='calls']")
+            # the other views render
+            for tab, selector in (("modules", "#module-table"), ("memory", "#memory-curve"),
+                                  ("analyses", "#analysis-fusion"), ("diff", "#diff-summary"), ("ranks", "#rank-table")):
+                frame.click(f"button.tab[data-tab='{tab}']")
+                frame.wait_for_selector(selector)
+            frame.click("button.tab[data-tab='memory']")
+            frame.click("#memory-curve", position={"x": 300, "y": 120})
+            frame.wait_for_selector("#insp-op")
+        origins = {urlsplit(u).netloc for u in requests if not u.startswith(("data:", "blob:", "about:"))}
+        assert origins == {urlsplit(url).netloc}, origins
+
+
+def test_path_prefix_and_slow_loading(logdir: Path) -> None:
+    with tensorboard(logdir, "--path_prefix", "/tb", "--load_fast=false") as url:
+        assert url.endswith("/tb"), url  # TensorBoard prints the prefixed address
+        with chromium_page() as (page, requests):
+            page.goto(url + "/#gprof")
+            frame = plugin_frame(page)
+            assert _box(frame, "m:encoder@forward").count() == 1
+            base = url.removesuffix("/tb")
+            plugin_requests = [u for u in requests if "/data/plugin/gprof/" in u]
+            assert plugin_requests and all(u.startswith(base + "/tb/") for u in plugin_requests)
