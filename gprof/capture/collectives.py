@@ -2,9 +2,10 @@
 
 The recorder calls :func:`collective_attrs` for collective ops only, right after the op returns.
 What it returns is what cross-rank analysis compares across ranks (kind, shapes, dtypes, group),
-plus ``end_ns``: c10d ops return a ``Work`` and finish later on the backend's thread (gloo,
-NCCL), so the op's own duration is only the launch; the completion time, taken from the Work's
-future on the same clock as node start times, is what tells waiting from working.
+plus ``async_op`` and ``end_ns``: c10d ops return a ``Work`` and finish later on the backend's
+thread (gloo, NCCL), so the op's own duration is only the launch. ``end_ns`` is when the Work's
+future ran its callback, on the node clock: an upper bound on completion (the callback needs the
+GIL), present only when it ran before the step was built.
 
 :class:`BucketTracker` attributes DDP's gradient allreduces to their bucket from the graph's own
 dataflow (which parameters' backward ops wrote the flat buffer being reduced), so it works for
@@ -48,8 +49,10 @@ def collective_attrs(func: Any, args: tuple, kwargs: dict, out: Any) -> dict[str
         "dtypes": [str(t.dtype).removeprefix("torch.") for t in ts],
     }
     schema = getattr(func, "_schema", None)
-    names = [a.name for a in schema.arguments] if schema is not None else []
-    for arg_name, a in (*zip(names, args), *kwargs.items()):
+    given = dict(zip([a.name for a in schema.arguments], args)) if schema is not None else {}
+    given.update(kwargs)
+    defaults = {a.name: a.default_value for a in schema.arguments if a.has_default_value()} if schema else {}
+    for arg_name, a in {**defaults, **given}.items():
         if isinstance(a, torch.ScriptObject) and a._type().qualified_name().endswith(".ProcessGroup"):
             attrs.update(_process_group(a))
         elif arg_name == "group_name" and isinstance(a, str):
@@ -57,6 +60,8 @@ def collective_attrs(func: Any, args: tuple, kwargs: dict, out: Any) -> dict[str
             attrs["group_size"] = _functional_group_size(a)
         elif arg_name in ("root", "root_rank", "src", "dst") and isinstance(a, int):
             attrs["peer"] = a
+        elif arg_name == "async_op" and isinstance(a, bool):
+            attrs["async_op"] = a  # False: the caller waits right after the launch (dist.all_reduce)
     _on_completion(out, attrs)
     return attrs
 

@@ -1,8 +1,11 @@
 """Where one rank's step time went: compute, communication (launch plus exposed wait) and the
 rest, and how much *busy* (non-communication) time each node's stretch of the step took.
 
-A rank that waits for a slower peer does so inside a collective or between a collective's launch
-and its completion (``attrs["end_ns"]``) with no op running. That time is communication, not
+A rank that waits for a slower peer does so inside a collective, or with no op running between a
+collective's launch and the point it must be complete: the next op for a blocking call
+(``async_op`` false, as ``dist.all_reduce``), else the first later op that touches the
+collective's tensors (DDP copying a reduced bucket back into the grads), or the backend's
+completion callback (``attrs["end_ns"]``) when that came earlier. That time is communication, not
 work, so subtracting it leaves the time each rank spent on its own: the straggler is the rank with
 the most, and the node whose stretch differs most across ranks is where they diverge. Only
 times on one rank's own clock are compared with each other, so no cross-host clock sync is needed.
@@ -64,6 +67,19 @@ def overlap(lo: int, hi: int, merged: Intervals, starts: list[int]) -> int:
     return total
 
 
+def _must_be_done_by(ordered: Sequence[Node], i: int, step_end: int) -> int:
+    """When collective ``ordered[i]`` has certainly completed on this rank: the start of the next
+    op if the call blocked, else of the first later op that reads or writes its tensors."""
+    c = ordered[i]
+    if c.attrs.get("async_op") is False:
+        return ordered[i + 1].start_ns if i + 1 < len(ordered) else step_end
+    storages = {m.storage for m in (*c.inputs, *c.outputs)} - {0}
+    for n in ordered[i + 1:]:
+        if any(m.storage in storages for m in (*n.inputs, *n.outputs)):
+            return n.start_ns
+    return step_end
+
+
 @dataclass
 class RankTimes:
     rank: int
@@ -104,13 +120,13 @@ def rank_times(rank: int, nodes: Sequence[Node], wall_ns: int, start_ns: int | N
     t0 = ordered[0].start_ns
     t1 = max(t0 + wall_ns, max(n.start_ns + n.dur_ns for n in ordered))
     comm: Intervals = []
-    for n in ordered:
+    for i, n in enumerate(ordered):
         if is_collective(n):
             t.comm_ns += n.dur_ns
             t.collectives += 1
             t.comm_bytes += int(n.attrs.get("bytes") or 0)
-            end = max(n.start_ns + n.dur_ns, min(int(n.attrs.get("end_ns") or 0), t1))
-            comm.append((n.start_ns, end))
+            end = min(_must_be_done_by(ordered, i, t1), int(n.attrs.get("end_ns") or t1))
+            comm.append((n.start_ns, max(n.start_ns + n.dur_ns, end)))
         else:
             t.compute_ns += n.dur_ns
     ops = merge([(n.start_ns, n.start_ns + n.dur_ns) for n in ordered])
