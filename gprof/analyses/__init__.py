@@ -18,10 +18,20 @@ FormatText = Callable[[dict[str, Any]], list[str]]
 
 
 def registry() -> list[tuple[str, Analyse, FormatText]]:
-    return []
+    """In dependency order: ``compile_suggestions`` reads ``fusion`` and ``hazards``."""
+    from gprof.analyses import fusion, hazards, opclass, regions
+
+    return [
+        ("op_classes", opclass.op_classes, opclass.format_op_classes),
+        ("fusion", fusion.analyse, fusion.format_text),
+        ("hazards", hazards.analyse, hazards.format_text),
+        ("compile_suggestions", regions.analyse, regions.format_text),
+    ]
 
 
 def run_all(graph: StepGraph, only: list[str] | None = None) -> dict[str, Any]:
+    """Run the analyses; each result is also put in ``graph.analyses`` at once, so later analyses
+    build on earlier ones instead of recomputing them."""
     results: dict[str, Any] = {}
     for name, fn, _ in registry():
         if only is not None and name not in only:
@@ -31,6 +41,7 @@ def run_all(graph: StepGraph, only: list[str] | None = None) -> dict[str, Any]:
         except Exception as e:  # an analysis bug must not lose the recorded step
             warnings.warn(f"torch-gprof: analysis {name!r} failed: {e}\n{traceback.format_exc()}", RuntimeWarning)
             results[name] = {"error": f"{type(e).__name__}: {e}"}
+        graph.analyses[name] = results[name]
     return results
 
 

@@ -1,0 +1,337 @@
+"""Fusion prediction: group each phase's eager ops into the kernels Inductor would generate.
+
+The rules follow ``torch/_inductor/scheduler.py`` and the CPU backend (see docs/analyses.md):
+
+- views and allocations are free: no kernel;
+- extern ops (mm/bmm/addmm/conv/SDPA/custom/fallback) are one kernel each and fence fusion:
+  work that reads an extern's output runs in a later kernel;
+- a consumer joins its producer's kernel when it reads what the producer wrote over the same
+  iteration space: pointwise over the same numel, pointwise into a reduction as prologue (numel ==
+  the reduction's input numel), pointwise after a reduction as epilogue (numel == the reduction's
+  input or output numel); a reduction over leading dims (a bias-gradient ``sum(0)``) needs its
+  input complete and runs in the next kernel;
+- independent work that becomes ready at the same point lands in the same CPU kernel unless the
+  two hold reductions of different shapes (Inductor's CPU backend groups them into one function);
+- sources (``bernoulli_`` masks, ``ones_like``) are computed inside their first consumer's kernel;
+- a graph-break hazard (``.item()``, ``nonzero``) ends every kernel: Dynamo splits the graph there;
+- at most 64 nodes per kernel.
+
+An *unfused chain* is a predicted kernel that eager runs as two or more kernels. Its saving is a
+roofline estimate: launches saved times the launch cost, plus the intermediate bytes no longer
+written and read back over the memory bandwidth, capped at the chain's measured eager time.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from gprof.analyses import hazards as hz
+from gprof.analyses.opclass import (COLLECTIVE, EXTERN, OPTIMIZER, REDUCTION, SCATTER, UNKNOWN, VIEW, classify,
+                                    node_class)
+from gprof.analyses.roofline import Roofline, roofline_for
+from gprof.graph.formatting import fmt_bytes, fmt_ns
+from gprof.graph.model import Node, StepGraph
+
+MAX_FUSED_NODES = 64
+FUSION_PHASES = ("forward", "backward", "optimizer")
+MAX_CHAINS_STORED = 500
+#: a reduction this small (input elements) shares a CPU kernel with reductions of other shapes
+SMALL_REDUCTION = 4096
+
+# fusion roles
+FREE, BOUNDARY, ALONE, POINT, ROW, COLUMN, FULL = "free", "boundary", "alone", "point", "row", "column", "full"
+
+
+@dataclass(slots=True)
+class Kernel:
+    """One predicted kernel: an extern call or a generated (fused) kernel."""
+
+    phase: str
+    nodes: list[int]
+    generated: bool
+    #: reduction signatures (rows, rnumel) inside; two different ones never share a CPU kernel
+    reductions: set[tuple[int, int]] = field(default_factory=set)
+    #: why a kernel exists that no eager op matches
+    note: str | None = None
+
+
+def _numel(shape: tuple[int, ...]) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def _squeeze(shape: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(d for d in shape if d != 1)
+
+
+def role(node: Node) -> str:
+    cls = node_class(node)
+    if cls == VIEW:
+        return FREE
+    if hz.hazard_kind(node) is not None:
+        return BOUNDARY
+    if cls in (EXTERN, COLLECTIVE, OPTIMIZER, UNKNOWN):
+        return ALONE if cls != EXTERN else BOUNDARY
+    if node.op_short in SCATTER:
+        return ALONE
+    if cls != REDUCTION:
+        return POINT
+    if not node.inputs or not node.outputs:
+        return POINT
+    i, o = node.inputs[0].shape, node.outputs[0].shape
+    ni, no = _numel(i), _numel(o)
+    if no <= 1:
+        return FULL
+    if no == ni:
+        return ROW  # composite (layer norm, softmax): full-size output, per-row statistics
+    if len(o) == len(i):  # keepdim: the reduced dims are the ones that became 1
+        reduced = [d for d in range(len(i)) if o[d] == 1 and i[d] != 1]
+        return ROW if reduced == list(range(len(i) - len(reduced), len(i))) else COLUMN
+    sq = _squeeze(o)
+    return ROW if _squeeze(i)[:len(sq)] == sq else COLUMN
+
+
+def _spaces(node: Node, r: str) -> tuple[int, ...]:
+    """Iteration spaces a consumer may share with this node."""
+    out = _numel(node.outputs[0].shape) if node.outputs else 0
+    if r in (ROW, COLUMN):
+        return (_numel(node.inputs[0].shape), out) if r == ROW else (out,)
+    if r == FULL:
+        return (1,)
+    return (out,)
+
+
+def _signature(node: Node, r: str) -> tuple[int, int] | None:
+    if r not in (ROW, COLUMN):
+        return None
+    ni = _numel(node.inputs[0].shape)
+    last = node.inputs[0].shape[-1] if node.inputs[0].shape else 1
+    rows = ni // max(1, last) if _numel(node.outputs[0].shape) == ni else _numel(node.outputs[0].shape)
+    return (rows, ni // max(1, rows)) if r == ROW else (-rows, ni // max(1, rows))
+
+
+def _compatible(p: Node, rp: str, c: Node, rc: str) -> bool:
+    """Can consumer ``c`` run in the same kernel as producer ``p`` (vertical fusion)?"""
+    if rc == FULL:
+        return True
+    if rc == COLUMN:
+        return False
+    need = _numel(c.inputs[0].shape) if rc == ROW else (_numel(c.outputs[0].shape) if c.outputs else 0)
+    spaces = _spaces(p, rp)
+    if rp == POINT and rc == POINT and need and spaces[0] and (spaces[0] % need == 0 or need % spaces[0] == 0):
+        return True  # a slice of what the producer wrote (q/k/v of a packed projection), or its select_backward
+    return need in spaces
+
+
+def _segments(graph: StepGraph) -> tuple[dict[int, int], set[int]]:
+    """Which Dynamo graph each node would land in: a hazard in the forward ends one graph, and the
+    backward of each forward graph is compiled apart, so a backward node follows its forward node.
+    Also returns the backward nodes of hazards: they run eagerly, between graphs."""
+    seg: dict[int, int] = {}
+    hazards: set[int] = set()
+    fwd_seg: dict[int, int] = {}
+    current = 0
+    for n in graph.nodes:
+        if n.phase == "forward":
+            fwd_seg[n.idx] = current
+            seg[n.idx] = current
+            if hz.hazard_kind(n) is not None:
+                current += 1
+                hazards.add(n.idx)
+    prev = 0
+    eager = set()
+    for n in graph.nodes:
+        if n.phase == "backward":
+            prev = fwd_seg.get(n.fwd, prev) if n.fwd is not None else prev
+            seg[n.idx] = prev
+            if n.fwd in hazards:
+                eager.add(n.idx)
+    return seg, eager
+
+
+_ALLOCATIONS = ("empty", "empty_like", "empty_strided", "new_empty", "new_empty_strided")
+
+
+def _through_free(nodes: list[Node], roles: dict[int, str],
+                  producers: dict[int, list[int]]) -> dict[int, list[int]]:
+    """Producers with free nodes looked through: an ``_unsafe_view`` of an mm output hands the mm's
+    data on, while an ``empty_like`` reads only a shape and hands nothing on."""
+    via: dict[int, list[int]] = {}
+    out: dict[int, list[int]] = {}
+    for n in nodes:
+        real: list[int] = []
+        for p in producers.get(n.idx, ()):
+            real.extend(via[p] if p in via else ([] if roles.get(p) == FREE else [p]))
+        real = list(dict.fromkeys(real))
+        if roles[n.idx] == FREE:
+            via[n.idx] = [] if n.op_short in _ALLOCATIONS else real
+        else:
+            out[n.idx] = real
+    return out
+
+
+def predict_phase(nodes: list[Node], graph_producers: dict[int, list[int]], segment_of: dict[int, int] | None = None,
+                  eager: set[int] | frozenset[int] = frozenset()) -> list[Kernel]:
+    """Kernels of one phase, in order; ``nodes`` are that phase's nodes in op order, ``segment_of``
+    the Dynamo graph of each node and ``eager`` the nodes that stay outside every graph."""
+    segment_of = segment_of or {}
+    idx_in = {n.idx: n for n in nodes}
+    roles = {n.idx: role(n) for n in nodes}
+    producers = graph_producers = _through_free(nodes, roles, graph_producers)
+    consumers: dict[int, list[int]] = {}
+    for c, ps in graph_producers.items():
+        for p in ps:
+            consumers.setdefault(p, []).append(c)
+    seg = {n.idx: segment_of.get(n.idx, 0) for n in nodes}
+    for n in nodes:  # the backward of an op that breaks the graph runs eagerly too
+        if n.idx in eager and roles[n.idx] != FREE:
+            roles[n.idx] = BOUNDARY
+    stage: dict[int, int | None] = {}
+    for n in nodes:
+        r = roles[n.idx]
+        if r == FREE:
+            continue
+        s: int | None = None
+        reads_data = False  # a pure source (random mask, ones) floats to its first consumer's kernel
+        for p in graph_producers.get(n.idx, ()):
+            rp = roles.get(p)
+            if rp is None or seg[p] != seg[n.idx]:
+                reads_data = True
+                continue
+            sp = stage.get(p)
+            if rp in (BOUNDARY, ALONE):
+                cand = (sp or 0) + 1
+            elif sp is None:
+                continue
+            else:
+                reads_data = True
+                cand = sp if r in (BOUNDARY, ALONE) or _compatible(idx_in[p], rp, n, r) else sp + 1
+            s = cand if s is None else max(s, cand)
+        if s is None and (reads_data or r in (BOUNDARY, ALONE)):
+            s = 0
+        stage[n.idx] = s
+    # sources take the stage of their first consumer (or the last stage when nothing reads them)
+    last: dict[int, int] = {}
+    for i, v in stage.items():
+        if v is not None:
+            last[seg[i]] = max(last.get(seg[i], 0), v)
+    for n in reversed(nodes):
+        if roles[n.idx] == FREE or stage[n.idx] is not None:
+            continue
+        cons = [stage[c] for c in consumers.get(n.idx, ()) if stage.get(c) is not None and seg[c] == seg[n.idx]]
+        stage[n.idx] = min(cons) if cons else last.get(seg[n.idx], 0)
+    # one kernel per (graph, stage, reduction shape); externs stay alone
+    kernels: list[Kernel] = []
+    open_at: dict[tuple[int, int], list[Kernel]] = {}
+    for n in nodes:
+        r = roles[n.idx]
+        if r == FREE:
+            continue
+        cls = node_class(n)
+        if r in (BOUNDARY, ALONE):
+            if r == ALONE or cls == EXTERN or n.idx in eager:
+                kernels.append(Kernel(n.phase, [n.idx], generated=n.idx not in eager and cls not in (
+                    EXTERN, COLLECTIVE, OPTIMIZER, UNKNOWN)))
+            continue
+        sig = _signature(n, r)
+        at = (seg[n.idx], stage[n.idx])
+        small = _numel(n.inputs[0].shape) <= SMALL_REDUCTION if sig is not None else False
+        mine = set(producers.get(n.idx, ()))
+        fits = [k for k in open_at.get(at, []) if len(k.nodes) < MAX_FUSED_NODES
+                and (sig is None or small or not k.reductions or k.reductions == {sig}
+                     or all(-s[0] * s[1] <= SMALL_REDUCTION for s in k.reductions if s[0] < 0))]
+        target = next((k for k in fits if mine.intersection(k.nodes)), fits[0] if fits else None)
+        if target is None:
+            target = Kernel(n.phase, [], generated=True)
+            kernels.append(target)
+            open_at.setdefault(at, []).append(target)
+        target.nodes.append(n.idx)
+        if sig is not None:
+            target.reductions.add(sig)
+    if any(n.phase == "forward" and n.op_short == "convolution" and len(n.inputs[0].shape) == 4 for n in nodes):
+        # Inductor's layout optimisation converts the conv input and weights to channels-last up front
+        kernels.insert(0, Kernel("forward", [], generated=True, note="channels-last conversion for convolutions"))
+    return kernels
+
+
+def predict(graph: StepGraph) -> dict[str, list[Kernel]]:
+    """Predicted kernels per phase."""
+    producers = graph.producers()
+    segments, eager = _segments(graph)
+    by_phase: dict[str, list[Node]] = {p: [] for p in FUSION_PHASES}
+    for n in graph.nodes:
+        if n.phase in by_phase:
+            by_phase[n.phase].append(n)
+    return {p: predict_phase(ns, producers, segments, eager) for p, ns in by_phase.items()}
+
+
+def _chain(k: Kernel, by_idx: dict[int, Node], out_edges: dict[int, list[tuple[int, int, int]]],
+           roof: Roofline) -> dict[str, Any]:
+    members = set(k.nodes)
+    inter = 0
+    for i in k.nodes:
+        written: dict[int, tuple[int, bool]] = {}
+        for dst, storage, nbytes in out_edges.get(i, ()):
+            nb, inside = written.get(storage, (nbytes, True))
+            written[storage] = (nb, inside and dst in members)
+        inter += sum(2 * nb for nb, inside in written.values() if inside)
+    nodes = [by_idx[i] for i in k.nodes]
+    modules: dict[str, int] = {}
+    for n in nodes:
+        m = n.module if n.module is not None else ""
+        modules[m] = modules.get(m, 0) + 1
+    eager_ns = sum(n.dur_ns for n in nodes)
+    launches = len(nodes) - 1
+    est = min(eager_ns, round(launches * roof.launch_ns + roof.bytes_ns(inter)))
+    return {
+        "phase": k.phase, "nodes": k.nodes, "keys": [n.key for n in nodes],
+        "ops": list(dict.fromkeys(n.op_short for n in nodes)),
+        "module": max(modules, key=lambda m: (modules[m], -len(m))), "modules": sorted(modules),
+        "eager_kernels": len(nodes), "fused_kernels": 1, "launches_saved": launches,
+        "intermediate_bytes": inter, "eager_ns": eager_ns, "est_time_saved_ns": est,
+        "source": next((n.source for n in nodes if n.source), None),
+    }
+
+
+def analyse(graph: StepGraph) -> dict[str, Any]:
+    kernels = predict(graph)
+    device = next((t.device for n in graph.nodes for t in n.outputs), "cpu")
+    roof = roofline_for(device)
+    by_idx = {n.idx: n for n in graph.nodes}
+    out_edges: dict[int, list[tuple[int, int, int]]] = {}
+    for e in graph.edges:
+        out_edges.setdefault(e.src, []).append((e.dst, e.storage, e.nbytes))
+    chains = [_chain(k, by_idx, out_edges, roof) for ks in kernels.values() for k in ks
+              if k.generated and len(k.nodes) > 1]
+    chains.sort(key=lambda c: -c["est_time_saved_ns"])
+    for i, c in enumerate(chains):
+        c["id"] = i
+    return {
+        "predicted_kernels": {p: len(ks) for p, ks in kernels.items()},
+        "generated_kernels": {p: sum(k.generated for k in ks) for p, ks in kernels.items()},
+        "extern_kernels": {p: sum(not k.generated for k in ks) for p, ks in kernels.items()},
+        "eager_kernels": {p: sum(len(k.nodes) for k in ks) for p, ks in kernels.items()},
+        "chains_total": len(chains),
+        "est_time_saved_ns": sum(c["est_time_saved_ns"] for c in chains),
+        "chains": chains[:MAX_CHAINS_STORED],
+        "roofline": {"device": roof.device, "bandwidth_bps": roof.bandwidth_bps, "launch_ns": roof.launch_ns},
+    }
+
+
+def format_text(step: dict[str, Any]) -> list[str]:
+    f = step["fusion"]
+    lines = ["   fusion (what torch.compile/Inductor would generate)      eager -> predicted kernels"]
+    for p, n in f["predicted_kernels"].items():
+        if f["eager_kernels"].get(p):
+            lines.append(f"     {p:<10} {f['eager_kernels'][p]:>6} -> {n:<5} ({f['generated_kernels'][p]} generated, "
+                         f"{f['extern_kernels'][p]} extern)")
+    lines.append(f"   unfused chains: {f['chains_total']}, est. saving {fmt_ns(f['est_time_saved_ns'])} per step "
+                 f"(roofline: {f['roofline']['bandwidth_bps'] / 1e9:.1f} GB/s, launch "
+                 f"{fmt_ns(round(f['roofline']['launch_ns']))})")
+    for c in f["chains"][:8]:
+        ops = "+".join(c["ops"][:6]) + ("+..." if len(c["ops"]) > 6 else "")
+        lines.append(f"     #{c['id']:<3} {c['phase']:<9} {c['module'] or '(root)':<28} {c['eager_kernels']:>2}->1  "
+                     f"{fmt_bytes(c['intermediate_bytes']):>9}  saves ~{fmt_ns(c['est_time_saved_ns'])}  {ops}")
+    return lines

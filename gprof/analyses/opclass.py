@@ -1,0 +1,171 @@
+"""Op classes: what Inductor would do with each eager op.
+
+The classes are the ones fusion needs: free views (no kernel), pointwise, reduction, extern
+compute (mm/conv/SDPA/custom: always one kernel of its own), data movement, collective, random and
+optimizer foreach/fused. ``torch.Tag`` decides first; a small table (checked against Inductor's
+``lowerings``/``fallbacks``/``select_decomp_table()`` in tests/test_analyses_opclass.py) covers the
+untagged ops. Importing Inductor's tables costs seconds, far over the per-step analysis budget, so
+they are consulted only when Inductor is already loaded in the process.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import torch
+
+from gprof.graph.model import Node, StepGraph
+
+VIEW, POINTWISE, REDUCTION, EXTERN = "view", "pointwise", "reduction", "extern"
+DATA_MOVEMENT, COLLECTIVE, RANDOM, OPTIMIZER, UNKNOWN = "data_movement", "collective", "random", "optimizer", "unknown"
+CLASSES = (VIEW, POINTWISE, REDUCTION, EXTERN, DATA_MOVEMENT, COLLECTIVE, RANDOM, OPTIMIZER, UNKNOWN)
+
+#: ops that allocate or annotate without computing: no kernel under Inductor
+_FREE = {"empty", "empty_like", "empty_strided", "new_empty", "new_empty_strided", "detach", "alias", "lift_fresh",
+         "_record_function_enter_new", "_record_function_exit", "_unsafe_view", "resize_", "set_"}
+_EXTERN = {"mm", "bmm", "addmm", "baddbmm", "addbmm", "addmv", "mv", "dot", "matmul", "_int_mm", "convolution",
+           "convolution_backward", "_convolution", "conv1d", "conv2d", "conv3d", "cudnn_convolution",
+           "mkldnn_convolution", "_scaled_dot_product_flash_attention",
+           "_scaled_dot_product_efficient_attention", "_scaled_dot_product_cudnn_attention",
+           "_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_flash_attention_for_cpu_backward",
+           "_scaled_dot_product_flash_attention_backward", "_scaled_dot_product_efficient_attention_backward",
+           "_flash_attention_forward", "_flash_attention_backward", "_efficient_attention_forward",
+           "_efficient_attention_backward", "_embedding_bag", "_embedding_bag_backward", "linalg_svd",
+           "_linalg_eigh", "linalg_qr", "_linalg_solve_ex", "cholesky", "_adaptive_avg_pool2d_backward",
+           "max_pool2d_with_indices_backward", "_cdist_forward", "sort", "topk", "cumsum", "cumprod"}
+#: reductions, including composites Inductor lowers to a reduction plus its pointwise epilogue
+_REDUCTION = {"native_layer_norm", "native_layer_norm_backward", "_softmax", "_safe_softmax", "_log_softmax",
+              "_softmax_backward_data", "_log_softmax_backward_data", "native_batch_norm",
+              "native_batch_norm_backward", "_native_batch_norm_legit", "_native_batch_norm_legit_functional",
+              "_native_batch_norm_legit_no_training", "native_group_norm", "native_group_norm_backward",
+              "mse_loss", "nll_loss_forward", "nll_loss2d_forward", "binary_cross_entropy",
+              "binary_cross_entropy_with_logits", "cross_entropy_loss", "l1_loss", "smooth_l1_loss",
+              "huber_loss", "kl_div", "_adaptive_avg_pool2d", "avg_pool2d", "max_pool2d_with_indices",
+              "rms_norm", "_fused_rms_norm", "linalg_vector_norm", "norm", "var_mean", "logsumexp"}
+_POINTWISE = {"fill_", "zero_", "zeros_like", "ones_like", "full_like", "zeros", "ones", "full", "new_zeros",
+              "new_ones", "new_full", "scalar_tensor",
+              "arange", "mse_loss_backward", "nll_loss_backward", "nll_loss2d_backward", "avg_pool2d_backward",
+              "threshold_backward", "tanh_backward", "sigmoid_backward", "gelu_backward", "silu_backward",
+              "hardtanh_backward", "leaky_relu_backward", "elu_backward", "softplus_backward", "masked_fill",
+              "masked_fill_", "where", "lerp_", "lerp", "addcmul_", "addcdiv_", "addcmul", "addcdiv",
+              "native_dropout_backward", "binary_cross_entropy_backward", "l1_loss_backward",
+              "smooth_l1_loss_backward", "huber_loss_backward"}
+_DATA_MOVEMENT = {"clone", "_to_copy", "copy_", "copy", "contiguous", "cat", "stack", "select_backward", "slice_backward",
+                  "index", "index_select", "gather", "scatter", "scatter_", "scatter_add", "scatter_add_",
+                  "index_put", "index_put_", "_index_put_impl_", "index_add", "index_add_", "constant_pad_nd",
+                  "flip", "roll", "repeat", "embedding", "embedding_dense_backward", "masked_select", "nonzero",
+                  "_local_scalar_dense", "unique", "_unique", "_unique2", "unique_dim", "unique_consecutive",
+                  "bincount", "repeat_interleave", "one_hot", "masked_scatter", "select_scatter",
+                  "slice_scatter", "as_strided_scatter", "diagonal_backward", "unfold_backward", "narrow_copy",
+                  "_unsafe_index", "tril", "triu", "is_nonzero", "equal", "item", "pad",
+                  "reflection_pad2d", "replication_pad2d", "upsample_nearest2d", "upsample_bilinear2d"}
+#: data movement that writes through an index: Inductor emits atomic/scatter stores that never fuse
+SCATTER = {"scatter", "scatter_", "scatter_add", "scatter_add_", "index_put", "index_put_", "_index_put_impl_",
+           "index_add", "index_add_", "embedding_dense_backward", "masked_scatter", "bincount"}
+_COLLECTIVE_NS = {"c10d", "_c10d_functional", "c10d_functional", "_dtensor"}
+_KNOWN_NS = {"aten", "prims", "profiler"}
+
+
+@dataclass(frozen=True, slots=True)
+class OpInfo:
+    """Classification of one op overload (cached per name)."""
+
+    cls: str
+    #: the reason, for the report and for tests: "tag:pointwise", "table", "schema:view", ...
+    why: str
+    tags: frozenset[str]
+    inplace: bool
+
+
+def _overload(op: str) -> Any:
+    try:
+        ns, name, overload = op.split(".", 2)
+        return getattr(getattr(getattr(torch.ops, ns), name), overload)
+    except (AttributeError, ValueError, RuntimeError):
+        return None
+
+
+def _is_alias_only(f: Any) -> bool:
+    try:
+        rets = f._schema.returns
+    except AttributeError:
+        return False
+    return bool(rets) and all(r.alias_info is not None and not r.alias_info.is_write for r in rets)
+
+
+def _inductor_tables(f: Any) -> str | None:
+    """Inductor's own verdict, only when it is already imported (it takes seconds to import)."""
+    lowering = sys.modules.get("torch._inductor.lowering")
+    if lowering is None or f is None:
+        return None
+    if f in lowering.fallbacks:
+        return EXTERN
+    if f in lowering.lowerings or f.overloadpacket in lowering.lowerings:
+        return POINTWISE
+    return None
+
+
+@lru_cache(maxsize=None)
+def classify(op: str) -> OpInfo:
+    """Class of an op name such as ``aten.add.Tensor``."""
+    parts = op.split(".")
+    ns = parts[0]
+    name = parts[1] if len(parts) > 1 else op
+    f = _overload(op)
+    tags = frozenset(str(t).rsplit(".", 1)[-1] for t in getattr(f, "tags", ()))
+    inplace = "inplace" in tags or name.endswith("_")
+    if ns in _COLLECTIVE_NS:
+        return OpInfo(COLLECTIVE, "namespace", tags, inplace)
+    if name.startswith("_foreach_") or name.startswith("_fused_"):
+        return OpInfo(OPTIMIZER, "name", tags, inplace)
+    if ns == "profiler" or name in _FREE:
+        return OpInfo(VIEW, "table", tags, inplace)
+    if f is not None and _is_alias_only(f):
+        return OpInfo(VIEW, "schema:alias", tags, inplace)
+    if "nondeterministic_seeded" in tags or name in ("native_dropout", "dropout"):
+        return OpInfo(RANDOM, "tag:nondeterministic_seeded", tags, inplace)
+    if ns not in _KNOWN_NS or name in _EXTERN:
+        return OpInfo(EXTERN, "table" if name in _EXTERN else "custom op", tags, inplace)
+    if name in _DATA_MOVEMENT:
+        return OpInfo(DATA_MOVEMENT, "table", tags, inplace)
+    if "reduction" in tags or name in _REDUCTION:
+        return OpInfo(REDUCTION, "tag:reduction" if "reduction" in tags else "table", tags, inplace)
+    if "pointwise" in tags or name in _POINTWISE:
+        return OpInfo(POINTWISE, "tag:pointwise" if "pointwise" in tags else "table", tags, inplace)
+    by_inductor = _inductor_tables(f)
+    if by_inductor is not None:
+        return OpInfo(by_inductor, "inductor", tags, inplace)
+    return OpInfo(UNKNOWN, "unclassified", tags, inplace)
+
+
+def op_classes(graph: StepGraph) -> dict[str, Any]:
+    """Per phase, the number of nodes of each class, plus the ops nobody could classify."""
+    counts: dict[str, dict[str, int]] = {}
+    unknown: dict[str, int] = {}
+    for n in graph.nodes:
+        c = classify(n.op).cls
+        per = counts.setdefault(n.phase, {})
+        per[c] = per.get(c, 0) + 1
+        if c == UNKNOWN:
+            unknown[n.op] = unknown.get(n.op, 0) + 1
+    return {"by_phase": counts, "unknown_ops": [{"op": k, "count": v} for k, v in sorted(unknown.items())]}
+
+
+def node_class(node: Node) -> str:
+    """Class of a node; opaque compiled regions are extern whatever op carried them."""
+    if node.attrs.get("compiled_region") is not None:
+        return EXTERN
+    return classify(node.op).cls
+
+
+def format_op_classes(step: dict[str, Any]) -> list[str]:
+    r = step["op_classes"]
+    lines = ["   op classes"]
+    for phase, per in r["by_phase"].items():
+        body = ", ".join(f"{c} {n}" for c, n in sorted(per.items(), key=lambda kv: -kv[1]))
+        lines.append(f"     {phase:<10} {body}")
+    if r["unknown_ops"]:
+        lines.append("     unknown ops: " + ", ".join(f"{u['op']} x{u['count']}" for u in r["unknown_ops"]))
+    return lines
