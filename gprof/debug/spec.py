@@ -24,6 +24,7 @@ from gprof.graph.keys import parse_key
 from gprof.graph.model import PHASES, Node
 
 _ABSMAX_RE = re.compile(r"^absmax\s*(>=|>)\s*(\S+)$")
+_IF_RE = re.compile(r"\s+if(?:\s+|$)")
 _KEY_RE = re.compile(r"^[^:]*:[^:]+:[^:]+#\d+$")
 
 
@@ -173,8 +174,9 @@ def parse_breakpoint(spec: str, id: int = 0) -> Breakpoint:
         raise BreakpointSpecError(f"empty breakpoint. {SYNTAX_HELP}")
     if text.startswith("if "):
         return Breakpoint(spec, Target("any"), _parse_condition(text[3:], spec), id=id)
-    target_text, sep, cond_text = text.partition(" if ")
-    if sep:
+    parts = _IF_RE.split(text, maxsplit=1)
+    if len(parts) == 2:
+        target_text, cond_text = parts
         return Breakpoint(spec, _parse_target(target_text, spec), _parse_condition(cond_text, spec), id=id)
     if text in ("nan", "inf") or text.startswith("absmax"):
         return Breakpoint(spec, Target("any"), _parse_condition(text, spec), id=id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from rich.markup import escape
-from textual import on
+from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -53,6 +53,8 @@ class BrowseScreen(Screen):
         self.query_state = NodeQuery()
         self._page_nodes: list[int] = []
         self._snippets: list[str] = []
+        #: True once the module tree carries its totals (tests and the benchmark wait for it)
+        self.modules_ready = False
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -111,22 +113,42 @@ class BrowseScreen(Screen):
         self.load_analyses()
         self.load_memory_text()
         self._memory_plotted = False
+        if self.query_one("#tabs", TabbedContent).active == "tab-memory":
+            self._memory_plotted = True
+            self._plot_memory(self.data)
 
     def load_modules(self) -> None:
+        """The tree from the module list at once; its time and memory bars when the SQL
+        aggregation (a worker thread) finishes."""
+        self._fill_tree({name: None for name in ["", *self.data.module_names()]})
+        self.call_after_refresh(self._aggregate, self.data)  # the first screen paints before the scan
+
+    @work(thread=True, exclusive=True, group="modules")
+    def _aggregate(self, data: StepData) -> None:
+        rows = {e["module"]: e for e in data.modules()}
+        if data is self.data:
+            self.app.call_from_thread(self._fill_tree, rows)
+
+    def _fill_tree(self, rows: dict[str, dict[str, Any] | None]) -> None:
         tree = self.query_one("#modules", Tree)
         tree.clear()
-        rows = {e["module"]: e for e in self.data.modules()}
         root = rows.get("")
         total = {"fwd": root["forward_ns"] if root else 0, "bwd": root["backward_ns"] if root else 0,
                  "mem": root["alloc_bytes"] if root else 0}
+
+        def label(name: str) -> str:
+            e = rows.get(name)
+            short = name.rsplit(".", 1)[-1] if name else "(root)"
+            return module_label(name, e, total) if e else f"{escape(short)}  [dim](totals loading...)[/]"
+
         tree.root.data = ""
-        if root:
-            tree.root.set_label(module_label("", root, total))
+        tree.root.set_label(label(""))
         nodes = {"": tree.root}
         for name in sorted(n for n in rows if n):
             parent = nodes.get(name.rpartition(".")[0], tree.root)
-            nodes[name] = parent.add(module_label(name, rows[name], total), data=name, expand=name.count(".") < 1)
+            nodes[name] = parent.add(label(name), data=name, expand=name.count(".") < 1)
         tree.root.expand()
+        self.modules_ready = root is not None
 
     def load_nodes(self) -> None:
         q = self.query_state
@@ -197,9 +219,15 @@ class BrowseScreen(Screen):
 
     @on(TabbedContent.TabActivated)
     def _tab(self, event: TabbedContent.TabActivated) -> None:
-        if event.pane.id == "tab-memory" and not self._memory_plotted:  # one GROUP BY, only when looked at
-            self.query_one("#memplot", Sparkline).data = self.data.memory_series()
+        if event.pane.id == "tab-memory" and not self._memory_plotted:  # one scan, only when looked at
             self._memory_plotted = True
+            self._plot_memory(self.data)
+
+    @work(thread=True, exclusive=True, group="memory")
+    def _plot_memory(self, data: StepData) -> None:
+        series = data.memory_series()
+        if data is self.data:
+            self.app.call_from_thread(setattr, self.query_one("#memplot", Sparkline), "data", series)
 
     # ------------------------------------------------------------------ events
     @on(DataTable.RowHighlighted, "#nodes")

@@ -38,7 +38,7 @@ class StepData:
     def __init__(self, run: Run, step: int | None = None, rank: int | None = None) -> None:
         self.run = run
         f = run.file(step, rank)
-        self.step, self.rank = f.step, f.rank
+        self.step, self.rank, self.path = f.step, f.rank, f.path
         self.reader = StepReader(f.path)
         self.meta = self.reader.meta
         self.memory = self.reader.memory
@@ -92,9 +92,16 @@ class StepData:
             f"SELECT idx, op, module FROM nodes WHERE idx IN ({marks})", tuple(idxs))}
 
     # ------------------------------------------------------------------ modules, memory, analyses
+    # Whole-step aggregations scan every row (seconds on a million nodes). Views run them on a
+    # worker thread, each on its own connection, so paging stays instant meanwhile.
+    def module_names(self) -> list[str]:
+        """The recorded module names: instant, for the tree before its totals arrive."""
+        return sorted(self.reader.modules())
+
     def modules(self) -> list[dict[str, Any]]:
         """Inclusive per-module time and allocation, aggregated in SQL (gprof.report.module_table)."""
-        return module_table(self.reader)
+        with StepReader(self.path) as r:
+            return module_table(r)
 
     def memory_series(self, buckets: int = 120) -> list[int]:
         """Max live bytes per bucket of consecutive nodes, downsampled in SQL."""
@@ -102,8 +109,8 @@ class StepData:
         if n == 0:
             return []
         width = max(1, -(-n // buckets))
-        rows = self.reader.sql(
-            "SELECT idx / ?, MAX(live_bytes) FROM nodes GROUP BY idx / ? ORDER BY 1", (width, width))
+        with StepReader(self.path) as r:
+            rows = r.sql("SELECT idx / ?, MAX(live_bytes) FROM nodes GROUP BY idx / ? ORDER BY 1", (width, width))
         return [v or 0 for _, v in rows]
 
     def analyses(self) -> dict[str, Any]:
