@@ -2,7 +2,7 @@
 
 Under torchrun (any launcher that sets RANK/WORLD_SIZE/MASTER_ADDR works the same)::
 
-    torchrun --nproc_per_node=2 examples/ddp_train.py --logdir runs
+    torchrun --standalone --nproc_per_node=2 examples/ddp_train.py --logdir runs
 
 or on its own, spawning 2 local ranks with torch.multiprocessing::
 
