@@ -194,7 +194,9 @@ def predict_phase(nodes: list[Node], graph_producers: dict[int, list[int]], segm
         if r == FREE:
             continue
         s: int | None = None
-        reads_data = False  # a pure source (random mask, ones) floats to its first consumer's kernel
+        # a node that reads nothing computed in this graph (a random mask, a copy of an input, a
+        # buffer update) floats to its first consumer's kernel, or the last one
+        reads_data = False
         for p in graph_producers.get(n.idx, ()):
             rp = roles.get(p)
             if rp is None or seg[p] != seg[n.idx]:
@@ -220,7 +222,9 @@ def predict_phase(nodes: list[Node], graph_producers: dict[int, list[int]], segm
     for n in reversed(nodes):
         if roles[n.idx] == FREE or stage[n.idx] is not None:
             continue
-        cons = [stage[c] for c in consumers.get(n.idx, ()) if stage.get(c) is not None and seg[c] == seg[n.idx]]
+        r = roles[n.idx]
+        cons = [stage[c] - (0 if roles[c] in (BOUNDARY, ALONE) or _compatible(n, r, idx_in[c], roles[c]) else 1)
+                for c in consumers.get(n.idx, ()) if stage.get(c) is not None and seg[c] == seg[n.idx]]
         stage[n.idx] = min(cons) if cons else last.get(seg[n.idx], 0)
     # one kernel per (graph, stage, reduction shape); externs stay alone
     kernels: list[Kernel] = []

@@ -64,7 +64,7 @@ def hazard_kind(node: Node) -> str | None:
 
 
 def _fusible(node: Node) -> bool:
-    return node_class(node) not in (VIEW, EXTERN)
+    return node_class(node) not in (VIEW, EXTERN) and hazard_kind(node) is None
 
 
 def find(graph: StepGraph) -> list[dict[str, Any]]:

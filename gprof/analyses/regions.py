@@ -20,6 +20,8 @@ from gprof.graph.model import StepGraph
 #: stop adding regions once they cover this share of the coverable saving
 COVERAGE = 0.9
 _INDEX = re.compile(r"^\d+$")
+#: module types whose forward is never called: compiling them compiles nothing
+CONTAINERS = {"ModuleList", "ModuleDict", "ParameterList", "ParameterDict"}
 
 
 def _ancestors(fqn: str) -> list[str]:
@@ -59,10 +61,10 @@ def suggest(chains: list[dict[str, Any]], hazards: list[dict[str, Any]],
         hazardous.update(_ancestors(h["module"] or ""))
     # each chain belongs to the smallest subtree holding all its nodes
     owner = {c["id"]: _common(c["modules"]) for c in chains}
-    # the maximal hazard-free subtree holding each chain
+    # the maximal hazard-free subtree holding each chain (containers are never called: skip them)
     region_of: dict[int, str] = {}
     for c in chains:
-        free = [a for a in _ancestors(owner[c["id"]]) if a not in hazardous]
+        free = [a for a in _ancestors(owner[c["id"]]) if a not in hazardous and module_types.get(a) not in CONTAINERS]
         if free:
             region_of[c["id"]] = free[0]
     regions: dict[str, list[dict[str, Any]]] = {}

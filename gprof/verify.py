@@ -1,0 +1,242 @@
+"""``gprof.verify``: apply the compile suggestions with torch.compile and measure what they do.
+
+For each suggested region (and for all of them together) it counts the graph breaks with
+``torch._dynamo.explain``, counts the kernels Inductor generated (``cpp_fused_*`` on CPU,
+``triton_*`` on GPU, plus extern calls), and times eager against compiled steps, interleaved, as
+medians. It also explains the whole model and checks that every break Dynamo reports is in the
+step's hazard list. The verdict is reported as measured, slower included: on a 2-core CPU the
+compiled step is often slower than eager.
+
+``step_fn(model, batch)`` runs one training step as your loop does (forward, backward and the
+optimizer if it has one). verify runs real steps, so the weights change: run it on a throwaway copy
+when they matter.
+"""
+from __future__ import annotations
+
+import os
+import re
+import statistics
+import tempfile
+import time
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import nn
+
+from gprof.graph.formatting import fmt_ns
+
+_KERNEL_CALL = re.compile(r"^\s+((?:cpp_fused|triton_)\w*)\(", re.M)
+_EXTERN_CALL = re.compile(r"extern_kernels\.\w+\(|torch\.ops\.\w+\.\w+\.\w+\(")
+
+
+def count_kernels(codes: Sequence[str]) -> dict[str, int]:
+    """Kernel launches in Inductor output code: generated (``cpp_fused_*``/``triton_*``) and extern."""
+    generated = extern = 0
+    for code in codes:
+        body = code[code.find("def call("):] if "def call(" in code else code
+        generated += len(_KERNEL_CALL.findall(body))
+        extern += len(_EXTERN_CALL.findall(body))
+    return {"generated": generated, "extern": extern}
+
+
+def _source_key(source: str | None) -> tuple[str, int] | None:
+    """``examples/dynamic.py:34 in forward`` -> ``('dynamic.py', 34)``."""
+    if not source:
+        return None
+    m = re.match(r"(.+?):(\d+)", source)
+    return (os.path.basename(m.group(1)), int(m.group(2))) if m else None
+
+
+def _break_reasons(explained: Any) -> list[dict[str, Any]]:
+    out = []
+    for br in getattr(explained, "break_reasons", []) or []:
+        stack = list(getattr(br, "user_stack", []) or [])
+        frame = stack[-1] if stack else None
+        src = f"{frame.filename}:{frame.lineno} in {frame.name}" if frame is not None else None
+        out.append({"reason": str(getattr(br, "reason", br)).strip().splitlines()[0][:300], "source": src})
+    return out
+
+
+def _explain(fn: Callable, args: tuple, kwargs: dict) -> dict[str, Any]:
+    torch._dynamo.reset()
+    try:
+        ex = torch._dynamo.explain(fn)(*args, **kwargs)
+    except Exception as e:  # explain itself can fail on exotic code; say so instead of crashing
+        return {"error": f"{type(e).__name__}: {e}"}
+    return {"graph_count": ex.graph_count, "graph_breaks": ex.graph_break_count, "break_reasons": _break_reasons(ex)}
+
+
+def _record_inputs(model: nn.Module, fqns: list[str], run: Callable[[], Any]) -> dict[str, tuple[tuple, dict]]:
+    """First call's (args, kwargs) of each module in ``fqns`` during one eager step."""
+    seen: dict[str, tuple[tuple, dict]] = {}
+    handles = []
+    for fqn in dict.fromkeys(fqns):
+        mod = model.get_submodule(fqn) if fqn else model
+
+        def hook(_m: nn.Module, args: tuple, kwargs: dict, fqn: str = fqn) -> None:
+            if fqn not in seen:
+                seen[fqn] = (tuple(a.detach() if isinstance(a, torch.Tensor) else a for a in args), dict(kwargs))
+
+        handles.append(mod.register_forward_pre_hook(hook, with_kwargs=True))
+    try:
+        run()
+    finally:
+        for h in handles:
+            h.remove()
+    return seen
+
+
+def _profile_suggestions(model: nn.Module, step_fn: Callable, batch: Any) -> tuple[list[dict], list[dict]]:
+    from gprof.capture.profile import profile
+
+    with tempfile.TemporaryDirectory(prefix="gprof-verify-") as d:
+        with profile(logdir=d, run="verify") as prof:
+            step_fn(model, batch)
+        graph = prof.graphs[-1]
+    return list(graph.analyses.get("compile_suggestions") or []), list(graph.analyses.get("hazards") or [])
+
+
+def _normalise(suggestions: Sequence[Any]) -> list[dict[str, Any]]:
+    """Accept stored suggestion dicts or plain module names (``"encoder.layers.0"``)."""
+    from gprof.analyses.regions import accessor
+
+    out = []
+    for s in suggestions:
+        if isinstance(s, str):
+            out.append({"module": s, "modules": [s], "snippet": f"{accessor(s)}.compile()", "est_time_saved_ns": None})
+        else:
+            out.append({**s, "modules": list(s.get("modules") or [s["module"]])})
+    return out
+
+
+class _Timer:
+    def __init__(self, model: nn.Module) -> None:
+        self.cuda = any(p.is_cuda for p in model.parameters())
+
+    def __call__(self, fn: Callable[[], Any]) -> int:
+        if self.cuda:
+            torch.cuda.synchronize()
+        t0 = time.perf_counter_ns()
+        fn()
+        if self.cuda:
+            torch.cuda.synchronize()
+        return time.perf_counter_ns() - t0
+
+
+def verify(model: nn.Module, step_fn: Callable[[nn.Module, Any], Any], batch: Any,
+           suggestions: Sequence[Any] | None = None, *, hazards: Sequence[dict] | None = None,
+           repeats: int = 5, warmup: int = 1) -> dict[str, Any]:
+    """Compile the suggested regions of ``model`` and report breaks, kernels and eager-vs-compiled
+    step time. ``suggestions``: the step's ``compile_suggestions`` (or module names); when None, one
+    step is profiled to get them (and the hazards)."""
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
+    if suggestions is None:
+        suggestions, found = _profile_suggestions(model, step_fn, batch)
+        hazards = found if hazards is None else hazards
+    regions = _normalise(suggestions)
+    for r in regions:
+        for fqn in r["modules"]:
+            try:
+                model.get_submodule(fqn)
+            except AttributeError:
+                raise ValueError(f"suggested module {fqn!r} is not in this model; was the run recorded with "
+                                 f"another model? (modules: {', '.join(n for n, _ in model.named_modules() if n)[:300]})")
+    timer = _Timer(model)
+    step = lambda: step_fn(model, batch)  # noqa: E731
+    inputs = _record_inputs(model, ["", *[m for r in regions for m in r["modules"]]], step)
+    report: dict[str, Any] = {"regions": [], "whole_model": None}
+    if "" in inputs:
+        args, kwargs = inputs[""]
+        whole = _explain(model, args, kwargs)
+        if hazards is not None and "break_reasons" in whole:
+            keys = {_source_key(h.get("source")) for h in hazards}
+            for br in whole["break_reasons"]:
+                br["in_hazards"] = _source_key(br["source"]) in keys
+            whole["all_breaks_in_hazards"] = all(br["in_hazards"] for br in whole["break_reasons"])
+        report["whole_model"] = whole
+    compiled: dict[str, Callable] = {}
+    torch._dynamo.reset()
+    for r in regions:
+        first = r["modules"][0]
+        r_out = {k: r.get(k) for k in ("module", "modules", "snippet", "est_time_saved_ns")}
+        if first in inputs:
+            r_out.update({k: v for k, v in _explain(model.get_submodule(first), *inputs[first]).items()})
+        else:
+            r_out["error"] = "the module did not run during the step"
+        report["regions"].append(r_out)
+    torch._dynamo.reset()
+    for r, r_out in zip(regions, report["regions"]):
+        for fqn in r["modules"]:
+            sub = model.get_submodule(fqn)
+            sub.compile()
+            compiled[fqn] = sub._compiled_call_impl
+            sub._compiled_call_impl = None
+    from torch._inductor.utils import run_and_get_code
+
+    def use(fqns: Sequence[str]) -> None:
+        for fqn, impl in compiled.items():
+            model.get_submodule(fqn)._compiled_call_impl = impl if fqn in fqns else None
+
+    try:
+        for r, r_out in zip(regions, report["regions"]):
+            use(r["modules"])
+            _, codes = run_and_get_code(step)
+            r_out["kernels"] = count_kernels(codes)
+        configs = [[]] + [r["modules"] for r in regions] + ([list(compiled)] if len(regions) > 1 else [])
+        times: list[list[int]] = [[] for _ in configs]
+        for i in range(warmup + repeats):
+            for c, fqns in enumerate(configs):
+                use(fqns)
+                t = timer(step)
+                if i >= warmup:
+                    times[c].append(t)
+    finally:
+        use([])
+    med = [int(statistics.median(t)) for t in times]
+    for c, r_out in enumerate(report["regions"], 1):
+        r_out["eager_ns"], r_out["compiled_ns"] = med[0], med[c]
+        r_out["speedup"] = round(med[0] / med[c], 3) if med[c] else None
+    report["eager_ns"], report["compiled_ns"] = med[0], med[-1]
+    report["speedup"] = round(med[0] / med[-1], 3) if med[-1] else None
+    report["repeats"] = repeats
+    report["device"] = "cuda" if timer.cuda else "cpu"
+    report["verdict"] = verdict(report["speedup"])
+    return report
+
+
+def verdict(speedup: float | None) -> str:
+    if speedup is None:
+        return "not measured"
+    if speedup < 0.97:
+        return f"compiled is slower on this machine ({speedup:.2f}x of eager speed)"
+    if speedup <= 1.03:
+        return f"no measurable difference ({speedup:.2f}x)"
+    return f"compiled is faster ({speedup:.2f}x)"
+
+
+def format_report(report: dict[str, Any]) -> str:
+    lines = []
+    w = report.get("whole_model")
+    if w and "graph_breaks" in w:
+        lines.append(f"whole model: {w['graph_count']} graph(s), {w['graph_breaks']} break(s)")
+        for br in w["break_reasons"]:
+            mark = {True: "in hazards", False: "NOT in hazards", None: ""}[br.get("in_hazards")]
+            lines.append(f"   break at {br['source']}: {br['reason'][:100]}  [{mark}]")
+    elif w:
+        lines.append(f"whole model: explain failed: {w['error']}")
+    for r in report["regions"]:
+        lines.append(f"region {r['module'] or '(root)'}: {r['snippet'].splitlines()[0]}")
+        if "error" in r:
+            lines.append(f"   {r['error']}")
+            continue
+        k = r.get("kernels", {})
+        lines.append(f"   {r['graph_count']} graph(s), {r['graph_breaks']} break(s); Inductor kernels: "
+                     f"{k.get('generated', '?')} generated + {k.get('extern', '?')} extern")
+        for br in r["break_reasons"]:
+            lines.append(f"   break at {br['source']}: {br['reason'][:100]}")
+        lines.append(f"   step: eager {fmt_ns(r['eager_ns'])}, with this region compiled {fmt_ns(r['compiled_ns'])} "
+                     f"({r['speedup']}x)")
+    lines.append(f"all regions: eager {fmt_ns(report['eager_ns'])}, compiled {fmt_ns(report['compiled_ns'])} "
+                 f"(median of {report['repeats']} interleaved steps on {report['device']}): {report['verdict']}")
+    return "\n".join(lines)

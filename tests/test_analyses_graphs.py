@@ -1,0 +1,280 @@
+"""Fusion prediction, hazards and compile-region suggestions on small graphs built by hand, so each
+rule is checked in isolation (the examples and Inductor itself are compared in
+benchmarks/fusion_vs_inductor.py)."""
+from __future__ import annotations
+
+import pytest
+
+from gprof.analyses import fusion, hazards, regions, run_all
+from gprof.graph.model import Edge, ModuleInfo, Node, StepGraph, StepMeta, TensorMeta
+
+
+class G:
+    """A tiny graph builder: ``t = g.op("aten.relu.default", [x], (4, 8))`` returns the output storage."""
+
+    def __init__(self) -> None:
+        self.graph = StepGraph(meta=StepMeta(run="t", step=0))
+        self.writer: dict[int, int] = {}
+        self.meta: dict[int, TensorMeta] = {}
+        self.next_sid = 1
+
+    def input(self, shape: tuple[int, ...], dtype: str = "float32", device: str = "cpu") -> int:
+        sid = self.next_sid
+        self.next_sid += 1
+        self.meta[sid] = TensorMeta(shape, dtype, device, 4 * _numel(shape), sid)
+        return sid
+
+    def op(self, op: str, inputs: list[int], shape: tuple[int, ...] | None = None, *, phase: str = "forward",
+           module: str | None = "m", view: bool = False, dur_ns: int = 1000, source: str | None = None,
+           fwd: int | None = None, dtype: str = "float32", device: str = "cpu") -> int:
+        idx = len(self.graph.nodes)
+        ins = tuple(self.meta[s] for s in inputs)
+        if view:
+            out = TensorMeta(shape or ins[0].shape, ins[0].dtype, ins[0].device, ins[0].nbytes, inputs[0])
+        else:
+            out = self.meta[self.input(shape or ins[0].shape, dtype, device)]
+        self.meta[out.storage] = out
+        for t in {t.storage: t for t in ins}.values():
+            if t.storage in self.writer:
+                self.graph.edges.append(Edge(self.writer[t.storage], idx, t.storage, t.nbytes))
+        if not view:
+            self.writer[out.storage] = idx
+        self.graph.nodes.append(Node(idx=idx, key=f"{module}:{phase}:{op}#{idx}", op=op, phase=phase, module=module,
+                                     inputs=ins, outputs=(out,), dur_ns=dur_ns, source=source, fwd=fwd))
+        if module is not None:
+            self.graph.modules.setdefault(module, ModuleInfo(module, "Block"))
+        return out.storage
+
+
+def _numel(shape: tuple[int, ...]) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def generated(graph: StepGraph, phase: str = "forward") -> list[list[str]]:
+    by = {n.idx: n for n in graph.nodes}
+    return [[by[i].op_short for i in k.nodes] for k in fusion.predict(graph)[phase] if k.generated]
+
+
+# ----------------------------------------------------------------------------------- fusion
+def test_pointwise_chain_fuses_and_views_are_free():
+    g = G()
+    x = g.input((64, 32))
+    a = g.op("aten.mul.Tensor", [x, x])
+    v = g.op("aten.view.default", [a], (2048,), view=True)
+    b = g.op("aten.relu.default", [v])
+    g.op("aten.add.Tensor", [b, b])
+    assert generated(g.graph) == [["mul", "relu", "add"]]
+
+
+def test_extern_ends_the_kernel():
+    g = G()
+    x, w = g.input((64, 32)), g.input((32, 32))
+    a = g.op("aten.relu.default", [x])
+    b = g.op("aten.mm.default", [a, w])
+    g.op("aten.tanh.default", [b])
+    kinds = [(k.generated, len(k.nodes)) for k in fusion.predict(g.graph)["forward"]]
+    assert kinds == [(True, 1), (False, 1), (True, 1)]
+
+
+def test_pointwise_prologue_and_epilogue_fuse_into_row_reduction():
+    g = G()
+    x = g.input((64, 32))
+    a = g.op("aten.exp.default", [x])
+    s = g.op("aten.sum.dim_IntList", [a], (64, 1))
+    g.op("aten.div.Tensor", [a, s])
+    assert generated(g.graph) == [["exp", "sum", "div"]]
+
+
+def test_column_reduction_waits_for_its_input():
+    g = G()
+    x = g.input((64, 32))
+    a = g.op("aten.relu.default", [x])
+    g.op("aten.sum.dim_IntList", [a], (1, 32))  # bias-gradient style: reduces the leading dim
+    assert generated(g.graph) == [["relu"], ["sum"]]
+
+
+def test_broadcast_read_of_a_smaller_pointwise_result_starts_a_new_kernel():
+    g = G()
+    x, y = g.input((7,)), g.input((64, 32))
+    a = g.op("aten.neg.default", [x])
+    g.op("aten.add.Tensor", [y, a], (64, 32))
+    assert generated(g.graph) == [["neg"], ["add"]]
+
+
+def test_random_source_joins_its_consumer_kernel():
+    g = G()
+    x, w = g.input((64, 32)), g.input((32, 32))
+    h = g.op("aten.mm.default", [x, w])
+    e = g.op("aten.empty_like.default", [h])
+    m = g.op("aten.bernoulli_.float", [e], view=True)
+    g.op("aten.mul.Tensor", [h, m])
+    assert generated(g.graph) == [["bernoulli_", "mul"]]
+
+
+def test_kernels_hold_at_most_64_nodes():
+    g = G()
+    t = g.input((16,))
+    for _ in range(100):
+        t = g.op("aten.sin.default", [t])
+    assert [len(k) for k in generated(g.graph)] == [64, 36]
+
+
+def test_hazard_splits_the_graph():
+    g = G()
+    x = g.input((16,))
+    a = g.op("aten.sin.default", [x])
+    g.op("aten._local_scalar_dense.default", [a], ())
+    g.op("aten.cos.default", [a])
+    assert generated(g.graph) == [["sin"], ["cos"]]
+
+
+def test_compiled_region_is_opaque():
+    g = G()
+    x = g.input((16,))
+    a = g.op("aten.sin.default", [x])
+    b = g.op("aten.cos.default", [a])
+    g.graph.nodes[-1].attrs["compiled_region"] = "CompiledFunction"
+    g.op("aten.exp.default", [b])
+    assert generated(g.graph) == [["sin"], ["exp"]]
+
+
+def test_chain_reports_bytes_launches_and_saving():
+    g = G()
+    x = g.input((1024, 256))
+    a = g.op("aten.mul.Tensor", [x, x], dur_ns=50_000)
+    b = g.op("aten.relu.default", [a], dur_ns=50_000)
+    g.op("aten.add.Tensor", [b, x], dur_ns=50_000)
+    r = fusion.analyse(g.graph)
+    assert r["predicted_kernels"]["forward"] == 1 and r["eager_kernels"]["forward"] == 3
+    (c,) = r["chains"]
+    assert c["eager_kernels"] == 3 and c["fused_kernels"] == 1 and c["launches_saved"] == 2
+    assert c["intermediate_bytes"] == 2 * 2 * 1024 * 256 * 4  # two intermediates, each written and read once
+    assert 0 < c["est_time_saved_ns"] <= 150_000
+    assert c["ops"] == ["mul", "relu", "add"] and c["module"] == "m"
+
+
+def test_intermediate_needed_later_is_not_counted():
+    g = G()
+    x = g.input((256,))
+    a = g.op("aten.tanh.default", [x])
+    g.op("aten.add.Tensor", [a, x])
+    g.op("aten.tanh_backward.default", [x, a], phase="backward")  # the forward output is saved
+    (c,) = fusion.analyse(g.graph)["chains"]
+    assert c["intermediate_bytes"] == 0
+
+
+# ----------------------------------------------------------------------------------- hazards
+@pytest.mark.parametrize("op, inputs, kind", [
+    ("aten._local_scalar_dense.default", [("float32", "cpu")], hazards.DATA_DEPENDENT),
+    ("aten.nonzero.default", [("float32", "cpu")], hazards.DYNAMIC_SHAPE),
+    ("aten.masked_select.default", [("float32", "cpu"), ("bool", "cpu")], hazards.DYNAMIC_SHAPE),
+    ("aten.index.Tensor", [("float32", "cpu"), ("bool", "cpu")], hazards.DYNAMIC_SHAPE),
+    ("aten._local_scalar_dense.default", [("float32", "cuda:0")], hazards.SYNC),
+])
+def test_hazard_kinds(op, inputs, kind):
+    g = G()
+    ins = [g.input((8,), dtype, device) for dtype, device in inputs]
+    g.op(op, ins, (8,), source="train.py:12 in forward", module="enc")
+    (h,) = hazards.find(g.graph)
+    assert (h["kind"], h["source"], h["module"], h["op"]) == (kind, "train.py:12 in forward", "enc", op)
+
+
+def test_cross_device_copy_is_a_sync():
+    g = G()
+    x = g.input((8,), device="cuda:0")
+    g.op("aten._to_copy.default", [x], (8,), device="cpu")
+    assert [h["kind"] for h in hazards.find(g.graph)] == [hazards.SYNC]
+
+
+def test_integer_indexing_is_not_a_hazard():
+    g = G()
+    g.op("aten.index.Tensor", [g.input((8,)), g.input((4,), "int64")], (4,))
+    assert hazards.find(g.graph) == []
+
+
+def test_random_value_read_into_python_is_python_randomness():
+    g = G()
+    x = g.input((1,))
+    r = g.op("aten.bernoulli.default", [x])
+    g.op("aten._local_scalar_dense.default", [r], ())
+    assert [h["kind"] for h in hazards.find(g.graph)] == [hazards.PYTHON_RANDOM]
+
+
+def test_hazards_ranked_by_fusible_work_split():
+    g = G()
+    t = g.input((16,))
+    t = g.op("aten.sin.default", [t], dur_ns=10)
+    g.op("aten._local_scalar_dense.default", [t], (), source="a.py:1")  # near the start: splits little
+    for _ in range(4):
+        t = g.op("aten.sin.default", [t], dur_ns=100)
+    g.op("aten._local_scalar_dense.default", [t], (), source="a.py:2")  # in the middle
+    for _ in range(4):
+        t = g.op("aten.sin.default", [t], dur_ns=100)
+    hs = hazards.find(g.graph)
+    assert [(h["rank"], h["source"]) for h in hs] == [(1, "a.py:2"), (2, "a.py:1")]
+    assert hs[0]["split_ns"] == 400 and hs[1]["split_ns"] == 10
+
+
+# ----------------------------------------------------------------------------------- regions
+def _chain(i: int, modules: list[str], saved: int, phase: str = "forward") -> dict:
+    return {"id": i, "phase": phase, "modules": modules, "est_time_saved_ns": saved}
+
+
+def _hazard(module: str | None) -> dict:
+    return {"kind": "data_dependent", "op": "aten._local_scalar_dense.default", "module": module, "source": "x.py:1"}
+
+
+def test_suggests_maximal_hazard_free_subtree():
+    chains = [_chain(0, ["enc.block.norm"], 500), _chain(1, ["enc.block.ff"], 400), _chain(2, ["head"], 10)]
+    (s, *rest) = regions.suggest(chains, [_hazard("")])
+    assert s["module"] == "enc" and s["snippet"] == "model.enc.compile()" and s["chains"] == [0, 1]
+    assert s["est_time_saved_ns"] == 900 and s["hazards_avoided"][0]["module"] == ""
+    assert rest == []  # enc alone covers over 90% of the saving
+
+
+def test_region_never_contains_a_hazard():
+    chains = [_chain(0, ["enc.a"], 500), _chain(1, ["enc.b"], 400)]
+    out = regions.suggest(chains, [_hazard("enc.b")])
+    assert [s["module"] for s in out] == ["enc.a"]  # enc.b holds the hazard, so does enc
+
+
+def test_root_is_suggested_when_nothing_breaks():
+    (s,) = regions.suggest([_chain(0, ["a"], 5), _chain(1, ["b"], 5)], [])
+    assert s["module"] == "" and s["snippet"] == "model.compile()"
+
+
+def test_repeated_blocks_become_one_suggestion():
+    chains = [_chain(i, [f"encoder.layers.{i}.ff"], 100) for i in range(3)] + [_chain(3, [""], 1)]
+    types = {"encoder.layers": "ModuleList", **{f"encoder.layers.{i}": "EncoderLayer" for i in range(3)}}
+    out = regions.suggest(chains, [_hazard(""), _hazard("encoder")], types)
+    assert len(out) == 1
+    s = out[0]
+    assert s["modules"] == ["encoder.layers.0", "encoder.layers.1", "encoder.layers.2"]
+    assert s["snippet"] == "for block in model.encoder.layers:\n    block.compile()"
+    assert s["est_time_saved_ns"] == 300 and s["rank"] == 1
+
+
+def test_suggestions_ranked_and_optimizer_chains_ignored():
+    chains = [_chain(0, ["a"], 10), _chain(1, ["b"], 30), _chain(2, ["c"], 1000, phase="optimizer")]
+    out = regions.suggest(chains, [_hazard("")])
+    assert [s["module"] for s in out] == ["b", "a"] and [s["rank"] for s in out] == [1, 2]
+
+
+def test_accessor_snippets():
+    assert regions.accessor("encoder.layers.0.self_attn") == "model.encoder.layers[0].self_attn"
+    assert regions.accessor("") == "model"
+
+
+def test_run_all_on_a_built_graph_fills_every_key():
+    g = G()
+    x = g.input((64, 32))
+    a = g.op("aten.mul.Tensor", [x, x], module="enc")
+    g.op("aten.relu.default", [a], module="enc")
+    g.op("aten._local_scalar_dense.default", [a], (), module=None, source="t.py:3")
+    out = run_all(g.graph)
+    assert set(out) == {"op_classes", "fusion", "hazards", "compile_suggestions"}
+    assert out["compile_suggestions"][0]["module"] == "enc"
+    assert out["hazards"][0]["source"] == "t.py:3"
