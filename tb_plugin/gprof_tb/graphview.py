@@ -10,42 +10,81 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from gprof.graph.keys import NO_MODULE
+from gprof.graph.model import PHASES
 
 from gprof_tb.analysisview import node_marks
 from gprof_tb.stepdata import StepData
 
+MARK_KINDS = ("chains", "hazards", "regions")
 _STAT_FIELDS = ("count", "dur_ns", "device_ns", "alloc_bytes", "live_max", "flops")
 
 
-def _module_name(module: str | None) -> str:
-    return NO_MODULE if module is None else module
+class ModuleTree:
+    """The step's module hierarchy as arrays, with the (module, phase) stats and the module-level
+    edges keyed by integer ids, so that regrouping for any set of expanded modules is a handful of
+    numpy operations over a few thousand rows, not a Python loop per row.
 
+    Ids name prefixes: 0 is the root model (always expanded), ``-`` stands for ops outside every
+    module, and ``a.b`` is both a module and the prefix of ``a.b.c``.
+    """
 
-class _Grouper:
-    """Maps a node's module to the visible box that holds it, for one set of expanded modules."""
+    def __init__(self, data: StepData) -> None:
+        self.names: list[str] = [""]
+        self.ids: dict[str, int] = {"": 0}
+        chains: dict[int, list[int]] = {0: []}
+        stats = data.module_phase_stats()
+        edges = data.module_edges()
+        for module in {r[0] for r in stats} | {r[0] for r in edges} | {r[2] for r in edges}:
+            self._add(module, chains)
+        depth = max((len(c) for c in chains.values()), default=0)
+        self.anc = np.full((max(depth, 1), len(self.names)), -1, dtype=np.int64)
+        for pid, chain in chains.items():
+            self.anc[:len(chain), pid] = chain
+        phase_id = {p: i for i, p in enumerate(PHASES)}
+        self.s_mod = np.array([self.id_of(r[0]) for r in stats], dtype=np.int64)
+        self.s_phase = np.array([phase_id.get(r[1], 3) for r in stats], dtype=np.int64)
+        cols = np.array([[r[2], r[3] or 0, r[4] or 0, r[4] is not None, r[5] or 0, r[6] or 0, r[7] or 0]
+                         for r in stats], dtype=np.float64).reshape(-1, 7)
+        self.s_count, self.s_dur, self.s_dev, self.s_has_dev, self.s_alloc, self.s_live, self.s_flops = cols.T
+        self.e_ma = np.array([self.id_of(r[0]) for r in edges], dtype=np.int64)
+        self.e_pa = np.array([phase_id.get(r[1], 3) for r in edges], dtype=np.int64)
+        self.e_mb = np.array([self.id_of(r[2]) for r in edges], dtype=np.int64)
+        self.e_pb = np.array([phase_id.get(r[3], 3) for r in edges], dtype=np.int64)
+        ecols = np.array([[r[4] or 0, r[5]] for r in edges], dtype=np.float64).reshape(-1, 2)
+        self.e_bytes, self.e_count = ecols.T
 
-    def __init__(self, expanded: set[str]) -> None:
-        self.expanded = expanded
-        self._cache: dict[str | None, tuple[str, str | None]] = {}
-
-    def __call__(self, module: str | None) -> tuple[str, str | None]:
-        """(kind, name): ("module", prefix) for a collapsed group, ("direct", module) for an expanded one."""
-        if module not in self._cache:
-            self._cache[module] = self._compute(module)
-        return self._cache[module]
-
-    def _compute(self, module: str | None) -> tuple[str, str | None]:
-        if module is None:
-            return ("direct", None) if NO_MODULE in self.expanded else ("module", NO_MODULE)
+    def _add(self, module: str | None, chains: dict[int, list[int]]) -> None:
         if module == "":
-            return "direct", ""
-        parts = module.split(".")
+            return
+        parts = [NO_MODULE] if module is None else module.split(".")
+        chain = []
         for i in range(len(parts)):
-            prefix = ".".join(parts[:i + 1])
-            if prefix not in self.expanded:
-                return "module", prefix
-        return "direct", module
+            name = ".".join(parts[:i + 1])
+            pid = self.ids.get(name)
+            if pid is None:
+                pid = self.ids[name] = len(self.names)
+                self.names.append(name)
+            chain.append(pid)
+            chains[pid] = list(chain)
+
+    def id_of(self, module: str | None) -> int:
+        return self.ids[NO_MODULE if module is None else module]
+
+    def groups(self, expanded: set[str]) -> np.ndarray:
+        """For each id, the id of the visible collapsed group that holds it, or -1 when the module
+        and all its ancestors are expanded (its own ops are shown)."""
+        exp = np.zeros(len(self.names), dtype=bool)
+        exp[0] = True
+        exp[[self.ids[m] for m in expanded if m in self.ids]] = True
+        group = np.full(len(self.names), -1, dtype=np.int64)
+        for level in self.anc:
+            pick = (group == -1) & (level >= 0)
+            pick[pick] = ~exp[level[pick]]
+            group[pick] = level[pick]
+        return group
 
 
 def _parent(name: str) -> str:
@@ -67,9 +106,17 @@ def _add(stats: dict[str, Any], count: int, dur: int | None, dev: int | None, al
     stats["flops"] += flops or 0
 
 
+def _aggregate(keys: np.ndarray, *weights: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Unique keys and the per-key sums of each weight column."""
+    uniq, inv = np.unique(keys, return_inverse=True)
+    return uniq, [np.bincount(inv, w, minlength=len(uniq)) for w in weights]
+
+
 def collapsed_graph(data: StepData, expanded: set[str], phases: set[str], limit: int = 150) -> dict[str, Any]:
-    group = _Grouper(expanded)
+    tree: ModuleTree = data.memo("module_tree", lambda: ModuleTree(data))
+    group = tree.groups(expanded)
     types = data.module_types()
+    wanted = np.array([i for i, p in enumerate(PHASES) if p in phases], dtype=np.int64)
     boxes: dict[str, dict[str, Any]] = {}
 
     def box(bid: str, **attrs: Any) -> dict[str, Any]:
@@ -78,62 +125,71 @@ def collapsed_graph(data: StepData, expanded: set[str], phases: set[str], limit:
             b = boxes[bid] = {"id": bid, **attrs, **_new_stats(), "marks": {}}
         return b
 
-    # 1. module groups from the cached (module, phase) table; collect the expanded leaves
-    direct_modules: dict[str | None, int] = {}
-    for module, phase, count, dur, dev, alloc, live, flops in data.module_phase_stats():
-        if phase not in phases:
-            continue
-        kind, name = group(module)
-        if kind == "direct":
-            direct_modules[name] = direct_modules.get(name, 0) + count
-            continue
-        b = box(f"m:{name}@{phase}", kind="module", module=name, phase=phase, parent=_parent(name),
-                type=types.get(name, "outside modules" if name == NO_MODULE else ""))
-        _add(b, count, dur, dev, alloc, live, flops)
+    # 1. collapsed module groups: sum the cached (module, phase) rows by visible group
+    in_phase = np.isin(tree.s_phase, wanted)
+    g = group[tree.s_mod]
+    rows = in_phase & (g >= 0)
+    keys = g[rows] * 4 + tree.s_phase[rows]
+    uniq, (count, dur, dev, has_dev, alloc, flops) = _aggregate(
+        keys, *(col[rows] for col in (tree.s_count, tree.s_dur, tree.s_dev, tree.s_has_dev, tree.s_alloc,
+                                      tree.s_flops)))
+    live = np.zeros(len(uniq))
+    np.maximum.at(live, np.searchsorted(uniq, keys), tree.s_live[rows])
+    for i, key in enumerate(uniq.tolist()):
+        name, phase = tree.names[key // 4], PHASES[key % 4]
+        boxes[f"m:{name}@{phase}"] = {
+            "id": f"m:{name}@{phase}", "kind": "module", "module": name, "phase": phase, "parent": _parent(name),
+            "type": types.get(name, "outside modules" if name == NO_MODULE else ""), "count": int(count[i]),
+            "dur_ns": int(dur[i]), "device_ns": int(dev[i]) if has_dev[i] else None, "alloc_bytes": int(alloc[i]),
+            "live_max": int(live[i]), "flops": int(flops[i]), "marks": {}}
 
     # 2. the ops directly inside expanded modules: one box per node, or per op type when too many
+    direct = in_phase & (g == -1)
+    direct_ids, direct_counts = _aggregate(tree.s_mod[direct], tree.s_count[direct])
     node_box: dict[int, str] = {}
-    individual: dict[str | None, bool] = {}
-    for module, total in direct_modules.items():
-        individual[module] = total <= limit
-        mname = _module_name(module)
-        for idx, op, phase, dur, dev, alloc, live, flops, fwd, key in data.direct_nodes(module):
+    for pid, total in zip(direct_ids.tolist(), direct_counts[0].tolist()):
+        mname = tree.names[pid]
+        module = None if mname == NO_MODULE else mname
+        for idx, op, phase, dur_, dev_, alloc_, live_, flops_, fwd, key in data.direct_nodes(module):
             if phase not in phases:
                 continue
-            if individual[module]:
+            if total <= limit:
                 b = box(f"n:{idx}", kind="node", idx=idx, op=op, key=key, fwd=fwd, module=mname, phase=phase,
                         parent=mname)
             else:
                 b = box(f"o:{mname}@{phase}@{op}", kind="ops", op=op, module=mname, phase=phase, parent=mname)
             node_box[idx] = b["id"]
-            _add(b, 1, dur, dev, alloc, live, flops)
+            _add(b, 1, dur_, dev_, alloc_, live_, flops_)
 
     def box_of(idx: int, module: str | None, phase: str) -> str:
-        kind, name = group(module)
-        if kind == "direct":
-            return node_box.get(idx, "")
-        return f"m:{name}@{phase}"
+        gid = int(group[tree.id_of(module)])
+        return node_box.get(idx, "") if gid == -1 else f"m:{tree.names[gid]}@{phase}"
 
-    # 3. dataflow edges, merged between boxes
+    # 3. dataflow edges, merged between boxes: module-level rows for collapsed groups...
+    ga, gb = group[tree.e_ma], group[tree.e_mb]
+    ka, kb = ga * 4 + tree.e_pa, gb * 4 + tree.e_pb
+    erows = np.isin(tree.e_pa, wanted) & np.isin(tree.e_pb, wanted) & (ga >= 0) & (gb >= 0) & (ka != kb)
+    span = 4 * len(tree.names)
+    pairs, (nbytes, ecount) = _aggregate(ka[erows] * span + kb[erows], tree.e_bytes[erows], tree.e_count[erows])
     merged: dict[tuple[str, str], list[int]] = {}
-
-    def link(a: str, b: str, nbytes: int, count: int) -> None:
-        if a and b and a != b and a in boxes and b in boxes:
-            e = merged.setdefault((a, b), [0, 0])
-            e[0] += nbytes or 0
-            e[1] += count
-
-    for am, ap, bm, bp, nbytes, count in data.module_edges():
-        if ap in phases and bp in phases and group(am)[0] == "module" and group(bm)[0] == "module":
-            link(f"m:{group(am)[1]}@{ap}", f"m:{group(bm)[1]}@{bp}", nbytes, count)
+    for pair, nb, c in zip(pairs.tolist(), nbytes.tolist(), ecount.tolist()):
+        a, b = divmod(pair, span)
+        merged[(f"m:{tree.names[a // 4]}@{PHASES[a % 4]}", f"m:{tree.names[b // 4]}@{PHASES[b % 4]}")] = [nb, c]
+    # ... and node-level rows for edges touching an expanded module's own ops
     seen: set[tuple[int, int, int]] = set()
-    for module in direct_modules:
-        for src, dst, storage, nbytes, am, bm, ap, bp, _, _ in data.direct_edges(module):
+    for pid in direct_ids.tolist():
+        mname = tree.names[pid]
+        for src, dst, storage, nb, am, bm, ap, bp, _, _ in data.direct_edges(None if mname == NO_MODULE else mname):
             if (src, dst, storage) in seen or ap not in phases or bp not in phases:
                 continue
             seen.add((src, dst, storage))
-            link(box_of(src, am, ap), box_of(dst, bm, bp), nbytes, 1)
-    edges = [{"src": a, "dst": b, "bytes": v[0], "count": v[1], "kind": "data"} for (a, b), v in merged.items()]
+            a, b = box_of(src, am, ap), box_of(dst, bm, bp)
+            if a and b and a != b and a in boxes and b in boxes:
+                e = merged.setdefault((a, b), [0, 0])
+                e[0] += nb or 0
+                e[1] += 1
+    edges = [{"src": a, "dst": b, "bytes": int(v[0]), "count": int(v[1]), "kind": "data"}
+             for (a, b), v in merged.items()]
 
     # 4. backward -> forward partner links
     for b in boxes.values():
@@ -144,30 +200,39 @@ def collapsed_graph(data: StepData, expanded: set[str], phases: set[str], limit:
         elif b["kind"] == "node" and b["fwd"] is not None and f"n:{b['fwd']}" in boxes:
             edges.append({"src": b["id"], "dst": f"n:{b['fwd']}", "kind": "partner"})
 
-    # 5. unfused chains, hazards and compile regions, counted onto the boxes that hold them
-    marks = node_marks(data)
-    if marks:
-        for idx, module, phase in _marked_nodes(data, marks):
-            bid = box_of(idx, module, phase) if phase in phases else ""
+    # 5. unfused chains, hazards and compile regions: how many marked nodes each box holds
+    marked = data.memo("marked_arrays", lambda: _marked_arrays(data, tree))
+    if len(marked):
+        m_group = group[marked[:, 1]]
+        on = np.isin(marked[:, 2], wanted)
+        for idx, mod, phase, kind in marked[on & (m_group == -1)].tolist():
+            bid = node_box.get(idx)
+            if bid is not None:
+                boxes[bid]["marks"][MARK_KINDS[kind]] = boxes[bid]["marks"].get(MARK_KINDS[kind], 0) + 1
+        rows = on & (m_group >= 0)
+        keys = (m_group[rows] * 4 + marked[rows, 2]) * len(MARK_KINDS) + marked[rows, 3]
+        uniq, counts = np.unique(keys, return_counts=True)
+        for key, n in zip(uniq.tolist(), counts.tolist()):
+            box_key, kind = divmod(key, len(MARK_KINDS))
+            bid = f"m:{tree.names[box_key // 4]}@{PHASES[box_key % 4]}"
             if bid in boxes:
-                for kind, numbers in marks[idx].items():
-                    boxes[bid]["marks"].setdefault(kind, []).extend(numbers)
-    clusters = sorted(m for m in expanded if m in types or m == NO_MODULE or _has_prefix(types, m))
+                boxes[bid]["marks"][MARK_KINDS[kind]] = n
+    clusters = sorted(m for m in expanded if m in tree.ids and m != "")
     return {"boxes": list(boxes.values()), "edges": edges, "clusters": clusters,
             "types": {m: types.get(m, "") for m in clusters}, "phases": sorted(phases)}
 
 
-def _has_prefix(types: dict[str, str], name: str) -> bool:
-    return any(t.startswith(name + ".") for t in types)
-
-
-def _marked_nodes(data: StepData, marks: dict[int, Any]) -> list[tuple]:
-    def compute() -> list[tuple]:
-        ids = sorted(marks)
-        out: list[tuple] = []
-        for i in range(0, len(ids), 500):
-            chunk = ids[i:i + 500]
-            out += data.sql(f"SELECT idx, module, phase FROM nodes WHERE idx IN ({','.join('?' * len(chunk))})",
-                            tuple(chunk))
-        return out
-    return data.memo("marked_nodes", compute)
+def _marked_arrays(data: StepData, tree: ModuleTree) -> np.ndarray:
+    """(idx, module id, phase id, mark kind) for every node an analysis points at."""
+    marks = node_marks(data)
+    ids = sorted(marks)
+    phase_id = {p: i for i, p in enumerate(PHASES)}
+    out: list[tuple[int, int, int, int]] = []
+    for i in range(0, len(ids), 500):
+        chunk = ids[i:i + 500]
+        for idx, module, phase in data.sql(
+                f"SELECT idx, module, phase FROM nodes WHERE idx IN ({','.join('?' * len(chunk))})", tuple(chunk)):
+            mod = tree.ids.get(NO_MODULE if module is None else module)
+            if mod is not None:
+                out += [(idx, mod, phase_id.get(phase, 3), MARK_KINDS.index(kind)) for kind in marks[idx]]
+    return np.array(out, dtype=np.int64).reshape(-1, 4)

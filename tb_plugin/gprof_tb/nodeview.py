@@ -55,19 +55,24 @@ def step_diff(a: StepData, b: StepData, limit: int = 500) -> dict[str, Any]:
 
     Keys are ``<module>:<phase>:<op>#<n>`` with n counting up from 0 per (module, phase, op), so
     comparing the per-(module, phase, op) counts gives the exact key sets' difference without
-    reading either step's nodes.
+    reading either step's nodes. Cached on ``a`` per ``b`` file.
     """
-    ca, cb = a.key_counts(), b.key_counts()
+    return a.memo(("diff", b.key), lambda: _diff(a.key_counts(), b.key_counts(), limit))
+
+
+def _diff(ca: dict[tuple, int], cb: dict[tuple, int], limit: int) -> dict[str, Any]:
+    changed = [g for g in ca.keys() | cb.keys() if ca.get(g, 0) != cb.get(g, 0)]
+    changed.sort(key=lambda g: (g[0] is None, g[0] or "", g[1], g[2]))
     changes = []
-    for group in sorted(set(ca) | set(cb), key=lambda g: (g[0] is None, g[0] or "", g[1], g[2])):
-        na, nb = ca.get(group, 0), cb.get(group, 0)
-        if na != nb:
-            module, phase, op = group
+    added = removed = 0
+    for module, phase, op in changed:
+        na, nb = ca.get((module, phase, op), 0), cb.get((module, phase, op), 0)
+        added += max(0, nb - na)
+        removed += max(0, na - nb)
+        if len(changes) < limit:
             changes.append({"module": module, "phase": phase, "op": op, "count_a": na, "count_b": nb,
                             "first_key": f"{'-' if module is None else module}:{phase}:{op}#{min(na, nb)}",
                             "change": "added" if nb > na else "removed"})
-    added = sum(max(0, c["count_b"] - c["count_a"]) for c in changes)
-    removed = sum(max(0, c["count_a"] - c["count_b"]) for c in changes)
-    return {"nodes_a": sum(ca.values()), "nodes_b": sum(cb.values()), "added": added, "removed": removed,
-            "unchanged": sum(min(ca.get(g, 0), cb.get(g, 0)) for g in set(ca) | set(cb)),
-            "changes": changes[:limit], "truncated": len(changes) > limit}
+    nodes_a, nodes_b = sum(ca.values()), sum(cb.values())
+    return {"nodes_a": nodes_a, "nodes_b": nodes_b, "added": added, "removed": removed,
+            "unchanged": nodes_a - removed, "changes": changes, "truncated": len(changed) > limit}

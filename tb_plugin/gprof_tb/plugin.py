@@ -131,9 +131,19 @@ class GprofPlugin(base_plugin.TBPlugin):
         """The logdir's runs, rescanned at most every couple of seconds (is_active runs per listing)."""
         with self._runs_lock:
             if time.monotonic() - self._runs_at > _RUNS_TTL_S:
-                self._runs = find_runs(self.logdir) if self.logdir else {}
-                self._runs_at = time.monotonic()
+                runs = find_runs(self.logdir) if self.logdir else {}
+                fresh = set(runs) - set(self._runs)
+                self._runs, self._runs_at = runs, time.monotonic()
+                for name in fresh:
+                    self._prewarm(runs[name])
             return self._runs
+
+    def _prewarm(self, run: Run) -> None:
+        """Start the newest step's first-view aggregates in the background as soon as a run appears."""
+        try:
+            self.cache.get(run.file().path).prewarm()
+        except (StoreError, OSError):
+            pass  # no readable step yet; requests report why
 
     def _run(self, request: wrappers.Request) -> Run:
         name = _text(request, "run")
@@ -178,13 +188,11 @@ class GprofPlugin(base_plugin.TBPlugin):
     @_route
     def _serve_step(self, request: wrappers.Request) -> Any:
         run, f = self._file(request)
-        data = self.cache.get(f.path)
-        summary = dict(data.summary())
+        summary = self.cache.get(f.path).headline()
         kineto = summary.get("kineto_trace")
         summary["kineto_url"] = (f"kineto?run={_quote(run.name)}&step={f.step}&rank={f.rank}"
-                                 if kineto and (run.path / kineto).is_file() else None)
+                                 if isinstance(kineto, str) and _kineto_path(run, kineto) else None)
         summary["run"] = run.name
-        summary["module_types"] = data.module_types()
         return summary
 
     @_route
@@ -223,6 +231,9 @@ class GprofPlugin(base_plugin.TBPlugin):
         desc = _choice(request, "order", ("desc", "asc"), "desc") == "desc"
         limit = _int(request, "limit", 500, lo=1, hi=5000)
         rows = data.op_table(group)
+        if rows is None:
+            return {"group": group, "pending": True, "total": 0, "rows": [],
+                    "message": f"computing the op + input shape table for {data.reader.meta.node_count:,} nodes"}
         ordered = sorted(rows, key=lambda r: _sort_key(r.get(sort)), reverse=desc)
         return {"group": group, "sort": sort, "order": "desc" if desc else "asc", "total": len(rows),
                 "rows": ordered[:limit]}
@@ -271,11 +282,11 @@ class GprofPlugin(base_plugin.TBPlugin):
     def _serve_kineto(self, request: wrappers.Request) -> wrappers.Response:
         run, f = self._file(request)
         try:
-            name = self.cache.get(f.path).summary().get("kineto_trace")
+            name = self.cache.get(f.path).reader.meta.extra.get("kineto_trace")
         except StoreError as e:
             raise UnreadableStepError(str(e)) from None
-        path = run.path / name if isinstance(name, str) and "/" not in name and "\\" not in name else None
-        if path is None or not path.is_file():
+        path = _kineto_path(run, name)
+        if path is None:
             raise errors.NotFoundError(f"step {f.step} of run {run.name!r} has no Kineto trace; "
                                        "record with gprof.profile(..., with_kineto=True)")
         return http_util.Respond(request, path.read_bytes(), "application/json")
@@ -292,6 +303,14 @@ def _sort_key(v: Any) -> tuple:
     if isinstance(v, (int, float)):
         return (1, v, "")
     return (2, 0, str(v))
+
+
+def _kineto_path(run: Run, name: Any) -> Path | None:
+    """The Kineto trace a step names, only if it is a plain file name inside the run directory."""
+    if not isinstance(name, str) or not name or "/" in name or "\\" in name or name.startswith("."):
+        return None
+    path = run.path / name
+    return path if path.is_file() else None
 
 
 def _quote(s: str) -> str:

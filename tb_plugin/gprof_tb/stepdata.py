@@ -7,6 +7,7 @@ is half-written now is replaced atomically later), because a failing computation
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
 import threading
@@ -18,6 +19,7 @@ from gprof.report import module_table, step_summary
 from gprof.store import StepReader
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 #: "dtype|device|shape|nbytes|storage" -> "dtype[shape]" for grouping by input shape
 _TENSOR_RE = re.compile(r"([^|;]*)\|[^|;]*\|([^|;]*)\|[^|;]*\|[^|;]*")
@@ -31,11 +33,14 @@ def input_shapes(encoded: str) -> str:
 class StepData:
     """One open step file plus whatever aggregates have been asked of it so far."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, key: tuple = ()) -> None:
         self.path = path
+        #: (path, mtime_ns, size): what the cache knows this file by
+        self.key = key
         self.reader = StepReader(path)
         self.lock = threading.RLock()
         self._memo: dict[Any, Any] = {}
+        self._pending: set[Any] = set()
 
     def memo(self, key: Any, compute: Callable[[], T]) -> T:
         """``compute()`` once per key; an exception stores nothing, so it is retried next time."""
@@ -43,6 +48,33 @@ class StepData:
             if key not in self._memo:
                 self._memo[key] = compute()
             return self._memo[key]
+
+    def memo_async(self, key: Any, compute: Callable[[], T]) -> T | None:
+        """The memoised value, or None while a background thread computes it. For aggregates that
+        take seconds on a million-node step, so a request never waits for them."""
+        with self.lock:
+            if key in self._memo:
+                return self._memo[key]
+            if key in self._pending:
+                return None
+            self._pending.add(key)
+
+        def run() -> None:
+            try:
+                self.memo(key, compute)
+            except Exception:  # noqa: BLE001 - not cached; the next request retries and reports it
+                log.exception("computing %s for %s failed", key, self.path)
+            finally:
+                with self.lock:
+                    self._pending.discard(key)
+
+        threading.Thread(target=run, name=f"gprof-{key}", daemon=True).start()
+        return None
+
+    def prewarm(self) -> None:
+        """Compute what the first page view needs (summary strip, collapsed graph), off the request path."""
+        for key, compute in (("module_phase", self.module_phase_stats), ("module_edges", self.module_edges)):
+            self.memo_async(key, compute)
 
     def sql(self, query: str, params: tuple = ()) -> list[tuple]:
         with self.lock:
@@ -53,7 +85,26 @@ class StepData:
 
     # ------------------------------------------------------------------ cached aggregates
     def summary(self) -> dict[str, Any]:
+        """The full report summary (``gprof.report.step_summary``): several full scans, so cached."""
         return self.memo("summary", lambda: step_summary(self.reader, top=15))
+
+    def headline(self) -> dict[str, Any]:
+        """What the summary strip shows, derived from the (module, phase) table the graph needs anyway."""
+        m, mem = self.reader.meta, self.reader.memory
+        phases: dict[str, int] = {}
+        time_ns = flops = 0
+        device_ns = None
+        for _, phase, count, dur, dev, _, _, fl in self.module_phase_stats():
+            phases[phase] = phases.get(phase, 0) + count
+            time_ns += dur or 0
+            flops += fl or 0
+            if dev is not None:
+                device_ns = (device_ns or 0) + dev
+        return {"step": m.step, "rank": m.rank, "world_size": m.world_size, "complete": m.complete, "error": m.error,
+                "nodes": sum(phases.values()), "phases": phases, "time_ns": time_ns, "device_time_ns": device_ns,
+                "wall_ns": m.wall_ns, "flops": flops, "peak_memory_bytes": mem.peak_bytes, "peak_node": mem.peak_node,
+                "memory_by_category": mem.by_category, "aggregate_only": m.aggregate_only,
+                "kineto_trace": m.extra.get("kineto_trace"), "torch_version": m.torch_version}
 
     def modules(self) -> list[dict[str, Any]]:
         return self.memo("modules", lambda: module_table(self.reader))
@@ -96,7 +147,11 @@ class StepData:
              + head.format(x="b", xe="dst", y="a", ye="src", w=where_b))
         return self.memo(("direct_edges", module), lambda: self.sql(q, params + params))
 
-    def op_table(self, group: str) -> list[dict[str, Any]]:
+    def op_table(self, group: str) -> list[dict[str, Any]] | None:
+        """Rows of the op table; None while the op + input shape grouping (a Python pass over every
+        node, since stored inputs carry storage ids) is still being computed in the background."""
+        if group == "op_shape":
+            return self.memo_async(("ops", group), lambda: _op_table(self, group))
         return self.memo(("ops", group), lambda: _op_table(self, group))
 
     def key_counts(self) -> dict[tuple, int]:
@@ -116,22 +171,24 @@ def _op_table(data: StepData, group: str) -> list[dict[str, Any]]:
         rows = [((op,), rest) for op, *rest in data.sql(f"SELECT op, {cols} FROM nodes GROUP BY op")]
     elif group == "module":
         rows = [((m,), rest) for m, *rest in data.sql(f"SELECT module, {cols} FROM nodes GROUP BY module")]
-    else:  # op + input shape: storage ids are in the stored column, so regroup in Python after SQL
+    else:  # op + input shape: the stored inputs carry storage ids, so strip them in one Python pass
         merged: dict[tuple, list] = {}
-        for op, inputs, *rest in data.sql(f"SELECT op, inputs, {cols} FROM nodes GROUP BY op, inputs"):
+        for op, inputs, dur, dev, alloc, flops, phase in data.sql(
+                "SELECT op, inputs, dur_ns, device_ns, alloc_bytes, flops, phase FROM nodes"):
             key = (op, input_shapes(inputs))
             acc = merged.get(key)
+            dur = dur or 0
             if acc is None:
-                merged[key] = [rest[0], rest[1], rest[2], rest[3], rest[4], rest[5], rest[6], set(rest[7].split(","))]
-            else:
-                acc[0] += rest[0]
-                acc[1] += rest[1] or 0
-                acc[2] = None if acc[2] is None and rest[2] is None else (acc[2] or 0) + (rest[2] or 0)
-                acc[3] += rest[3] or 0
-                acc[4] += rest[4] or 0
-                acc[5] = min(acc[5], rest[5])
-                acc[6] = max(acc[6], rest[6])
-                acc[7].update(rest[7].split(","))
+                merged[key] = [1, dur, dev, alloc or 0, flops or 0, dur, dur, {phase}]
+                continue
+            acc[0] += 1
+            acc[1] += dur
+            acc[2] = acc[2] if dev is None else (acc[2] or 0) + dev
+            acc[3] += alloc or 0
+            acc[4] += flops or 0
+            acc[5] = min(acc[5], dur)
+            acc[6] = max(acc[6], dur)
+            acc[7].add(phase)
         rows = [(k, v[:7] + [",".join(sorted(v[7]))]) for k, v in merged.items()]
     out = []
     for key, (count, dur, dev, alloc, flops, dmin, dmax, phases) in rows:
@@ -174,7 +231,7 @@ def _memory_curve(data: StepData, points: int) -> dict[str, Any]:
 class StepCache:
     """Open :class:`StepData` by (path, mtime, size), least recently used first out."""
 
-    def __init__(self, capacity: int = 8) -> None:
+    def __init__(self, capacity: int = 6) -> None:
         self.capacity = capacity
         self._lock = threading.Lock()
         self._items: OrderedDict[tuple, StepData] = OrderedDict()
@@ -187,7 +244,7 @@ class StepCache:
             if data is not None:
                 self._items.move_to_end(key)
                 return data
-        data = StepData(path)  # raises StoreError for unreadable files; nothing is cached then
+        data = StepData(path, key)  # raises StoreError for unreadable files; nothing is cached then
         with self._lock:
             self._items[key] = data
             while len(self._items) > self.capacity:

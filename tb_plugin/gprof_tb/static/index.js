@@ -189,8 +189,9 @@ function boxLabel(b) {
     title = `${b.op.replace(/^aten\./, "").replace(/\.default$/, "")}${phase}\n#${b.idx}`;
   }
   const marks = [];
-  if (b.marks.hazards) marks.push(`⚠ ${b.marks.hazards.length} hazard`);
-  if (b.marks.chains) marks.push(`⛓ ${b.marks.chains.length} unfused`);
+  if (b.marks.hazards) marks.push(`⚠ ${b.marks.hazards} hazard`);
+  if (b.marks.chains) marks.push(`⛓ ${b.marks.chains} unfused`);
+  if (b.marks.regions) marks.push(`◇ ${b.marks.regions} compile`);
   return `${title}\n${metric}${marks.length ? "\n" + marks.join(" ") : ""}`;
 }
 
@@ -334,6 +335,11 @@ async function opsTab(panel) {
     el("span", { class: "muted" }, "click a column to sort; host self = total for leaf aten ops")), holder);
   try {
     const d = await getJSON("ops", { group: state.opsGroup, sort: state.opsSort, order: state.opsOrder });
+    if (d.pending) {
+      holder.replaceChildren(el("p", { class: "muted" }, `${d.message}…`));
+      setTimeout(() => { if (state.tab === "ops" && panel.isConnected) showTab("ops"); }, 1000);
+      return;
+    }
     const first = state.opsGroup === "module" ? [["module", "module", (v) => (v === null ? "(outside)" : v || "(root)")]]
       : [["op", "op"]];
     if (state.opsGroup === "op_shape") first.push(["input_shapes", "input shapes"]);
