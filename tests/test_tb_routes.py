@@ -61,6 +61,11 @@ def logdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "compile_suggestions": {"suggestions": [{"module": "net", "nodes": [1], "code": "model.net = torch.compile(model.net)"}]},
     }
     _copy_step(last, d, "analysed", 1, analyses=analyses)
+    for run, trace in (("kineto", "host_1.pt.trace.json"), ("kineto_escape", "../mlp/plugins/gprof/x.json")):
+        graph = gprof.load(last)
+        graph.meta.extra["kineto_trace"] = trace
+        write_step(graph, plugin_dir(d, run) / step_filename(1))
+    (d / "kineto" / "host_1.pt.trace.json").write_text('{"traceEvents": []}')
     bad = plugin_dir(d, "broken")
     bad.mkdir(parents=True)
     good = last.read_bytes()
@@ -219,6 +224,15 @@ def test_step_diff_by_key(client: Client, logdir: Path) -> None:
         k1 = {k for (k,) in r1.sql("SELECT key FROM nodes")}
     assert d["added"] == len(k1 - k0) and d["removed"] == len(k0 - k1) and d["unchanged"] == len(k0 & k1)
     assert d["added"] + d["removed"] > 0  # the first step creates Adam's state
+
+
+def test_kineto_trace_is_linked_and_served(client: Client) -> None:
+    status, s = get(client, "step", run="kineto")
+    assert s["kineto_url"] == "kineto?run=kineto&step=1&rank=0"
+    r = client.get(BASE + s["kineto_url"])
+    assert r.status_code == 200 and json.loads(r.get_data()) == {"traceEvents": []}
+    status, s = get(client, "step", run="kineto_escape")  # a name that leaves the run directory is ignored
+    assert s["kineto_url"] is None and get(client, "kineto", run="kineto_escape")[0] == 404
 
 
 def test_rank_comparison(client: Client) -> None:
