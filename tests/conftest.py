@@ -71,16 +71,26 @@ def load_example(name: str) -> ModuleType:
     return importlib.import_module(f"examples.{name}")
 
 
+_INT_OF_SIZE = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
+
+
+def _bits(t: torch.Tensor) -> torch.Tensor:
+    t = t.detach()
+    if t.layout != torch.strided:
+        t = t.to_dense()
+    if t.is_quantized:
+        t = t.int_repr()
+    t = t.resolve_conj().resolve_neg()
+    if t.is_complex():
+        t = torch.view_as_real(t)
+    return t.view(_INT_OF_SIZE[t.element_size()])
+
+
 def bitwise_equal(a: torch.Tensor, b: torch.Tensor) -> bool:
-    """Bit-for-bit equality; unlike ``torch.equal`` a NaN equals the same NaN."""
+    """Bit-for-bit equality; unlike ``torch.equal`` a NaN equals the same NaN (and -0.0 != 0.0)."""
     if a.dtype != b.dtype or a.shape != b.shape or a.device != b.device:
         return False
-    if a.is_sparse or a.layout != torch.strided:
-        a, b = a.to_dense(), b.to_dense()
-    if a.is_quantized:
-        a, b = a.int_repr(), b.int_repr()
-    return torch.equal(a.detach().contiguous().reshape(-1).view(torch.uint8),
-                       b.detach().contiguous().reshape(-1).view(torch.uint8))
+    return torch.equal(_bits(a), _bits(b))
 
 
 @dataclass
