@@ -124,10 +124,10 @@ def classify(op: str) -> OpInfo:
         return OpInfo(VIEW, "table", tags, inplace)
     if f is not None and _is_alias_only(f):
         return OpInfo(VIEW, "schema:alias", tags, inplace)
+    if ns not in _KNOWN_NS or name in _EXTERN:  # before random: SDPA is seeded (dropout) yet extern
+        return OpInfo(EXTERN, "table" if name in _EXTERN else "custom op", tags, inplace)
     if "nondeterministic_seeded" in tags or name in ("native_dropout", "dropout"):
         return OpInfo(RANDOM, "tag:nondeterministic_seeded", tags, inplace)
-    if ns not in _KNOWN_NS or name in _EXTERN:
-        return OpInfo(EXTERN, "table" if name in _EXTERN else "custom op", tags, inplace)
     if name in _DATA_MOVEMENT:
         return OpInfo(DATA_MOVEMENT, "table", tags, inplace)
     if "reduction" in tags or name in _REDUCTION:
