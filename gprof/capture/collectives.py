@@ -85,12 +85,13 @@ def _functional_group_size(name: str) -> int | None:
 def _on_completion(out: Any, attrs: dict[str, Any]) -> None:
     """Record ``end_ns`` when a c10d op's Work finishes. Functional collectives have no Work;
     their wait is the ``wait_tensor`` node itself."""
-    if not (isinstance(out, (tuple, list)) and out and isinstance(out[-1], torch.ScriptObject)):
+    work = out[-1] if isinstance(out, (tuple, list)) and out else None
+    if not (isinstance(work, torch.ScriptObject) and work._type().qualified_name().endswith(".Work")):
         return
     from torch._C._distributed_c10d import Work
 
     try:
-        fut = Work.unbox(out[-1]).get_future()
+        fut = Work.unbox(work).get_future()
     except (RuntimeError, TypeError):  # a backend without futures: launch time is all we get
         return
 
