@@ -42,7 +42,7 @@ SMALL_REDUCTION = 4096
 FREE, BOUNDARY, ALONE, POINT, ROW, COLUMN, FULL = "free", "boundary", "alone", "point", "row", "column", "full"
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class Kernel:
     """One predicted kernel: an extern call or a generated (fused) kernel."""
 
@@ -229,6 +229,7 @@ def predict_phase(nodes: list[Node], graph_producers: dict[int, list[int]], segm
     # one kernel per (graph, stage, reduction shape); externs stay alone
     kernels: list[Kernel] = []
     open_at: dict[tuple[int, int], list[Kernel]] = {}
+    kernel_of: dict[int, Kernel] = {}
     for n in nodes:
         r = roles[n.idx]
         if r == FREE:
@@ -242,18 +243,25 @@ def predict_phase(nodes: list[Node], graph_producers: dict[int, list[int]], segm
         sig = _signature(n, r)
         at = (seg[n.idx], stage[n.idx])
         small = _numel(n.inputs[0].shape) <= SMALL_REDUCTION if sig is not None else False
-        mine = set(producers.get(n.idx, ()))
-        fits = [k for k in open_at.get(at, []) if len(k.nodes) < MAX_FUSED_NODES
-                and (sig is None or small or not k.reductions or k.reductions == {sig}
-                     or all(-s[0] * s[1] <= SMALL_REDUCTION for s in k.reductions if s[0] < 0))]
-        target = next((k for k in fits if mine.intersection(k.nodes)), fits[0] if fits else None)
+
+        def fits(k: Kernel) -> bool:
+            return sig is None or small or not k.reductions or k.reductions == {sig} or all(
+                -s[0] * s[1] <= SMALL_REDUCTION for s in k.reductions if s[0] < 0)
+
+        open_here = open_at.setdefault(at, [])
+        mine = [kernel_of[p] for p in producers.get(n.idx, ()) if p in kernel_of]
+        target = next((k for k in mine if k in open_here and fits(k)), None) or next(
+            (k for k in open_here if fits(k)), None)
         if target is None:
             target = Kernel(n.phase, [], generated=True)
             kernels.append(target)
-            open_at.setdefault(at, []).append(target)
+            open_here.append(target)
         target.nodes.append(n.idx)
+        kernel_of[n.idx] = target
         if sig is not None:
             target.reductions.add(sig)
+        if len(target.nodes) >= MAX_FUSED_NODES:
+            open_here.remove(target)
     if any(n.phase == "forward" and n.op_short == "convolution" and len(n.inputs[0].shape) == 4 for n in nodes):
         # Inductor's layout optimisation converts the conv input and weights to channels-last up front
         kernels.insert(0, Kernel("forward", [], generated=True, note="channels-last conversion for convolutions"))
