@@ -1,0 +1,161 @@
+"""Acceptance (issue 2, "Correct attribution"): on every example, nodes carry their module and their
+forward partner, the step's FLOPs equal FlopCounterMode's, and peak memory matches MemTracker."""
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+from torch.distributed._tools.mem_tracker import MemTracker
+from torch.utils.flop_counter import FlopCounterMode
+
+import gprof
+from conftest import EXAMPLE_NAMES, RECORDED_STEPS, load_example
+from gprof.report import run_report
+from gprof.store import open_run
+
+
+@pytest.fixture(scope="module")
+def reports(recorded_examples) -> dict[str, dict[str, Any]]:
+    return {name: run_report(open_run(rec.run_dir)) for name, rec in recorded_examples.items()}
+
+
+@pytest.mark.parametrize("name", EXAMPLE_NAMES)
+def test_module_coverage_and_backward_links(name: str, reports) -> None:
+    steps = reports[name]["steps"]
+    assert len(steps) >= RECORDED_STEPS
+    for s in steps[:RECORDED_STEPS]:
+        assert s["phases"]["forward"] > 0 and s["phases"]["backward"] > 0, s["phases"]
+        assert s["module_coverage"] >= 0.99, f"step {s['step']}: module_coverage {s['module_coverage']}"
+        assert s["backward_linked"] >= 0.99, f"step {s['step']}: backward_linked {s['backward_linked']}"
+
+
+@pytest.mark.parametrize("name", EXAMPLE_NAMES)
+def test_backward_nodes_inherit_their_forward_partner(name: str, recorded_examples) -> None:
+    rec = recorded_examples[name]
+    params = {n for n, _ in rec.trace.model.named_parameters()}
+    g = rec.graphs[1]
+    backward = g.by_phase("backward")
+    for n in backward:
+        if n.fwd is not None:
+            partner = g.nodes[n.fwd]
+            assert partner.phase == "forward" and partner.idx < n.idx, (n.key, partner.key)
+            assert n.module == partner.module, (n.key, partner.key)
+        if n.param is not None:
+            assert n.param in params, f"{n.key}: AccumulateGrad names {n.param!r}, not a parameter"
+            assert n.module == n.param.rpartition(".")[0]
+    accumulated = {n.param for n in backward if n.param is not None}
+    assert accumulated == {p for p, t in rec.trace.model.named_parameters() if t.requires_grad}
+
+
+@pytest.mark.parametrize("name", EXAMPLE_NAMES)
+def test_forward_nodes_point_at_the_users_source_line(name: str, recorded_examples) -> None:
+    g = recorded_examples[name].graphs[1]
+    forward = g.by_phase("forward")
+    assert forward
+    for n in forward:
+        assert n.source, f"{n.key} has no source line"
+        assert "torch/" not in n.source and "gprof/" not in n.source, f"{n.key}: internal frame {n.source}"
+    assert any(f"examples/{name}.py:" in n.source for n in forward)
+
+
+def _flops_per_step(name: str) -> list[int]:
+    ex = load_example(name)
+    torch.manual_seed(0)
+    model, opt, batches = ex.make(steps=RECORDED_STEPS)
+    totals = []
+    for batch in batches:
+        with FlopCounterMode(display=False) as fc:
+            ex.step(model, opt, batch)
+        totals.append(fc.get_total_flops())
+    return totals
+
+
+@pytest.mark.parametrize("name", EXAMPLE_NAMES)
+def test_flops_equal_flop_counter_mode(name: str, recorded_examples, reports) -> None:
+    expected = _flops_per_step(name)
+    graphs = recorded_examples[name].graphs[:RECORDED_STEPS]
+    assert [sum(n.flops for n in g.nodes) for g in graphs] == expected
+    assert [s["flops"] for s in reports[name]["steps"][:RECORDED_STEPS]] == expected
+    if name != "dynamic":
+        assert expected[0] > 0
+
+
+def _second_step_peak_memtracker(name: str) -> tuple[int, dict[str, int]]:
+    """MemTracker's peak over training step 1; each batch is dropped after its step, as a DataLoader does."""
+    ex = load_example(name)
+    torch.manual_seed(0)
+    model, opt, batches = ex.make(steps=2)
+    ex.step(model, opt, batches.pop(0))
+    batch = batches.pop(0)
+    mt = MemTracker()
+    mt.track_external(model, opt, *batch)
+    with mt:
+        ex.step(model, opt, batch)
+    (snap,) = mt.get_tracker_snapshot("peak").values()
+    return snap["Total"], {str(getattr(k, "value", k)): v for k, v in snap.items()}
+
+
+def _second_step_graph(name: str, tmp_path, profile_first_step: bool) -> Any:
+    ex = load_example(name)
+    torch.manual_seed(0)
+    model, opt, batches = ex.make(steps=2)
+    if not profile_first_step:
+        ex.step(model, opt, batches.pop(0))
+    with gprof.profile(logdir=tmp_path, run=name) as prof:
+        if profile_first_step:
+            ex.step(model, opt, batches.pop(0))
+            prof.step()
+        ex.step(model, opt, batches.pop(0))
+    return prof.graphs[-1]
+
+
+@pytest.mark.parametrize("name", EXAMPLE_NAMES)
+def test_peak_memory_matches_memtracker(name: str, tmp_path) -> None:
+    expected, split = _second_step_peak_memtracker(name)
+    g = _second_step_graph(name, tmp_path, profile_first_step=True)
+    assert g.memory.peak_bytes == pytest.approx(expected, rel=0.01), f"MemTracker's split: {split}"
+    assert g.memory.peak_node is not None and g.nodes[g.memory.peak_node].live_bytes == g.memory.peak_bytes
+
+
+@pytest.mark.parametrize("name", ["transformer", "mlp"])
+def test_peak_memory_matches_memtracker_when_profiling_a_warm_model(name: str, tmp_path) -> None:
+    """The profile is entered after a training step ran without it, so parameters and optimizer state
+    exist before the session ever saw the model (see /tmp/h6_findings.md F1)."""
+    expected, split = _second_step_peak_memtracker(name)
+    g = _second_step_graph(name, tmp_path, profile_first_step=False)
+    assert g.memory.peak_bytes == pytest.approx(expected, rel=0.01), f"MemTracker's split: {split}"
+
+
+@pytest.mark.parametrize("name", EXAMPLE_NAMES)
+def test_memory_categories_add_up_to_the_peak(name: str, tmp_path) -> None:
+    g = _second_step_graph(name, tmp_path, profile_first_step=True)
+    cats = g.memory.by_category
+    assert cats.get("parameter", 0) == sum(p.nbytes for p in load_example(name).make(steps=1)[0].parameters())
+    assert sum(cats.values()) == g.memory.peak_bytes, f"categories {cats} vs peak {g.memory.peak_bytes}"
+
+
+def test_saved_activations_per_module(recorded_examples) -> None:
+    g = recorded_examples["mlp"].graphs[1]
+    saved = g.memory.saved_activations
+    # every Linear saves its input for the weight gradient: 64 rows x in_features float32
+    assert saved.get("net.0", 0) >= 64 * 256 * 4
+    assert saved.get("net.2", 0) >= 64 * 512 * 4
+    assert set(saved) <= set(g.modules), f"saved under unknown modules: {set(saved) - set(g.modules)}"
+
+
+def test_submodules_called_directly_keep_their_names(tmp_path) -> None:
+    """Training loops often call submodules themselves (``model.encoder(x)``); the nodes must still
+    carry the state_dict names (see /tmp/h6_findings.md F2)."""
+    from test_survives import seeded_net
+
+    model, x = seeded_net()
+    with gprof.profile(logdir=tmp_path, run="direct") as prof:
+        h = torch.relu(model.embed(x))
+        loss = model.head(model.block(h)).pow(2).mean()
+        loss.backward()
+    g = prof.graphs[0]
+    fwd_modules = {n.module for n in g.by_phase("forward")} - {None}
+    assert {"embed", "block", "block.fc1", "block.act", "block.fc2", "head"} <= fwd_modules, fwd_modules
+    params = {n.param for n in g.by_phase("backward") if n.param is not None}
+    assert params == {name for name, _ in model.named_parameters()}
