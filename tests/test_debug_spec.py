@@ -62,3 +62,11 @@ def test_bad_specs_say_what_is_wrong(spec: str, says: str) -> None:
     with pytest.raises(BreakpointSpecError) as e:
         parse_breakpoint(spec)
     assert says in str(e.value)
+
+
+def test_debug_command_rejects_a_bad_spec_before_starting(capsys: pytest.CaptureFixture[str]) -> None:
+    from gprof.cli import main
+
+    assert main(["debug", "--break", "absmax > lots", "examples/nan_example.py"]) == 2
+    err = capsys.readouterr().err
+    assert "absmax needs a number, got 'lots'" in err and "Traceback" not in err
