@@ -30,6 +30,9 @@ import gprof
 MODELS: dict[str, C.Make] = {"transformer": C.make_transformer, "gpt2": C.make_gpt, "tiny": C.make_tiny}
 #: (rounds, steps per round) that keep each model near 20-40 s on 2 cores
 DEFAULT_PLAN = {"transformer": (5, 3), "gpt2": (7, 3), "tiny": (9, 5)}
+#: the pass-through mode's cost per op measured on a quiet machine (../shared/notes/recording-facts.md);
+#: on a loaded machine every Python-side cost scales with it, so costs are also given in "floors"
+QUIET_FLOOR_US = 6.0
 
 
 class Config:
@@ -104,15 +107,20 @@ def bench_model(name: str, rounds: int, steps: int, logdir: str) -> dict[str, An
     rows = {}
     print(f"\n== {name}: {n_ops} ops/step; {rounds} rounds x {steps} steps per config "
           f"(median of {samples.count('plain', 'step')} steps)")
-    print(f"   {'config':<24} {'in-step':>11} {'ratio':>7} {'added/op':>10} {'boundary/step':>14}")
+    floor = (samples.med("pass-through mode", "step") - plain) / n_ops / 1e3
+    print(f"   {'config':<24} {'in-step':>11} {'ratio':>7} {'added/op':>10} {'floors':>7} {'boundary/step':>14}")
     for cfg in configs:
         s = samples.med(cfg.name, "step")
         bnd = samples.med(cfg.name, "boundary")
         per_op = (s - plain) / n_ops / 1e3
-        rows[cfg.name] = {"step_ns": s, "ratio": s / plain, "added_us_per_op": per_op, "boundary_ns": bnd}
-        print(f"   {cfg.name:<24} {C.fmt_ms(s):>11} {s / plain:7.3f} {per_op:8.2f}us {C.fmt_ms(bnd):>14}")
+        rows[cfg.name] = {"step_ns": s, "ratio": s / plain, "added_us_per_op": per_op, "boundary_ns": bnd,
+                          "floors": per_op / floor}
+        print(f"   {cfg.name:<24} {C.fmt_ms(s):>11} {s / plain:7.3f} {per_op:8.2f}us {per_op / floor:7.2f} "
+              f"{C.fmt_ms(bnd):>14}")
     ours, tp = rows["gprof.profile"]["ratio"], rows["torch.profiler"]["ratio"]
     print(f"   gprof in-step ratio / torch.profiler in-step ratio: {ours / tp:.3f}")
+    print(f"   'floors': added cost in units of this run's pass-through floor ({floor:.2f} us/op now; "
+          f"{QUIET_FLOOR_US:g} us on a quiet machine per recording-facts.md)")
     print(f"   gprof added per op over pass-through mode: "
           f"{(rows['gprof.profile']['step_ns'] - rows['pass-through mode']['step_ns']) / n_ops / 1e3:.2f} us")
     return {"ops": n_ops, "rows": rows}
@@ -129,8 +137,10 @@ def verdicts(results: dict[str, dict[str, Any]]) -> None:
         print(f"   gpt2: gprof in-step ratio {rows['gprof.profile']['ratio']:.3f} vs torch.profiler "
               f"{rows['torch.profiler']['ratio']:.3f} -> {rel:.3f}x (target <= 1.10): {'MET' if rel <= 1.10 else 'NOT MET'}")
     if "tiny" in results:
-        us = results["tiny"]["rows"]["gprof.profile"]["added_us_per_op"]
-        print(f"   tiny-op model: {us:.2f} us added per op (target <= 10): {'MET' if us <= 10 else 'NOT MET'}")
+        row = results["tiny"]["rows"]["gprof.profile"]
+        us, quiet = row["added_us_per_op"], row["floors"] * QUIET_FLOOR_US
+        print(f"   tiny-op model: {us:.2f} us added per op as measured, {row['floors']:.2f} floors = ~{quiet:.1f} us "
+              f"at the quiet-machine floor (target <= 10): {'MET' if us <= 10 else 'MET only normalised' if quiet <= 10 else 'NOT MET'}")
 
 
 def main(argv: list[str] | None = None) -> int:
