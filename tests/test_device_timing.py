@@ -113,6 +113,16 @@ def test_unassigned_pairs_are_not_reported_and_discard_forgets() -> None:
     assert timer.start() == 0  # slots restart after discard: the pool is reused from the front
 
 
+def test_pairs_of_one_node_add_up() -> None:
+    """The recorder folds a compiled backward's extern calls into one node: their times sum."""
+    timer = DeviceTimer(TickEvents())
+    for _ in range(3):
+        slot = timer.start()
+        timer.stop(slot)
+        timer.assign(slot, 5)
+    assert timer.resolve() == {5: 3}
+
+
 def test_threads_get_distinct_slots() -> None:
     timer = DeviceTimer(HostEvents(), initial_pool=2)
     n_threads, per_thread = 4, 500

@@ -142,6 +142,7 @@ class DeviceTimer:
 
     def resolve(self) -> dict[int, int]:
         """Wait for the device once, read every assigned pair, and free the pool for reuse.
+        Pairs assigned to the same node add up.
 
         Call it with no op in flight (after the step, or between chunks)."""
         nodes, self._nodes = self._nodes, {}
@@ -150,7 +151,10 @@ class DeviceTimer:
             return {}
         self.backend.synchronize()
         pool, elapsed = self._pool, self.backend.elapsed_ns
-        return {node: elapsed(pool[2 * slot], pool[2 * slot + 1]) for slot, node in nodes.items()}
+        out: dict[int, int] = {}
+        for slot, node in nodes.items():  # several pairs may make one node (a merged compiled backward)
+            out[node] = out.get(node, 0) + elapsed(pool[2 * slot], pool[2 * slot + 1])
+        return out
 
     def discard(self) -> None:
         """Forget this step's pairs (a step that is not saved)."""
