@@ -77,12 +77,6 @@ def _kineto_step(model: Any, opt: Any, batch: Any, trace: Path, mode: Any) -> No
     prof.export_chrome_trace(str(trace))
 
 
-def _recorder_wired() -> bool:
-    from gprof.capture.recorder import Recorder
-
-    return "device_timer" in Recorder.__init__.__code__.co_names or hasattr(Recorder, "device_timer")
-
-
 def _gprof_step(model: Any, opt: Any, batch: Any, logdir: Path) -> tuple[dict[str, int], Path] | None:
     """Record with the real recorder; None when its nodes carry no device time (timer not wired)."""
     import gprof
@@ -167,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
 
     with C.quiet_native_stderr():
-        recorded = _gprof_step(model, opt, batches[0], workdir / "runs") if _recorder_wired() else None
+        recorded = _gprof_step(model, opt, batches[0], workdir / "runs")
     if recorded is not None:
         source = "gprof.profile nodes' device_ns (recorder wired to DeviceTimer)"
         ours, trace = recorded
