@@ -53,6 +53,8 @@ class Kernel:
     reductions: set[tuple[int, int]] = field(default_factory=set)
     #: why a kernel exists that no eager op matches
     note: str | None = None
+    #: (graph, stage) it runs at, for ordering
+    at: tuple[int, int] = (0, 0)
 
 
 def _numel(shape: tuple[int, ...]) -> int:
@@ -238,7 +240,7 @@ def predict_phase(nodes: list[Node], graph_producers: dict[int, list[int]], segm
         if r in (BOUNDARY, ALONE):
             if r == ALONE or cls == EXTERN or n.idx in eager:
                 kernels.append(Kernel(n.phase, [n.idx], generated=n.idx not in eager and cls not in (
-                    EXTERN, COLLECTIVE, OPTIMIZER, UNKNOWN)))
+                    EXTERN, COLLECTIVE, OPTIMIZER, UNKNOWN), at=(seg[n.idx], stage[n.idx] or 0)))
             continue
         sig = _signature(n, r)
         at = (seg[n.idx], stage[n.idx])
@@ -253,7 +255,7 @@ def predict_phase(nodes: list[Node], graph_producers: dict[int, list[int]], segm
         target = next((k for k in mine if k in open_here and fits(k)), None) or next(
             (k for k in open_here if fits(k)), None)
         if target is None:
-            target = Kernel(n.phase, [], generated=True)
+            target = Kernel(n.phase, [], generated=True, at=at)
             kernels.append(target)
             open_here.append(target)
         target.nodes.append(n.idx)
@@ -262,6 +264,12 @@ def predict_phase(nodes: list[Node], graph_producers: dict[int, list[int]], segm
             target.reductions.add(sig)
         if len(target.nodes) >= MAX_FUSED_NODES:
             open_here.remove(target)
+    # run order: graph by graph (as first met), stage by stage, a stage's generated kernel before
+    # the externs that read it
+    first_seen: dict[int, int] = {}
+    for i, n in enumerate(nodes):
+        first_seen.setdefault(seg[n.idx], i)
+    kernels.sort(key=lambda k: (first_seen.get(k.at[0], 0), k.at[1], not k.generated, k.nodes[0]))
     if any(n.phase == "forward" and n.op_short == "convolution" and len(n.inputs[0].shape) == 4 for n in nodes):
         # Inductor's layout optimisation converts the conv input and weights to channels-last up front
         kernels.insert(0, Kernel("forward", [], generated=True, note="channels-last conversion for convolutions"))
