@@ -13,6 +13,7 @@ from typing import Any, Iterable
 import torch
 
 from gprof.capture import recorder as R
+from gprof.capture.collectives import BucketTracker
 from gprof.graph.keys import KeyCounter
 from gprof.graph.model import Edge, MemorySummary, ModuleInfo, Node, StepGraph, StepMeta, TensorMeta
 from gprof.store.step_file import StepWriter, encode_tensors, node_row
@@ -39,6 +40,7 @@ class StepBuilder:
         self.state_modules = state_modules or {}
         #: storages that autograd accumulated into a .grad during this step
         self.grad_sids: set[int] = set()
+        self._buckets = BucketTracker()
         self.keep_nodes = True
         self._new_sizes: dict[int, int] = {}
         self.nodes: list[Node] = []
@@ -157,7 +159,9 @@ class StepBuilder:
             seq, grad_fn, param_id = rec[R.RAW_AUTOGRAD]
             if seq is not None:
                 fwd = self._seq_to_node.get(seq)
-                if fwd is not None:
+                # a module on the stack during backward means forward code is re-running
+                # (activation checkpointing): those ops belong to that module
+                if fwd is not None and module is None:
                     module = self._node_module[fwd]
                     source = self._node_source[fwd]
             elif param_id is not None:
@@ -215,7 +219,7 @@ class StepBuilder:
         self._node_module.append(module)
         self._node_source.append(source)
         extra = rec[R.RAW_EXTRA]
-        return Node(
+        node = Node(
             idx=idx, key=self._keys.next(module, phase, op), op=op, phase=phase, module=module,
             inputs=inputs, outputs=outputs, start_ns=rec[R.RAW_START], dur_ns=rec[R.RAW_DUR],
             device_ns=extra.get("device_ns") if extra else None,
@@ -223,6 +227,8 @@ class StepBuilder:
             source=source, thread=thread, rank=self.meta.rank, fwd=fwd, param=param, grad_fn=grad_fn,
             attrs={k: v for k, v in extra.items() if k != "device_ns"} if extra else {},
         )
+        self._buckets.observe(node)
+        return node
 
     #: op name -> does it only alias its input (shared by all builders)
     _view_ops: dict[str, bool] = {}

@@ -74,6 +74,14 @@ class StorageTracker:
             except (RuntimeError, NotImplementedError):
                 continue
 
+    def forget_except(self, keep: set[int]) -> None:
+        """Stop tracking every storage whose key is not in ``keep`` (dropping its weakref, so no free
+        callback fires). A step then counts the model's state plus what the step itself touches, as
+        MemTracker does; an old storage the step uses again is re-registered as pre-existing."""
+        for key in [k for k in self.live if k not in keep]:
+            entry = self.live.pop(key)
+            self.live_bytes -= entry[1]
+
     def snapshot(self) -> dict[int, int]:
         """sid -> nbytes of every live storage: the baseline at the start of a step."""
         return {sid: nb for sid, nb, _ in self.live.values()}

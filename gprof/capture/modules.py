@@ -7,6 +7,7 @@ is not done here: backward nodes inherit the module of the forward node that cre
 """
 from __future__ import annotations
 
+import gc
 import threading
 import time
 import weakref
@@ -15,6 +16,29 @@ from typing import Any
 import torch
 from torch import nn
 from torch._dynamo.eval_frame import OptimizedModule as _OptimizedModule
+
+
+def _outermost_owner(mod: nn.Module) -> nn.Module:
+    """The topmost module that (transitively) owns ``mod``. One pass over the garbage collector's
+    objects, only when a module is first seen outside any other module's forward."""
+    parents: dict[int, nn.Module] = {}
+    for obj in gc.get_objects():
+        try:
+            if not isinstance(obj, nn.Module):
+                continue
+            children = obj.__dict__.get("_modules") or {}
+        except Exception:  # objects with exotic __class__/__dict__ properties
+            continue
+        for child in children.values():
+            if child is not None:
+                parents.setdefault(id(child), obj)
+    cur, seen = mod, {id(mod)}
+    while id(cur) in parents:
+        cur = parents[id(cur)]
+        if id(cur) in seen:
+            break
+        seen.add(id(cur))
+    return cur
 
 
 class ModuleScope:
@@ -62,9 +86,13 @@ class ModuleScope:
         if name is not None:
             return name
         if parent is None:
-            root_name = self._new_root_name(mod)
-            self._roots[mod] = root_name
-            self._register_tree(mod, root_name)
+            # Training loops often call a submodule directly (model.encoder(x)): name it from
+            # its outermost owner, so it keeps its state_dict name.
+            top = _outermost_owner(mod)
+            root_name = self._roots.get(top)
+            if root_name is None:
+                root_name = self._roots[top] = self._new_root_name(top)
+            self._register_tree(top, root_name)
             return self._names[mod]
         # A module called from inside another one that does not own it (created on the fly,
         # or added after the first call): re-scan the roots, else name it under its caller.

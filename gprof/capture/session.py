@@ -124,7 +124,11 @@ class Session:
             mod = self.scope.current(threading.get_ident())
             if mod is not None:
                 try:
-                    sid, nb, _ = self.memory.register(t.untyped_storage())
+                    # autograd packs an op's inputs before the op reaches the recorder, so a storage
+                    # first seen here predates the step (like the batch): register it as such
+                    st = t.untyped_storage()
+                    sid = self.memory.register_input(st)
+                    nb = st.nbytes()
                 except (RuntimeError, NotImplementedError):
                     return t
                 if (mod, sid) not in self._saved_seen:
@@ -191,8 +195,15 @@ class Session:
     # -------------------------------------------------------------------------- steps
     def begin_step(self, step: int, save: bool) -> None:
         rank, world = self.rank
-        for ts in self._state_tensors().values():  # pre-existing state counts from the first op
-            self.memory.register_tensors(ts)
+        state = [t for ts in self._state_tensors().values() for t in ts]
+        keep = set()
+        for t in state:
+            try:
+                keep.add(t.untyped_storage()._cdata)
+            except (RuntimeError, NotImplementedError):
+                continue
+        self.memory.forget_except(keep)
+        self.memory.register_tensors(state)  # model and optimizer state count from the first op
         self.memory.free_events = []
         self.memory.late_seen = []
         self.memory.freed_since = 0
@@ -259,6 +270,7 @@ class Session:
             graph = builder.finish(self.memory.free_events, live_sizes, self._categories(), self.saved,
                                    self._baseline_bytes, rec.aggregates, late_seen=self.memory.late_seen)
             graph.meta.wall_ns = wall
+            graph.meta.extra["start_ns"] = self._step_start
             if error is not None:
                 graph.meta.complete = False
                 graph.meta.error = "".join(traceback.format_exception_only(type(error), error)).strip()
