@@ -149,6 +149,22 @@ def test_collapsed_graph_starts_at_top_modules_and_expands(client: Client) -> No
     assert edge["dst"] == "m:net.1@forward" and edge["bytes"] == 64 * 512 * 4
 
 
+def test_large_expanded_modules_show_one_box_per_op_type(client: Client) -> None:
+    args = {"run": "mlp", "phases": "forward,backward", "expanded": "net,net.0,net.1"}
+    status, one = get(client, "graph", **args)
+    status, g = get(client, "graph", **args, limit=2)  # net.0 and net.1 have more ops than that
+    assert {b["id"] for b in g["boxes"] if b["parent"] == "net.0" and b["phase"] == "forward"} == {
+        "o:net.0@forward@aten.addmm.default", "o:net.0@forward@aten.t.default"}
+    assert sum(b["count"] for b in g["boxes"]) == sum(b["count"] for b in one["boxes"])
+    edges = {(e["src"], e["dst"]): e for e in g["edges"]}
+    # op-type box to op-type box, counted once, with the same bytes as node to node
+    e = edges[("o:net.0@forward@aten.addmm.default", "o:net.1@forward@aten.relu.default")]
+    node_edges = {(x["src"], x["dst"]): x["bytes"] for x in one["edges"] if x["kind"] == "data"}
+    assert e["bytes"] == node_edges[("n:1", "n:2")] == 64 * 512 * 4 and e["count"] == 1
+    assert sum(x["bytes"] for x in g["edges"] if x["kind"] == "data") == sum(node_edges.values())
+    assert edges[("o:net.1@forward@aten.relu.default", "m:net.2@forward")]["bytes"] == 64 * 512 * 4
+
+
 def test_forward_and_backward_linked(client: Client) -> None:
     status, g = get(client, "graph", run="mlp", phases="forward,backward", expanded="net,net.0")
     partner = [e for e in g["edges"] if e["kind"] == "partner"]

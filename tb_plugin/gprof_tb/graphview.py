@@ -145,25 +145,31 @@ def collapsed_graph(data: StepData, expanded: set[str], phases: set[str], limit:
 
     # 2. the ops directly inside expanded modules: one box per node, or per op type when too many
     direct = in_phase & (g == -1)
-    direct_ids, direct_counts = _aggregate(tree.s_mod[direct], tree.s_count[direct])
-    node_box: dict[int, str] = {}
-    for pid, total in zip(direct_ids.tolist(), direct_counts[0].tolist()):
+    direct_ids, (direct_counts,) = _aggregate(tree.s_mod[direct], tree.s_count[direct])
+    individual: dict[str, bool] = {}
+    for pid, total in zip(direct_ids.tolist(), direct_counts.tolist()):
         mname = tree.names[pid]
         module = None if mname == NO_MODULE else mname
-        for idx, op, phase, dur_, dev_, alloc_, live_, flops_, fwd, key in data.direct_nodes(module):
-            if phase not in phases:
-                continue
-            if total <= limit:
-                b = box(f"n:{idx}", kind="node", idx=idx, op=op, key=key, fwd=fwd, module=mname, phase=phase,
-                        parent=mname)
-            else:
+        individual[mname] = total <= limit
+        if individual[mname]:
+            for idx, op, phase, dur_, dev_, alloc_, live_, flops_, fwd, key in data.direct_nodes(module):
+                if phase in phases:
+                    b = box(f"n:{idx}", kind="node", idx=idx, op=op, key=key, fwd=fwd, module=mname, phase=phase,
+                            parent=mname)
+                    _add(b, 1, dur_, dev_, alloc_, live_, flops_)
+            continue
+        for op, phase, count_, dur_, dev_, alloc_, live_, flops_ in data.direct_op_stats(module):
+            if phase in phases:
                 b = box(f"o:{mname}@{phase}@{op}", kind="ops", op=op, module=mname, phase=phase, parent=mname)
-            node_box[idx] = b["id"]
-            _add(b, 1, dur_, dev_, alloc_, live_, flops_)
+                _add(b, count_, dur_, dev_, alloc_, live_, flops_)
 
-    def box_of(idx: int, module: str | None, phase: str) -> str:
+    def box_of(idx: int | None, module: str | None, phase: str, op: str) -> str:
+        """The visible box holding a node (idx None: any node of that module, phase and op)."""
         gid = int(group[tree.id_of(module)])
-        return node_box.get(idx, "") if gid == -1 else f"m:{tree.names[gid]}@{phase}"
+        if gid != -1:
+            return f"m:{tree.names[gid]}@{phase}"
+        mname = NO_MODULE if module is None else module
+        return f"n:{idx}" if individual.get(mname) else f"o:{mname}@{phase}@{op}"
 
     # 3. dataflow edges, merged between boxes: module-level rows for collapsed groups...
     ga, gb = group[tree.e_ma], group[tree.e_mb]
@@ -175,19 +181,38 @@ def collapsed_graph(data: StepData, expanded: set[str], phases: set[str], limit:
     for pair, nb, c in zip(pairs.tolist(), nbytes.tolist(), ecount.tolist()):
         a, b = divmod(pair, span)
         merged[(f"m:{tree.names[a // 4]}@{PHASES[a % 4]}", f"m:{tree.names[b // 4]}@{PHASES[b % 4]}")] = [nb, c]
-    # ... and node-level rows for edges touching an expanded module's own ops
+
+    def link(a: str, b: str, nb: int | None, count: int) -> None:
+        if a != b and a in boxes and b in boxes:
+            e = merged.setdefault((a, b), [0, 0])
+            e[0] += nb or 0
+            e[1] += count
+
+    # ... node-level rows for modules shown op by op (few: at most ``limit`` nodes each) ...
     seen: set[tuple[int, int, int]] = set()
-    for pid in direct_ids.tolist():
-        mname = tree.names[pid]
-        for src, dst, storage, nb, am, bm, ap, bp, _, _ in data.direct_edges(None if mname == NO_MODULE else mname):
-            if (src, dst, storage) in seen or ap not in phases or bp not in phases:
-                continue
-            seen.add((src, dst, storage))
-            a, b = box_of(src, am, ap), box_of(dst, bm, bp)
-            if a and b and a != b and a in boxes and b in boxes:
-                e = merged.setdefault((a, b), [0, 0])
-                e[0] += nb or 0
-                e[1] += 1
+    for mname, one_by_one in individual.items():
+        if not one_by_one:
+            continue
+        for src, dst, storage, nb, am, bm, ap, bp, aop, bop in data.direct_edges(None if mname == NO_MODULE else mname):
+            if (src, dst, storage) not in seen and ap in phases and bp in phases:
+                seen.add((src, dst, storage))
+                link(box_of(src, am, ap, aop), box_of(dst, bm, bp, bop), nb, 1)
+    # ... and rows merged by op in SQL for modules shown as one box per op type
+    for mname, one_by_one in individual.items():
+        if one_by_one:
+            continue
+        for outgoing, op, phase, other, ophase, oop, nb, count_ in data.direct_op_edges(
+                None if mname == NO_MODULE else mname):
+            other_name = NO_MODULE if other is None else other
+            if phase not in phases or ophase not in phases or individual.get(other_name):
+                continue  # edges to a module shown op by op were merged from that module's side
+            if other_name in individual and other_name != mname and not outgoing:
+                continue  # between two op-type modules: counted once, from the source's side
+            if other_name == mname and not outgoing:
+                continue  # inside the module: the outgoing row has it
+            here = f"o:{mname}@{phase}@{op}"
+            there = box_of(None, other, ophase, oop)
+            link(here, there, nb, count_) if outgoing else link(there, here, nb, count_)
     edges = [{"src": a, "dst": b, "bytes": int(v[0]), "count": int(v[1]), "kind": "data"}
              for (a, b), v in merged.items()]
 
@@ -206,8 +231,8 @@ def collapsed_graph(data: StepData, expanded: set[str], phases: set[str], limit:
         m_group = group[marked[:, 1]]
         on = np.isin(marked[:, 2], wanted)
         for idx, mod, phase, kind in marked[on & (m_group == -1)].tolist():
-            bid = node_box.get(idx)
-            if bid is not None:
+            bid = f"n:{idx}"
+            if bid in boxes:
                 boxes[bid]["marks"][MARK_KINDS[kind]] = boxes[bid]["marks"].get(MARK_KINDS[kind], 0) + 1
         rows = on & (m_group >= 0)
         keys = (m_group[rows] * 4 + marked[rows, 2]) * len(MARK_KINDS) + marked[rows, 3]

@@ -20,16 +20,15 @@ def _brief(n: Node | None) -> dict[str, Any] | None:
 def node_detail(data: StepData, idx: int) -> dict[str, Any] | None:
     """Everything the inspector shows for one node, or None when the step has no such node."""
     r = data.reader
-    with data.lock:
-        n = r.node(idx)
-        if n is None:
-            return None
-        edges = r.edges(idx)
-        partner_fwd = r.node(n.fwd) if n.fwd is not None else None
-        partners_bwd = [r.node(i) for (i,) in r.sql("SELECT idx FROM nodes WHERE fwd = ? ORDER BY idx LIMIT ?",
-                                                    (idx, _NEIGHBOUR_LIMIT))]
-        producers = [r.node(e.src) for e in edges if e.dst == idx][:_NEIGHBOUR_LIMIT]
-        consumers = [r.node(e.dst) for e in edges if e.src == idx][:_NEIGHBOUR_LIMIT]
+    n = r.node(idx)
+    if n is None:
+        return None
+    edges = r.edges(idx)
+    partner_fwd = r.node(n.fwd) if n.fwd is not None else None
+    partners_bwd = [r.node(i) for (i,) in r.sql("SELECT idx FROM nodes WHERE fwd = ? ORDER BY idx LIMIT ?",
+                                                (idx, _NEIGHBOUR_LIMIT))]
+    producers = [r.node(e.src) for e in edges if e.dst == idx][:_NEIGHBOUR_LIMIT]
+    consumers = [r.node(e.dst) for e in edges if e.src == idx][:_NEIGHBOUR_LIMIT]
     view = analyses_view(data)
     marks = node_marks(data).get(idx, {})
     related = {kind: [{"number": i, **view[name]["items"][i]} for i in marks.get(kind, [])]

@@ -38,13 +38,22 @@ class StepData:
         #: (path, mtime_ns, size): what the cache knows this file by
         self.key = key
         self.reader = StepReader(path)
-        self.lock = threading.RLock()
         self._memo: dict[Any, Any] = {}
+        self._locks: dict[Any, threading.Lock] = {}
         self._pending: set[Any] = set()
+        self._guard = threading.Lock()
+        #: background computations get their own SQLite connection, so a multi-second aggregation
+        #: never queues a request's index lookup behind it
+        self._local = threading.local()
 
     def memo(self, key: Any, compute: Callable[[], T]) -> T:
-        """``compute()`` once per key; an exception stores nothing, so it is retried next time."""
-        with self.lock:
+        """``compute()`` once per key (other keys compute concurrently); an exception stores
+        nothing, so it is retried next time."""
+        if key in self._memo:
+            return self._memo[key]
+        with self._guard:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
             if key not in self._memo:
                 self._memo[key] = compute()
             return self._memo[key]
@@ -52,7 +61,7 @@ class StepData:
     def memo_async(self, key: Any, compute: Callable[[], T]) -> T | None:
         """The memoised value, or None while a background thread computes it. For aggregates that
         take seconds on a million-node step, so a request never waits for them."""
-        with self.lock:
+        with self._guard:
             if key in self._memo:
                 return self._memo[key]
             if key in self._pending:
@@ -60,12 +69,14 @@ class StepData:
             self._pending.add(key)
 
         def run() -> None:
+            self._local.reader = StepReader(self.path)
             try:
                 self.memo(key, compute)
             except Exception:  # noqa: BLE001 - not cached; the next request retries and reports it
                 log.exception("computing %s for %s failed", key, self.path)
             finally:
-                with self.lock:
+                self._local.reader.close()
+                with self._guard:
                     self._pending.discard(key)
 
         threading.Thread(target=run, name=f"gprof-{key}", daemon=True).start()
@@ -73,12 +84,11 @@ class StepData:
 
     def prewarm(self) -> None:
         """Compute what the first page view needs (summary strip, collapsed graph), off the request path."""
-        for key, compute in (("module_phase", self.module_phase_stats), ("module_edges", self.module_edges)):
+        for key, compute in (("module_phase", self._module_phase_rows), ("module_edges", self._module_edge_rows)):
             self.memo_async(key, compute)
 
     def sql(self, query: str, params: tuple = ()) -> list[tuple]:
-        with self.lock:
-            return self.reader.sql(query, params)
+        return getattr(self._local, "reader", self.reader).sql(query, params)
 
     def close(self) -> None:
         self.reader.close()
@@ -117,16 +127,20 @@ class StepData:
 
     def module_phase_stats(self) -> list[tuple]:
         """(module, phase, count, dur_ns, device_ns, alloc_bytes, max_live_bytes, flops) per module and phase."""
-        return self.memo("module_phase", lambda: self.sql(
-            "SELECT module, phase, COUNT(*), SUM(dur_ns), SUM(device_ns), SUM(alloc_bytes), MAX(live_bytes), "
-            "SUM(flops) FROM nodes GROUP BY module, phase"))
+        return self.memo("module_phase", self._module_phase_rows)
+
+    def _module_phase_rows(self) -> list[tuple]:
+        return self.sql("SELECT module, phase, COUNT(*), SUM(dur_ns), SUM(device_ns), SUM(alloc_bytes), "
+                        "MAX(live_bytes), SUM(flops) FROM nodes GROUP BY module, phase")
 
     def module_edges(self) -> list[tuple]:
         """Dataflow merged to (src module, src phase, dst module, dst phase) -> (bytes, count)."""
-        return self.memo("module_edges", lambda: self.sql(
-            "SELECT a.module, a.phase, b.module, b.phase, SUM(e.nbytes), COUNT(*) FROM edges e "
-            "JOIN nodes a ON a.idx = e.src JOIN nodes b ON b.idx = e.dst "
-            "WHERE a.module IS NOT b.module OR a.phase != b.phase GROUP BY 1, 2, 3, 4"))
+        return self.memo("module_edges", self._module_edge_rows)
+
+    def _module_edge_rows(self) -> list[tuple]:
+        return self.sql("SELECT a.module, a.phase, b.module, b.phase, SUM(e.nbytes), COUNT(*) FROM edges e "
+                        "JOIN nodes a ON a.idx = e.src JOIN nodes b ON b.idx = e.dst "
+                        "WHERE a.module IS NOT b.module OR a.phase != b.phase GROUP BY 1, 2, 3, 4")
 
     def direct_nodes(self, module: str | None) -> list[tuple]:
         """The nodes whose innermost module is exactly ``module`` (None: outside every module)."""
@@ -146,6 +160,24 @@ class StepData:
         q = (head.format(x="a", xe="src", y="b", ye="dst", w=where_a) + " UNION "
              + head.format(x="b", xe="dst", y="a", ye="src", w=where_b))
         return self.memo(("direct_edges", module), lambda: self.sql(q, params + params))
+
+    def direct_op_stats(self, module: str | None) -> list[tuple]:
+        """(op, phase, count, dur_ns, device_ns, alloc_bytes, max_live_bytes, flops) of a module's own ops."""
+        where = "module IS NULL" if module is None else "module = ?"
+        return self.memo(("direct_ops", module), lambda: self.sql(
+            "SELECT op, phase, COUNT(*), SUM(dur_ns), SUM(device_ns), SUM(alloc_bytes), MAX(live_bytes), SUM(flops) "
+            f"FROM nodes WHERE {where} GROUP BY op, phase", () if module is None else (module,)))
+
+    def direct_op_edges(self, module: str | None) -> list[tuple]:
+        """A module's own ops' edges merged by op: (outgoing, this op, this phase, other module, other
+        phase, other op, bytes, count), where outgoing is 1 for edges leaving the module's ops."""
+        where = "a.module IS NULL" if module is None else "a.module = ?"
+        head = ("SELECT {out}, a.op, a.phase, b.module, b.phase, b.op, SUM(e.nbytes), COUNT(*) FROM nodes a "
+                "JOIN edges e ON e.{ae} = a.idx JOIN nodes b ON b.idx = e.{be} WHERE " + where +
+                " GROUP BY 2, 3, 4, 5, 6")
+        q = head.format(out=1, ae="src", be="dst") + " UNION ALL " + head.format(out=0, ae="dst", be="src")
+        params = () if module is None else (module,)
+        return self.memo(("direct_op_edges", module), lambda: self.sql(q, params + params))
 
     def op_table(self, group: str) -> list[dict[str, Any]] | None:
         """Rows of the op table; None while the op + input shape grouping (a Python pass over every
