@@ -227,3 +227,59 @@ def test_module_hooks(tmp_path) -> None:
     assert any(n.module == "block" and n.op == "aten.add.Tensor" for n in fwd)
     assert linked(g) >= 0.99
     assert {"block.fc1", "head", "embed"} <= modules_of(g, "backward")
+
+
+def test_torch_compiled_submodule(tmp_path) -> None:
+    """The compiled block keeps running Inductor's code while profiled (no recompile, no eager
+    fallback), is one opaque timed node each way, and compiling works as before after the block."""
+    from torch._dynamo.utils import counters
+    from torch._inductor.compile_fx import compile_fx
+
+    stats = {"compiles": 0, "calls": 0}
+
+    def counting_inductor(gm: torch.fx.GraphModule, inputs: list) -> Callable:
+        stats["compiles"] += 1
+        compiled = compile_fx(gm, inputs)
+
+        def run(*args: Any) -> Any:
+            stats["calls"] += 1
+            return compiled(*args)
+
+        return run
+
+    torch._dynamo.reset()
+    model, x = seeded_net()
+    model.block = torch.compile(model.block, backend=counting_inductor)
+
+    def train_step() -> Any:
+        model.zero_grad(set_to_none=True)
+        loss = model(x).pow(2).mean()
+        loss.backward()
+        return loss.detach(), grads(model)
+
+    expected = train_step()  # compiles, outside the profile
+    assert stats == {"compiles": 1, "calls": 1}
+    frames = dict(counters["frames"])
+    with gprof.profile(logdir=tmp_path, run="compiled") as prof:
+        got = train_step()
+    assert stats == {"compiles": 1, "calls": 2}, "under the profile the block must run its compiled code"
+    assert dict(counters["frames"]) == frames, "profiling made Dynamo compile new frames"
+    assert bitwise_equal(expected[0], got[0])
+    for name, grad in expected[1].items():
+        assert bitwise_equal(grad, got[1][name]), f"gradient of {name} differs"
+
+    g = prof.graphs[0]
+    regions = [n for n in g.nodes if n.op == "gprof.compiled_region"]
+    assert [(n.phase, n.module) for n in regions] == [("forward", "block"), ("backward", "block")]
+    assert all(n.dur_ns > 0 for n in regions)
+    assert not any(n.op.startswith("aten.gelu") for n in g.nodes), "the block's GELU ran eagerly"
+    # AccumulateGrad runs eagerly outside the compiled backward; anything else inside block is a leak
+    leaked = [n.key for n in g.nodes if (n.module or "").startswith("block.") and n.param is None]
+    assert not leaked, f"ops inside the compiled region recorded on their own: {leaked}"
+    assert {"embed", "head"} <= {n.module for n in g.by_phase("forward")}
+
+    train_step()  # after the block: same compiled code, no recompile
+    assert stats == {"compiles": 1, "calls": 3}
+    fresh = torch.compile(nn.Linear(8, 8), backend=counting_inductor)
+    fresh(x)
+    assert stats == {"compiles": 2, "calls": 4}, "compiling a new module after profiling must work as before"
