@@ -104,6 +104,26 @@ def test_broadcast_read_of_a_smaller_pointwise_result_starts_a_new_kernel():
     assert generated(g.graph) == [["neg"], ["add"]]
 
 
+@pytest.mark.parametrize("rows, cols, kernels", [(1024, 256, [["sum"], ["native_layer_norm"]]),
+                                                  (8, 16, [["sum", "native_layer_norm"]])])
+def test_independent_reductions_share_a_kernel_only_when_small(rows, cols, kernels):
+    g = G()
+    x, w = g.input((rows, cols)), g.input((cols, cols))
+    h1, h2 = g.op("aten.mm.default", [x, w]), g.op("aten.mm.default", [x, w])
+    g.op("aten.sum.dim_IntList", [h1], (1, cols))
+    g.op("aten.native_layer_norm.default", [h2])
+    assert generated(g.graph) == kernels
+
+
+def test_independent_pointwise_work_shares_a_kernel():
+    g = G()
+    x, w = g.input((64, 32)), g.input((32, 32))
+    h1, h2 = g.op("aten.mm.default", [x, w]), g.op("aten.mm.default", [x, w])
+    g.op("aten.relu.default", [h1])
+    g.op("aten.tanh.default", [h2], (64, 32))
+    assert generated(g.graph) == [["relu", "tanh"]]
+
+
 def test_random_source_joins_its_consumer_kernel():
     g = G()
     x, w = g.input((64, 32)), g.input((32, 32))

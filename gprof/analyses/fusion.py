@@ -26,8 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gprof.analyses import hazards as hz
-from gprof.analyses.opclass import (COLLECTIVE, EXTERN, OPTIMIZER, REDUCTION, SCATTER, UNKNOWN, VIEW, classify,
-                                    node_class)
+from gprof.analyses.opclass import COLLECTIVE, EXTERN, OPTIMIZER, REDUCTION, SCATTER, UNKNOWN, VIEW, node_class
 from gprof.analyses.roofline import Roofline, roofline_for
 from gprof.graph.formatting import fmt_bytes, fmt_ns
 from gprof.graph.model import Node, StepGraph
@@ -181,9 +180,9 @@ def predict_phase(nodes: list[Node], graph_producers: dict[int, list[int]], segm
     segment_of = segment_of or {}
     idx_in = {n.idx: n for n in nodes}
     roles = {n.idx: role(n) for n in nodes}
-    producers = graph_producers = _through_free(nodes, roles, graph_producers)
+    producers = _through_free(nodes, roles, graph_producers)
     consumers: dict[int, list[int]] = {}
-    for c, ps in graph_producers.items():
+    for c, ps in producers.items():
         for p in ps:
             consumers.setdefault(p, []).append(c)
     seg = {n.idx: segment_of.get(n.idx, 0) for n in nodes}
@@ -199,7 +198,7 @@ def predict_phase(nodes: list[Node], graph_producers: dict[int, list[int]], segm
         # a node that reads nothing computed in this graph (a random mask, a copy of an input, a
         # buffer update) floats to its first consumer's kernel, or the last one
         reads_data = False
-        for p in graph_producers.get(n.idx, ()):
+        for p in producers.get(n.idx, ()):
             rp = roles.get(p)
             if rp is None or seg[p] != seg[n.idx]:
                 reads_data = True
@@ -247,12 +246,17 @@ def predict_phase(nodes: list[Node], graph_producers: dict[int, list[int]], segm
         small = _numel(n.inputs[0].shape) <= SMALL_REDUCTION if sig is not None else False
 
         def fits(k: Kernel) -> bool:
-            return sig is None or small or not k.reductions or k.reductions == {sig} or all(
-                -s[0] * s[1] <= SMALL_REDUCTION for s in k.reductions if s[0] < 0)
+            return sig is None or small or k.reductions <= {sig} or all(
+                abs(rows) * rnumel <= SMALL_REDUCTION for rows, rnumel in k.reductions)
 
         open_here = open_at.setdefault(at, [])
         mine = [kernel_of[p] for p in producers.get(n.idx, ()) if p in kernel_of]
-        target = next((k for k in mine if k in open_here and fits(k)), None) or next(
+        def follows(k: Kernel) -> bool:  # row reductions chain vertically whatever their shapes
+            return fits(k) or (sig is not None and sig[0] > 0 and all(rows > 0 for rows, _ in k.reductions))
+
+        # a producer's kernel at this stage takes it (vertical fusion, checked by _compatible);
+        # otherwise any kernel of the stage whose reductions it may share (horizontal)
+        target = next((k for k in mine if k in open_here and follows(k)), None) or next(
             (k for k in open_here if fits(k)), None)
         if target is None:
             target = Kernel(n.phase, [], generated=True, at=at)
