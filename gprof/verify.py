@@ -155,6 +155,10 @@ def verify(model: nn.Module, step_fn: Callable[[nn.Module, Any], Any], batch: An
                 br["in_hazards"] = _source_key(br["source"]) in keys
             whole["all_breaks_in_hazards"] = all(br["in_hazards"] for br in whole["break_reasons"])
         report["whole_model"] = whole
+    if not regions:
+        report.update(eager_ns=None, compiled_ns=None, speedup=None, repeats=0, device="cuda" if timer.cuda else "cpu",
+                      verdict="nothing to compile: no region was suggested (see the hazards)")
+        return report
     compiled: dict[str, Callable] = {}
     torch._dynamo.reset()
     for r in regions:
@@ -237,6 +241,9 @@ def format_report(report: dict[str, Any]) -> str:
             lines.append(f"   break at {br['source']}: {br['reason'][:100]}")
         lines.append(f"   step: eager {fmt_ns(r['eager_ns'])}, with this region compiled {fmt_ns(r['compiled_ns'])} "
                      f"({r['speedup']}x)")
-    lines.append(f"all regions: eager {fmt_ns(report['eager_ns'])}, compiled {fmt_ns(report['compiled_ns'])} "
-                 f"(median of {report['repeats']} interleaved steps on {report['device']}): {report['verdict']}")
+    if report["eager_ns"] is None:
+        lines.append(report["verdict"])
+    else:
+        lines.append(f"all regions: eager {fmt_ns(report['eager_ns'])}, compiled {fmt_ns(report['compiled_ns'])} "
+                     f"(median of {report['repeats']} interleaved steps on {report['device']}): {report['verdict']}")
     return "\n".join(lines)

@@ -71,3 +71,11 @@ def test_kernel_counting_reads_launches_not_definitions():
 def test_verdict_says_slower_honestly():
     assert gv.verdict(0.8).startswith("compiled is slower on this machine")
     assert gv.verdict(1.5).startswith("compiled is faster")
+
+
+def test_no_suggestion_means_nothing_to_compile():
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4))
+    report = gv.verify(model, lambda m, b: m(b).sum().backward(), torch.randn(2, 4), [], hazards=[])
+    assert report["regions"] == [] and report["verdict"].startswith("nothing to compile")
+    assert report["whole_model"]["graph_breaks"] == 0 and report["whole_model"]["all_breaks_in_hazards"]
+    assert "nothing to compile" in gv.format_report(report)
