@@ -1,0 +1,105 @@
+"""Acceptance (issue 2): an exception inside the profiled step propagates unchanged; the partial step
+is saved, marked incomplete, and ``torch-gprof report`` reads it (text and --json)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+import gprof
+from conftest import gprof_cli
+
+
+class Boom(RuntimeError):
+    pass
+
+
+class Exploding(nn.Module):
+    def __init__(self, err: BaseException) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.err = err
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.fc(x).relu()
+        raise self.err
+
+
+def test_exception_propagates_unchanged_and_partial_step_is_saved(tmp_path) -> None:
+    err = Boom("loss went sideways")
+    model = Exploding(err)
+    with pytest.raises(Boom) as caught:
+        with gprof.profile(logdir=tmp_path, run="crash") as prof:
+            good = nn.Linear(4, 4)
+            good(torch.randn(2, 4)).sum().backward()
+            prof.step()
+            model(torch.randn(2, 4))
+    assert caught.value is err, "the user's exception object must propagate, not a wrapper"
+    assert caught.value.__cause__ is None and caught.value.__context__ is None
+    assert caught.traceback[-1].name == "forward", "the traceback must end where the user raised"
+
+    run = gprof.store.open_run(tmp_path / "crash")
+    assert run.steps() == [0, 1]
+    assert gprof.load(run.path, step=0).meta.complete
+    partial = gprof.load(run.path, step=1)
+    assert not partial.meta.complete
+    assert "Boom" in partial.meta.error and "loss went sideways" in partial.meta.error
+    # the ops before the raise are all there, attributed to the module that ran them
+    # (a second model in one session is a second root: its modules are named "Exploding.fc")
+    assert [n.op for n in partial.nodes if (n.module or "").endswith("fc")][-1] == "aten.addmm.default"
+    assert any(n.op == "aten.relu.default" for n in partial.nodes)
+
+
+def test_exception_in_backward_hook_propagates(tmp_path) -> None:
+    err = ValueError("bad gradient")
+    model = nn.Sequential(nn.Linear(4, 4), nn.Tanh(), nn.Linear(4, 1))
+
+    def hook(grad: torch.Tensor) -> torch.Tensor:
+        raise err
+
+    model[0].weight.register_hook(hook)
+    with pytest.raises(ValueError) as caught:
+        with gprof.profile(logdir=tmp_path, run="bw"):
+            model(torch.randn(2, 4)).sum().backward()
+    assert caught.value is err
+    g = gprof.load(tmp_path / "bw")
+    assert not g.meta.complete and "bad gradient" in g.meta.error
+    assert g.by_phase("backward"), "the backward ops before the failing hook were lost"
+
+
+def test_keyboard_interrupt_propagates_and_saves(tmp_path) -> None:
+    with pytest.raises(KeyboardInterrupt):
+        with gprof.profile(logdir=tmp_path, run="ctrlc"):
+            torch.ones(4).mul(2)
+            raise KeyboardInterrupt
+    g = gprof.load(tmp_path / "ctrlc")
+    assert not g.meta.complete and "KeyboardInterrupt" in g.meta.error
+
+
+def test_recording_stops_after_the_exception(tmp_path) -> None:
+    with pytest.raises(Boom):
+        with gprof.profile(logdir=tmp_path, run="after"):
+            torch.ones(4).mul(2)
+            raise Boom("x")
+    torch.ones(4).mul(3)  # must not be recorded, nor crash
+    assert [n.op for n in gprof.load(tmp_path / "after").nodes] == ["aten.ones.default", "aten.mul.Tensor"]
+
+
+@pytest.mark.slow
+def test_report_reads_the_incomplete_step(tmp_path) -> None:
+    with pytest.raises(Boom):
+        with gprof.profile(logdir=tmp_path, run="crash") as prof:
+            nn.Linear(4, 4)(torch.randn(2, 4)).sum().backward()
+            prof.step()
+            Exploding(Boom("late failure"))(torch.randn(2, 4))
+    text = gprof_cli("report", tmp_path / "crash")
+    assert text.returncode == 0, text.stderr
+    assert "INCOMPLETE" in text.stdout and "late failure" in text.stdout
+    js = gprof_cli("report", tmp_path / "crash", "--json")
+    assert js.returncode == 0, js.stderr
+    steps = json.loads(js.stdout)["steps"]
+    assert [(s["step"], s["complete"]) for s in steps] == [(0, True), (1, False)]
+    assert "Boom: late failure" in steps[1]["error"]
+    assert steps[1]["nodes"] > 0 and steps[1]["phases"]["forward"] > 0
