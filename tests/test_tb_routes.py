@@ -343,3 +343,22 @@ def test_fuzz_never_5xx(client: Client) -> None:
             assert r.get_data(as_text=True).strip(), params
     assert statuses.get(200, 0) > 100 and sum(v for k, v in statuses.items() if 400 <= k < 500) > 100, statuses
     assert get(client, "graph", run="mlp")[0] == 200
+
+
+def test_graph_same_before_and_after_the_op_tables(logdir: Path) -> None:
+    """Large expanded modules read their ops through the indexes until the background op tables
+    are ready, then from those tables; both give the same graph."""
+    from gprof_tb.graphview import collapsed_graph
+    from gprof_tb.stepdata import StepData
+
+    data = StepData(find_runs(logdir)["mlp"].files()[-1].path)
+    args = ({"net", "net.0", "net.1"}, {"forward", "backward", "optimizer"})
+
+    def canonical(g: dict) -> tuple:
+        return (sorted(map(json.dumps, g["boxes"])), sorted(map(json.dumps, g["edges"])))
+
+    before = collapsed_graph(data, *args, limit=2)
+    assert "op_edges" not in data._memo  # noqa: SLF001 - the point is which path ran
+    data.op_stats(), data.op_edges()
+    after = collapsed_graph(data, *args, limit=2)
+    assert canonical(before) == canonical(after) and any(b["kind"] == "ops" for b in after["boxes"])

@@ -66,26 +66,42 @@ class StepData:
                 return self._memo[key]
             if key in self._pending:
                 return None
-            self._pending.add(key)
+        self._background([(key, compute)])
+        return None
+
+    def prewarm(self) -> None:
+        """Compute, in one background thread and in this order, what the first page view needs
+        (the collapsed graph's tables) and then what expanding large modules and the tables need."""
+        self._background([("module_phase", self._module_phase_rows), ("module_edges", self._module_edge_rows),
+                          ("op_stats", self._op_stat_rows), ("op_edges", self._op_edge_rows)])
+
+    def idle(self) -> bool:
+        """True when no background computation is running for this file."""
+        with self._guard:
+            return not self._pending
+
+    def _background(self, jobs: list[tuple[Any, Callable[[], Any]]]) -> None:
+        with self._guard:
+            jobs = [(k, c) for k, c in jobs if k not in self._memo and k not in self._pending]
+            self._pending.update(k for k, _ in jobs)
+        if not jobs:
+            return
 
         def run() -> None:
             self._local.reader = StepReader(self.path)
             try:
-                self.memo(key, compute)
-            except Exception:  # noqa: BLE001 - not cached; the next request retries and reports it
-                log.exception("computing %s for %s failed", key, self.path)
+                for key, compute in jobs:
+                    try:
+                        self.memo(key, compute)
+                    except Exception:  # noqa: BLE001 - not cached; the next request retries and reports it
+                        log.exception("computing %s for %s failed", key, self.path)
+                    finally:
+                        with self._guard:
+                            self._pending.discard(key)
             finally:
                 self._local.reader.close()
-                with self._guard:
-                    self._pending.discard(key)
 
-        threading.Thread(target=run, name=f"gprof-{key}", daemon=True).start()
-        return None
-
-    def prewarm(self) -> None:
-        """Compute what the first page view needs (summary strip, collapsed graph), off the request path."""
-        for key, compute in (("module_phase", self._module_phase_rows), ("module_edges", self._module_edge_rows)):
-            self.memo_async(key, compute)
+        threading.Thread(target=run, name=f"gprof-warm-{self.path.name}", daemon=True).start()
 
     def sql(self, query: str, params: tuple = ()) -> list[tuple]:
         return getattr(self._local, "reader", self.reader).sql(query, params)
@@ -125,6 +141,26 @@ class StepData:
     def analyses(self) -> dict[str, Any]:
         return self.memo("analyses", self.reader.analyses)
 
+    # The collapsed graph needs only (module, phase) tables. Expanding a module with many ops, the
+    # diff and the op tables use the finer (module, phase, op) tables, computed in the background
+    # after the first view; until they are ready, a module's share is read through the indexes.
+    def op_stats(self) -> list[tuple]:
+        """(module, phase, op, count, dur_ns, device_ns, alloc_bytes, max_live_bytes, flops, min_dur, max_dur)."""
+        return self.memo("op_stats", self._op_stat_rows)
+
+    def _op_stat_rows(self) -> list[tuple]:
+        return self.sql("SELECT module, phase, op, COUNT(*), SUM(dur_ns), SUM(device_ns), SUM(alloc_bytes), "
+                        "MAX(live_bytes), SUM(flops), MIN(dur_ns), MAX(dur_ns) FROM nodes GROUP BY 1, 2, 3")
+
+    def op_edges(self) -> list[tuple]:
+        """(src module, src phase, src op, dst module, dst phase, dst op, bytes, count)."""
+        return self.memo("op_edges", self._op_edge_rows)
+
+    def _op_edge_rows(self) -> list[tuple]:
+        return self.sql("SELECT a.module, a.phase, a.op, b.module, b.phase, b.op, SUM(e.nbytes), COUNT(*) "
+                        "FROM edges e JOIN nodes a ON a.idx = e.src JOIN nodes b ON b.idx = e.dst "
+                        "GROUP BY 1, 2, 3, 4, 5, 6")
+
     def module_phase_stats(self) -> list[tuple]:
         """(module, phase, count, dur_ns, device_ns, alloc_bytes, max_live_bytes, flops) per module and phase."""
         return self.memo("module_phase", self._module_phase_rows)
@@ -163,21 +199,36 @@ class StepData:
 
     def direct_op_stats(self, module: str | None) -> list[tuple]:
         """(op, phase, count, dur_ns, device_ns, alloc_bytes, max_live_bytes, flops) of a module's own ops."""
+        if "op_stats" in self._memo:
+            def split() -> dict[str | None, list[tuple]]:
+                out: dict[str | None, list[tuple]] = {}
+                for m, phase, op, *rest in self.op_stats():
+                    out.setdefault(m, []).append((op, phase, *rest[:6]))
+                return out
+            return self.memo("direct_op_stats", split).get(module, [])
         where = "module IS NULL" if module is None else "module = ?"
-        return self.memo(("direct_ops", module), lambda: self.sql(
+        return self.sql(
             "SELECT op, phase, COUNT(*), SUM(dur_ns), SUM(device_ns), SUM(alloc_bytes), MAX(live_bytes), SUM(flops) "
-            f"FROM nodes WHERE {where} GROUP BY op, phase", () if module is None else (module,)))
+            f"FROM nodes WHERE {where} GROUP BY op, phase", () if module is None else (module,))
 
     def direct_op_edges(self, module: str | None) -> list[tuple]:
         """A module's own ops' edges merged by op: (outgoing, this op, this phase, other module, other
         phase, other op, bytes, count), where outgoing is 1 for edges leaving the module's ops."""
+        if "op_edges" in self._memo:
+            def split() -> dict[str | None, list[tuple]]:
+                out: dict[str | None, list[tuple]] = {}
+                for am, ap, aop, bm, bp, bop, nbytes, count in self.op_edges():
+                    out.setdefault(am, []).append((1, aop, ap, bm, bp, bop, nbytes, count))
+                    out.setdefault(bm, []).append((0, bop, bp, am, ap, aop, nbytes, count))
+                return out
+            return self.memo("direct_op_edges", split).get(module, [])
         where = "a.module IS NULL" if module is None else "a.module = ?"
         head = ("SELECT {out}, a.op, a.phase, b.module, b.phase, b.op, SUM(e.nbytes), COUNT(*) FROM nodes a "
                 "JOIN edges e ON e.{ae} = a.idx JOIN nodes b ON b.idx = e.{be} WHERE " + where +
                 " GROUP BY 2, 3, 4, 5, 6")
         q = head.format(out=1, ae="src", be="dst") + " UNION ALL " + head.format(out=0, ae="dst", be="src")
         params = () if module is None else (module,)
-        return self.memo(("direct_op_edges", module), lambda: self.sql(q, params + params))
+        return self.sql(q, params + params)
 
     def op_table(self, group: str) -> list[dict[str, Any]] | None:
         """Rows of the op table; None while the op + input shape grouping (a Python pass over every
@@ -189,39 +240,38 @@ class StepData:
     def key_counts(self) -> dict[tuple, int]:
         """(module, phase, op) -> count. Keys are ``<module>:<phase>:<op>#<n>`` with n counting from 0,
         so these counts determine the step's whole key set; a step diff needs nothing else."""
-        return self.memo("key_counts", lambda: {
-            (m, p, o): c for m, p, o, c in self.sql("SELECT module, phase, op, COUNT(*) FROM nodes GROUP BY 1, 2, 3")})
+        return self.memo("key_counts", lambda: {(m, p, o): c for m, p, o, c, *_ in self.op_stats()})
 
     def memory_curve(self, points: int) -> dict[str, Any]:
         return self.memo(("memory", points), lambda: _memory_curve(self, points))
 
 
 def _op_table(data: StepData, group: str) -> list[dict[str, Any]]:
-    cols = ("COUNT(*), SUM(dur_ns), SUM(device_ns), SUM(alloc_bytes), SUM(flops), MIN(dur_ns), MAX(dur_ns), "
-            "GROUP_CONCAT(DISTINCT phase)")
-    if group == "op":
-        rows = [((op,), rest) for op, *rest in data.sql(f"SELECT op, {cols} FROM nodes GROUP BY op")]
-    elif group == "module":
-        rows = [((m,), rest) for m, *rest in data.sql(f"SELECT module, {cols} FROM nodes GROUP BY module")]
+    merged: dict[tuple, list] = {}
+
+    def add(key: tuple, count: int, dur: int | None, dev: int | None, alloc: int | None, flops: int | None,
+            dmin: int | None, dmax: int | None, phase: str) -> None:
+        acc = merged.get(key)
+        if acc is None:
+            merged[key] = [count, dur or 0, dev, alloc or 0, flops or 0, dmin or 0, dmax or 0, {phase}]
+            return
+        acc[0] += count
+        acc[1] += dur or 0
+        acc[2] = acc[2] if dev is None else (acc[2] or 0) + dev
+        acc[3] += alloc or 0
+        acc[4] += flops or 0
+        acc[5] = min(acc[5], dmin or 0)
+        acc[6] = max(acc[6], dmax or 0)
+        acc[7].add(phase)
+
+    if group in ("op", "module"):
+        for module, phase, op, count, dur, dev, alloc, _, flops, dmin, dmax in data.op_stats():
+            add((op,) if group == "op" else (module,), count, dur, dev, alloc, flops, dmin, dmax, phase)
     else:  # op + input shape: the stored inputs carry storage ids, so strip them in one Python pass
-        merged: dict[tuple, list] = {}
         for op, inputs, dur, dev, alloc, flops, phase in data.sql(
                 "SELECT op, inputs, dur_ns, device_ns, alloc_bytes, flops, phase FROM nodes"):
-            key = (op, input_shapes(inputs))
-            acc = merged.get(key)
-            dur = dur or 0
-            if acc is None:
-                merged[key] = [1, dur, dev, alloc or 0, flops or 0, dur, dur, {phase}]
-                continue
-            acc[0] += 1
-            acc[1] += dur
-            acc[2] = acc[2] if dev is None else (acc[2] or 0) + dev
-            acc[3] += alloc or 0
-            acc[4] += flops or 0
-            acc[5] = min(acc[5], dur)
-            acc[6] = max(acc[6], dur)
-            acc[7].add(phase)
-        rows = [(k, v[:7] + [",".join(sorted(v[7]))]) for k, v in merged.items()]
+            add((op, input_shapes(inputs)), 1, dur, dev, alloc, flops, dur, dur, phase)
+    rows = [(k, v[:7] + [",".join(sorted(v[7]))]) for k, v in merged.items()]
     out = []
     for key, (count, dur, dev, alloc, flops, dmin, dmax, phases) in rows:
         entry: dict[str, Any] = {"module" if group == "module" else "op": key[0]}
@@ -232,7 +282,7 @@ def _op_table(data: StepData, group: str) -> list[dict[str, Any]]:
             "calls": count, "host_self_ns": dur, "host_total_ns": dur, "device_self_ns": dev,
             "device_total_ns": dev, "mean_ns": dur // count if count else 0, "min_ns": dmin or 0,
             "max_ns": dmax or 0, "alloc_bytes": alloc or 0, "flops": flops or 0,
-            "phases": ",".join(sorted(phases.split(","))) if phases else ""})
+            "phases": phases})
         out.append(entry)
     if group == "module":  # inclusive (total) time: a module's own ops plus its submodules'
         incl = {e["module"]: e for e in data.modules()}
@@ -267,6 +317,11 @@ class StepCache:
         self.capacity = capacity
         self._lock = threading.Lock()
         self._items: OrderedDict[tuple, StepData] = OrderedDict()
+
+    def idle(self) -> bool:
+        with self._lock:
+            items = list(self._items.values())
+        return all(d.idle() for d in items)
 
     def get(self, path: Path) -> StepData:
         st = os.stat(path)
