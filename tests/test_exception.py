@@ -10,6 +10,7 @@ from torch import nn
 
 import gprof
 from conftest import gprof_cli
+from gprof.cli import main
 
 
 class Boom(RuntimeError):
@@ -88,15 +89,18 @@ def test_recording_stops_after_the_exception(tmp_path) -> None:
 
 
 @pytest.mark.slow
-def test_report_reads_the_incomplete_step(tmp_path) -> None:
+def test_report_reads_the_incomplete_step(tmp_path, capsys) -> None:
+    """``--json`` through a real ``python -m gprof`` process; the text report in-process (same
+    ``gprof.cli.main``), since each interpreter start costs seconds of torch imports."""
     with pytest.raises(Boom):
         with gprof.profile(logdir=tmp_path, run="crash") as prof:
             nn.Linear(4, 4)(torch.randn(2, 4)).sum().backward()
             prof.step()
             Exploding(Boom("late failure"))(torch.randn(2, 4))
-    text = gprof_cli("report", tmp_path / "crash")
-    assert text.returncode == 0, text.stderr
-    assert "INCOMPLETE" in text.stdout and "late failure" in text.stdout
+    assert main(["report", str(tmp_path / "crash"), "--all-steps"]) == 0
+    text = capsys.readouterr().out
+    assert "== step 0  rank 0/1  complete" in text
+    assert "INCOMPLETE" in text and "late failure" in text
     js = gprof_cli("report", tmp_path / "crash", "--json")
     assert js.returncode == 0, js.stderr
     steps = json.loads(js.stdout)["steps"]
