@@ -70,3 +70,5 @@ def test_debug_command_rejects_a_bad_spec_before_starting(capsys: pytest.Capture
     assert main(["debug", "--break", "absmax > lots", "examples/nan_example.py"]) == 2
     err = capsys.readouterr().err
     assert "absmax needs a number, got 'lots'" in err and "Traceback" not in err
+    assert main(["debug", "no_such_script.py"]) == 2
+    assert "no_such_script.py: no such script" in capsys.readouterr().err

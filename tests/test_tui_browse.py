@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 import pytest
-from textual.widgets import DataTable, Input, Sparkline, Static, TabbedContent, TextArea, Tree
+from textual.widgets import DataTable, Sparkline, Static, TabbedContent, TextArea, Tree
 
 import gprof
 from examples import mlp

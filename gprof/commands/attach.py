@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any, Callable
 
 from gprof.debug.client import DebugClient, DebugConnectionError, resolve_target
 
@@ -33,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     from gprof_tui.debug import DebugApp
 
-    def connect(on_event):  # noqa: ANN001, ANN202
+    def connect(on_event: Callable[[dict[str, Any]], None]) -> DebugClient:
         client_probe.on_event = on_event
         return client_probe
 

@@ -3,8 +3,11 @@ debug server, in a child process, and attach the terminal UI to it."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from typing import Any, Callable
 
+from gprof.debug.client import DebugClient
 from gprof.debug.spec import BreakpointSpecError, parse_breakpoint
 
 
@@ -21,6 +24,9 @@ def add_parser(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not os.path.isfile(args.script):
+        print(f"torch-gprof debug: {args.script}: no such script (give the path of a .py file to run)", file=sys.stderr)
+        return 2
     for spec in args.breaks:  # a bad spec fails here, before anything starts
         try:
             parse_breakpoint(spec)
@@ -30,12 +36,10 @@ def run(args: argparse.Namespace) -> int:
     from gprof_tui.child import DebuggedScript
     from gprof_tui.debug import DebugApp
 
-    from gprof.debug.client import DebugClient
-
     child = DebuggedScript(args.script, args.args, args.breaks, wrap=args.wrap, logdir=args.logdir,
                            address=args.address)
 
-    def connect(on_event):  # noqa: ANN001, ANN202 - runs on the app's connect thread
+    def connect(on_event: Callable[[dict[str, Any]], None]) -> DebugClient:  # on the app's connect thread
         address, token = child.wait_for_server()
         return DebugClient(address, token, on_event)
 

@@ -290,6 +290,10 @@ class DebugApp(App):
         self.push_screen(HelpScreen("debug"))
 
     def action_quit_debugger(self) -> None:
+        self.exit()
+
+    def on_unmount(self) -> None:
+        """However the UI ends (q, Ctrl+C), the program must not stay paused without a UI."""
         client = self.client
         if client is not None and not client.closed:
             try:
@@ -297,4 +301,3 @@ class DebugApp(App):
             except (DebugCommandError, DebugConnectionError, TimeoutError):
                 pass
             client.close()
-        self.exit()
