@@ -159,3 +159,28 @@ def test_submodules_called_directly_keep_their_names(tmp_path) -> None:
     assert {"embed", "block", "block.fc1", "block.act", "block.fc2", "head"} <= fwd_modules, fwd_modules
     params = {n.param for n in g.by_phase("backward") if n.param is not None}
     assert params == {name for name, _ in model.named_parameters()}
+
+
+def test_node_metadata_and_saved_tensor_dataflow(recorded_examples) -> None:
+    """Tensor metadata, bytes, thread/rank, and producer->consumer edges that survive saved tensors."""
+    g = recorded_examples["mlp"].graphs[1]
+    fc0 = g.node_by_key("net.0:forward:aten.addmm.default#0")
+    assert fc0 is not None
+    bias, x, w_t = fc0.inputs
+    assert (bias.shape, x.shape, w_t.shape) == ((512,), (64, 256), (256, 512))
+    assert {m.dtype for m in fc0.inputs} == {"float32"} and {m.device for m in fc0.inputs} == {"cpu"}
+    (out,) = fc0.outputs
+    assert out.shape == (64, 512) and out.nbytes == 64 * 512 * 4
+    assert fc0.alloc_bytes == out.nbytes and fc0.flops == 2 * 64 * 256 * 512
+    assert fc0.thread == 0 and fc0.rank == 0 and fc0.dur_ns > 0
+    assert fc0.source and "examples/mlp.py:" in fc0.source
+    # live bytes rise by what each op allocates and fall by what it frees
+    for prev, n in zip(g.nodes, g.nodes[1:]):
+        assert n.live_bytes == prev.live_bytes + n.alloc_bytes - n.freed_bytes, n.key
+    # relu's output is saved for backward; the backward op reads it back through a new tensor object
+    relu = g.node_by_key("net.1:forward:aten.relu.default#0")
+    readers = [g.nodes[e.dst] for e in g.edges if e.src == relu.idx]
+    assert any(r.phase == "backward" and r.module in ("net.1", "net.2") for r in readers), \
+        [r.key for r in readers]
+    bw_mm = [n for n in g.by_phase("backward") if n.module == "net.2" and n.op == "aten.mm.default"]
+    assert any(relu.idx in g.producers().get(n.idx, []) for n in bw_mm), "net.2's weight grad does not read relu"
