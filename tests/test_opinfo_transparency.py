@@ -5,7 +5,9 @@ The baseline is a pass-through mode, not plain eager, because any Python mode mo
 onto another code path (../shared/notes/recording-facts.md). Every float32 CPU OpInfo runs, with at
 most ``SAMPLES_PER_OP`` samples each to stay inside the test budget; one OpInfo is one profiled step,
 so the recorder, the step builder and the store all see every op. Outputs *and* inputs (in-place ops)
-are compared byte for byte; an op that raises must raise the same exception type in both.
+are compared byte for byte; an op that raises must raise the same exception type in both. A second
+test differentiates one sample of every differentiable OpInfo, so every backward formula also runs
+under the recorder (and its nodes must link to their forward nodes).
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import contextlib
 import math
 import random
 from itertools import islice
+from pathlib import Path
 from typing import Any, Callable, ContextManager
 
 import numpy as np
@@ -23,8 +26,11 @@ from torch.utils._pytree import tree_flatten
 
 import gprof
 from conftest import bitwise_equal
+from gprof.graph.model import StepGraph
 
 SAMPLES_PER_OP = 3
+#: backward is dearer; one sample per OpInfo still runs every backward formula once
+BACKWARD_SAMPLES_PER_OP = 1
 MIN_PASS_RATE = 0.99
 
 #: OpInfos whose result is not a function of their inputs, so no comparison can pass reliably.
@@ -60,16 +66,18 @@ def float32_cpu_ops() -> list[Any]:
     return [op for op in op_db if torch.float32 in op.supported_dtypes("cpu")]
 
 
-def run_op(op: Any, mode: Callable[[], ContextManager[Any]]) -> list[Outcome]:
-    """Seeded samples of ``op``, each run inside ``mode()``; returns what came out of each."""
+def run_op(op: Any, mode: Callable[[], ContextManager[Any]], backward: bool = False) -> list[Outcome]:
+    """Seeded samples of ``op``, each run inside ``mode()``; returns what came out of each. With
+    ``backward``, the outputs' sum is also differentiated w.r.t. every input that requires grad."""
     outcomes: list[Outcome] = []
     cpu_rng = torch.random.default_generator  # torch.manual_seed would also queue a CUDA seed with a stack trace
     cpu_rng.manual_seed(0)
     random.seed(0)  # some sample generators draw Python floats
     np.random.seed(0)
+    count = BACKWARD_SAMPLES_PER_OP if backward else SAMPLES_PER_OP
     try:
         # the raw generator: op.sample_inputs() walks inspect.stack() per sample, which costs minutes here
-        samples = list(islice(op.sample_inputs_func(op, "cpu", torch.float32, False), SAMPLES_PER_OP))
+        samples = list(islice(op.sample_inputs_func(op, "cpu", torch.float32, backward), count))
     except Exception as e:  # the sample generator itself fails on this torch
         return [("no samples", type(e).__name__)]
     for s in samples:
@@ -77,10 +85,18 @@ def run_op(op: Any, mode: Callable[[], ContextManager[Any]]) -> list[Outcome]:
         try:
             with mode():
                 out = op(s.input, *s.args, **s.kwargs)
+                grads: Any = ()
+                if backward:
+                    outs = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor) and t.requires_grad]
+                    ins = [t for t in tree_flatten((s.input, s.args, s.kwargs))[0]
+                           if isinstance(t, torch.Tensor) and t.requires_grad]
+                    if outs and ins:
+                        total = sum(o.sum() if not o.is_complex() else o.abs().sum() for o in outs)
+                        grads = torch.autograd.grad(total, ins, allow_unused=True)
         except Exception as e:
             outcomes.append(("raised", type(e).__name__))
             continue
-        leaves, _ = tree_flatten((out, s.input, s.args, s.kwargs))
+        leaves, _ = tree_flatten((out, grads, s.input, s.args, s.kwargs))
         outcomes.append(("ok", leaves))
     return outcomes
 
@@ -113,13 +129,15 @@ def difference(base: list[Outcome], other: list[Outcome]) -> str | None:
     return None
 
 
-def test_opinfo_samples_are_bit_identical_under_recorder(tmp_path) -> None:
+def check_opinfos(tmp_path: Path, backward: bool) -> list[StepGraph]:
+    """Every OpInfo as one recorded step; asserts the pass rate and returns the recorded graphs."""
     ops = float32_cpu_ops()
-    assert len(ops) > 600, f"expected PyTorch's ~677 float32 CPU OpInfos, found {len(ops)}"
+    if backward:
+        ops = [op for op in ops if op.supports_autograd]
+    assert len(ops) > 500, f"expected PyTorch's ~677 float32 CPU OpInfos, found {len(ops)}"
     failures: dict[str, str] = {}
     excluded: dict[str, str] = {}
     compared = 0
-    recorded_nodes = 0
     with gprof.profile(logdir=tmp_path, run="opinfo", analyze=False) as prof:
         for op in ops:
             name = _op_id(op)
@@ -127,13 +145,12 @@ def test_opinfo_samples_are_bit_identical_under_recorder(tmp_path) -> None:
                 excluded[name] = EXCLUDED[op.name]
                 continue
             with _disable_current_modes():  # the baseline runs with the recorder off the mode stack
-                base = run_op(op, PassThrough)
-                again = run_op(op, PassThrough)
-                nondeterministic = difference(base, again)
+                base = run_op(op, PassThrough, backward)
+                nondeterministic = difference(base, run_op(op, PassThrough, backward))
             if nondeterministic is not None:
                 excluded[name] = f"nondeterministic: two pass-through runs differ ({nondeterministic})"
                 continue
-            recorded = run_op(op, contextlib.nullcontext)  # the profile is recording already
+            recorded = run_op(op, contextlib.nullcontext, backward)  # the profile is recording already
             try:
                 prof.step()
             except Exception as e:  # saving the step failed: a capture bug for this op
@@ -147,9 +164,25 @@ def test_opinfo_samples_are_bit_identical_under_recorder(tmp_path) -> None:
     recorded_nodes = sum(g.meta.node_count for g in prof.graphs)
     report = "\n".join(f"  FAIL {n}: {why}" for n, why in sorted(failures.items()))
     report += "\n" + "\n".join(f"  excluded {n}: {why}" for n, why in sorted(excluded.items()))
-    print(f"\nOpInfo transparency: {compared - len(failures)}/{compared} passed, "
+    kind = "forward+backward" if backward else "forward"
+    print(f"\nOpInfo transparency ({kind}): {compared - len(failures)}/{compared} passed, "
           f"{len(excluded)} excluded, {recorded_nodes} nodes recorded\n{report}")
-    assert recorded_nodes > 5 * compared, "the recorder saw almost no ops: was it active?"
-    assert compared >= len(ops) - len(excluded) - len(failures)
+    assert compared + len(excluded) == len(ops), f"stopped early:\n{report}"
+    assert recorded_nodes > 3 * compared, "the recorder saw almost no ops: was it active?"
     pass_rate = (compared - len(failures)) / compared
     assert pass_rate >= MIN_PASS_RATE, f"only {pass_rate:.2%} of OpInfos bit-identical under the recorder:\n{report}"
+    return prof.graphs
+
+
+def test_opinfo_samples_are_bit_identical_under_recorder(tmp_path) -> None:
+    check_opinfos(tmp_path, backward=False)
+
+
+def test_opinfo_backward_is_bit_identical_and_linked(tmp_path) -> None:
+    """Every differentiable OpInfo's backward formula runs under the recorder; each backward node
+    must also be linked to the forward node that created its autograd node."""
+    graphs = check_opinfos(tmp_path, backward=True)
+    backward = [n for g in graphs for n in g.nodes if n.phase == "backward"]
+    assert len(backward) > 1000
+    unlinked = [n.key for n in backward if n.fwd is None and n.param is None]
+    assert len(unlinked) <= 0.01 * len(backward), f"{len(unlinked)} unlinked backward nodes, e.g. {unlinked[:10]}"
