@@ -55,7 +55,9 @@ class ModuleScope:
         self._handles: list[Any] = []
         #: thread -> [module name, module, start ns, ops seen] while inside a torch.compile'd module
         self.regions: dict[int, list[Any]] = {}
-        #: called as (name, start_ns, ops_seen, args, out) when a compiled region returns
+        #: called as () when a compiled region starts, and as (name, start_ns, ops_seen, args, out)
+        #: when it returns
+        self.on_region_start: Any = None
         self.on_region_end: Any = None
 
     # naming ----------------------------------------------------------------------------------
@@ -124,14 +126,20 @@ class ModuleScope:
     def stack(self, ident: int) -> list[str]:
         return self._stacks.setdefault(ident, [])
 
+    # The hooks run inside torch.compile'd modules too; Dynamo must run them as they are, never
+    # trace them (that would recompile the user's module and record nothing).
+    @torch._dynamo.disable
     def _pre(self, mod: nn.Module, args: Any) -> None:
         ident = threading.get_ident()
         stack = self._stacks.setdefault(ident, [])
         name = self.name_of(mod, stack[-1] if stack else None)
         stack.append(name)
         if isinstance(mod, _OptimizedModule) and ident not in self.regions:
+            if self.on_region_start is not None:
+                self.on_region_start()
             self.regions[ident] = [name, mod, time.perf_counter_ns(), 0]
 
+    @torch._dynamo.disable
     def _post(self, mod: nn.Module, args: Any, out: Any) -> None:
         ident = threading.get_ident()
         region = self.regions.get(ident)

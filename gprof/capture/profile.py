@@ -18,6 +18,16 @@ from gprof.graph.model import StepGraph
 schedule = _torch_schedule
 
 
+def _check_run_name(run: str) -> str:
+    """A run is a path *inside* the logdir (nested names like ``sweep/lr1e-3`` are fine)."""
+    parts = run.replace("\\", "/").split("/")
+    if not run or os.path.isabs(run) or any(p in ("", ".", "..") for p in parts) or "\0" in run:
+        raise ValueError(
+            f"bad run name {run!r}: use a relative name inside the logdir, like 'exp1' or 'sweep/lr1e-3' "
+            "(no '..', no absolute paths, no empty parts)")
+    return run
+
+
 def _default_run_name() -> str:
     return os.environ.get("GPROF_RUN") or time.strftime("run-%Y%m%d-%H%M%S")
 
@@ -56,9 +66,9 @@ class profile:
             raise ValueError(f"tensor_preview must be between 0 and 4096 elements, got {tensor_preview}")
         self.schedule = schedule
         self.session = Session(
-            logdir, run or _default_run_name(), record_shapes=record_shapes, profile_memory=profile_memory,
-            with_stack=with_stack, node_cap=node_cap, keep_in_memory=keep_in_memory, analyze=analyze,
-            rank=rank, world_size=world_size, with_kineto=with_kineto, tensor_preview=tensor_preview,
+            logdir, _check_run_name(_default_run_name() if run is None else run),
+            record_shapes=record_shapes, profile_memory=profile_memory, with_stack=with_stack,
+            node_cap=node_cap, keep_in_memory=keep_in_memory, analyze=analyze, rank=rank, world_size=world_size, with_kineto=with_kineto, tensor_preview=tensor_preview,
         )
         if on_step_saved is not None:
             self.session.on_step_saved.append(on_step_saved)

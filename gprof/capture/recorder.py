@@ -141,7 +141,6 @@ class Recorder(TorchDispatchMode):
         self.flush: Callable[[], None] = lambda: None
         self.total_recorded = 0
         self._regions = session.scope.regions
-        session.scope.on_region_end = self._region_end
 
     @classmethod
     def ignore_compile_internals(cls) -> bool:

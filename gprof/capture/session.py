@@ -73,6 +73,7 @@ class Session:
         self._saved_seen: set[tuple[str, int]] = set()
         self._handles: list[Any] = []
         self._saved_hooks: Any = None
+        self._hooks_lifted = False
         self._builder: StepBuilder | None = None
         self._writer: StepWriter | None = None
         self._recording = False
@@ -95,6 +96,8 @@ class Session:
     def open(self) -> None:
         from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
+        self.scope.on_region_start = self._region_start
+        self.scope.on_region_end = self._region_end
         self.scope.install()
         self._handles = [
             register_optimizer_step_pre_hook(self._opt_pre),
@@ -111,6 +114,23 @@ class Session:
         if self._marker is not None:
             self._marker.close()
             self._marker = None
+
+    def _region_start(self) -> None:
+        """Compiled code is guarded on the saved-tensor hooks in force: lift ours while a
+        torch.compile'd module runs, so it runs the code it compiled, not a recompile with our hooks."""
+        if self._recording and self._hooks_on_top():
+            torch._C._autograd._pop_saved_tensors_default_hooks()
+            self._hooks_lifted = True
+
+    def _region_end(self, *args: Any) -> None:
+        if self._hooks_lifted:
+            torch._C._autograd._push_saved_tensors_default_hooks(self._pack, self._unpack)
+            self._hooks_lifted = False
+        self.recorder._region_end(*args)
+
+    def _hooks_on_top(self) -> bool:
+        top = torch._C._autograd._top_saved_tensors_default_hooks(True)
+        return bool(top) and top[0] == self._pack
 
     def _opt_pre(self, opt: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         self.optimizers.add(opt)
