@@ -156,6 +156,23 @@ def test_module_query_by_prefix(tmp_path) -> None:
         assert r.node(one.idx) == one and r.node_by_key(one.key) == one
 
 
+def test_node_and_module_queries_use_indexes(recorded_examples) -> None:
+    """One node or one module's nodes come out of a step of any size without scanning it: SQLite's
+    own query plan must search an index, never scan the nodes table."""
+    with open_run(recorded_examples["transformer"].run_dir).open() as r:
+        plans = {
+            "node": r.sql("EXPLAIN QUERY PLAN SELECT * FROM nodes WHERE idx = ?", (5,)),
+            "key": r.sql("EXPLAIN QUERY PLAN SELECT * FROM nodes WHERE key = ?", ("x",)),
+            "module": r.sql("EXPLAIN QUERY PLAN SELECT * FROM nodes WHERE module = ? OR (module >= ? AND module < ?) "
+                            "ORDER BY idx",
+                            ("encoder", "encoder.", "encoder/")),
+            "edges": r.sql("EXPLAIN QUERY PLAN SELECT * FROM edges WHERE src = ? OR dst = ?", (5, 5)),
+        }
+    for what, rows in plans.items():
+        detail = " | ".join(str(row[-1]) for row in rows)
+        assert "SEARCH" in detail and "SCAN" not in detail, f"{what} query scans the table: {detail}"
+
+
 def test_run_discovery(tmp_path) -> None:
     for run in ("a", "group/b"):
         with gprof.profile(logdir=tmp_path, run=run):
@@ -166,7 +183,10 @@ def test_run_discovery(tmp_path) -> None:
     assert runs["group/b"].steps() == [0] and runs["group/b"].ranks() == [0]
     assert open_run(tmp_path, "group/b").path == tmp_path / "group" / "b"
     assert open_run(tmp_path / "a").name == "a"
-    assert list((tmp_path / "a").glob("events.out.tfevents.*")), "no tfevents marker for TensorBoard"
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "a")).Reload()
+    assert "gprof/step" in events.PluginTagToContent("gprof"), "no tfevents marker tagged for the plugin"
 
 
 @pytest.mark.parametrize("name", ["../a", "/etc", "group/../../a", "a/../a", "", ".."])
