@@ -107,3 +107,28 @@ def test_report_reads_the_incomplete_step(tmp_path, capsys) -> None:
     assert [(s["step"], s["complete"]) for s in steps] == [(0, True), (1, False)]
     assert "Boom: late failure" in steps[1]["error"]
     assert steps[1]["nodes"] > 0 and steps[1]["phases"]["forward"] > 0
+
+
+class FailingSGD(torch.optim.SGD):
+    """Updates, then fails (think: a NaN check inside a custom optimizer)."""
+
+    def step(self, closure: object = None) -> None:
+        super().step()
+        raise Boom("optimizer check failed")
+
+
+def test_caught_exception_in_optimizer_step_ends_the_optimizer_phase(tmp_path) -> None:
+    """Optimizer post-hooks do not run when step() raises; the ops after it are still not optimizer
+    ops (see /tmp/h6_findings.md F8)."""
+    model = nn.Linear(4, 4)
+    opt = FailingSGD(model.parameters(), lr=0.1)
+    with gprof.profile(logdir=tmp_path, run="optfail") as prof:
+        model(torch.randn(2, 4)).sum().backward()
+        with pytest.raises(Boom):
+            opt.step()
+        model(torch.randn(2, 4)).sum().backward()
+    g = prof.graphs[0]
+    assert g.meta.complete, "the exception was caught inside the step: the step is complete"
+    fwd_mm = [n for n in g.nodes if n.op == "aten.addmm.default"]
+    assert [n.phase for n in fwd_mm] == ["forward", "forward"], [(n.key, n.phase) for n in fwd_mm]
+    assert len(g.by_phase("optimizer")) == 2, [n.key for n in g.by_phase("optimizer")]
