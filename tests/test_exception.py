@@ -2,6 +2,7 @@
 is saved, marked incomplete, and ``torch-gprof report`` reads it (text and --json)."""
 from __future__ import annotations
 
+import contextlib
 import json
 
 import pytest
@@ -132,3 +133,30 @@ def test_caught_exception_in_optimizer_step_ends_the_optimizer_phase(tmp_path) -
     fwd_mm = [n for n in g.nodes if n.op == "aten.addmm.default"]
     assert [n.phase for n in fwd_mm] == ["forward", "forward"], [(n.key, n.phase) for n in fwd_mm]
     assert len(g.by_phase("optimizer")) == 2, [n.key for n in g.by_phase("optimizer")]
+
+
+def _global_state() -> tuple:
+    from torch.nn.modules import module as nn_module
+    from torch.optim import optimizer as optim_module
+
+    return (
+        len(nn_module._global_forward_pre_hooks), len(nn_module._global_forward_hooks),
+        len(optim_module._global_optimizer_pre_hooks), len(optim_module._global_optimizer_post_hooks),
+        torch._C._len_torch_dispatch_stack(), torch._C._autograd._top_saved_tensors_default_hooks(False),
+    )
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_nothing_is_left_installed_after_the_block(tmp_path, fail: bool) -> None:
+    before = _global_state()
+    model = nn.Linear(4, 4)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(Boom) if fail else contextlib.nullcontext():
+        with gprof.profile(logdir=tmp_path, run="clean") as prof:
+            model(torch.randn(2, 4)).sum().backward()
+            opt.step()
+            prof.step()
+            model(torch.randn(2, 4)).sum().backward()
+            if fail:
+                raise Boom("mid-step")
+    assert _global_state() == before, "module/optimizer hooks, dispatch mode or saved-tensor hooks leaked"
