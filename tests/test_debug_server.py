@@ -22,6 +22,9 @@ from gprof.debug import DebugClient, DebugConnectionError, DebugServerError, Deb
 from gprof.debug.controller import Debugger
 from gprof.debug.server import DebugServer
 
+#: an exception on a UI, client or server thread is a failure, not a warning
+pytestmark = pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
+
 
 class WorkerRun:
     """nan_example trained on a worker thread under gprof.profile + gprof.debug."""

@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 from typing import Any, Callable
 
+import pytest
 from textual.widgets import DataTable, ListView, Static
 
 from gprof.debug import DebugClient
@@ -13,6 +14,9 @@ from gprof_tui.browse import BrowseScreen
 from gprof_tui.debug import DebugApp
 from gprof_tui.help import HelpScreen
 from test_debug_server import WorkerRun, reference_digest
+
+#: an exception on a UI, client or server thread is a failure, not a warning
+pytestmark = pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
 
 
 def screen_text(app: DebugApp, selector: str) -> str:

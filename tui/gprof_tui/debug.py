@@ -3,7 +3,7 @@ and drives it over the debug protocol. It never touches the debugged process oth
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 from rich.markup import escape
 from textual import on
@@ -16,6 +16,8 @@ from gprof.debug.client import DebugClient, DebugCommandError, DebugConnectionEr
 from gprof.store import StoreError, open_run
 from gprof_tui.help import HelpScreen
 from gprof_tui.render import TENSOR_COLUMNS, pause_text, stack_text, tensor_rows
+
+W = TypeVar("W")
 
 #: prompt kind -> (placeholder, handler method name)
 _PROMPTS = {
@@ -91,9 +93,13 @@ class DebugApp(App):
         yield Input(id="prompt")
         yield Footer()
 
+    def _main(self, selector: str, kind: type[W]) -> W:
+        """A widget of the debugger screen, even while help or the step browser is on top."""
+        return self.screen_stack[0].query_one(selector, kind)
+
     def on_mount(self) -> None:
-        self.query_one("#tensors", DataTable).add_columns(*TENSOR_COLUMNS)
-        self.query_one("#log", RichLog).border_title = "program output"
+        self._main("#tensors", DataTable).add_columns(*TENSOR_COLUMNS)
+        self._main("#log", RichLog).border_title = "program output"
         threading.Thread(target=self._connect_thread, name="gprof-tui-connect", daemon=True).start()
         if self._output is not None:
             for line in self._output(self._line_from_thread):
@@ -133,7 +139,7 @@ class DebugApp(App):
         self._from_thread(self.handle_event, event)
 
     def log_line(self, line: str) -> None:
-        self.query_one("#log", RichLog).write(line)
+        self._main("#log", RichLog).write(line)
 
     def handle_event(self, event: dict[str, Any]) -> None:
         kind = event.get("event")
@@ -150,7 +156,7 @@ class DebugApp(App):
             self._refresh_state()
         elif kind == "running":
             self.sub_title = f"running ({event.get('mode')})"
-            self.query_one("#pause", Static).update("running...")
+            self._main("#pause", Static).update("running...")
         elif kind == "step_saved":
             self.run_dir = event.get("run_dir") or self.run_dir
             self.notify(f"step {event['step']} recorded")
@@ -161,23 +167,23 @@ class DebugApp(App):
         self.finished = text
         self.pause = None
         self.sub_title = text + "  (q quits)"
-        self.query_one("#pause", Static).update(escape(text))
-        self.query_one("#stack", Static).update("")
-        self.query_one("#tensors", DataTable).clear()
+        self._main("#pause", Static).update(escape(text))
+        self._main("#stack", Static).update("")
+        self._main("#tensors", DataTable).clear()
 
     def _show_pause(self, p: dict[str, Any]) -> None:
         self.pause = p
         where = f"{p['op']} in {p['module'] if p['module'] is not None else '-'} ({p['phase']})" if p.get("op") else p["reason"]
         self.sub_title = f"PAUSED at {where}"
-        self.query_one("#pause", Static).update(pause_text(p))
-        self.query_one("#stack", Static).update("[b]user stack[/b] (innermost first)\n" + stack_text(p))
-        table = self.query_one("#tensors", DataTable)
+        self._main("#pause", Static).update(pause_text(p))
+        self._main("#stack", Static).update("[b]user stack[/b] (innermost first)\n" + stack_text(p))
+        table = self._main("#tensors", DataTable)
         table.clear()
         table.add_rows(tensor_rows(p["inputs"] + p["outputs"]))
-        self.query_one("#evalout", Static).update("")
+        self._main("#evalout", Static).update("")
 
     def _show_breakpoints(self) -> None:
-        lv = self.query_one("#breaks", ListView)
+        lv = self._main("#breaks", ListView)
         lv.clear()
         lv.border_title = "breakpoints (b add, d/e disable/enable)"
         for b in self.breakpoints:
@@ -220,7 +226,7 @@ class DebugApp(App):
         self.send(mode)
 
     def action_prompt(self, kind: str) -> None:
-        box = self.query_one("#prompt", Input)
+        box = self._main("#prompt", Input)
         self._prompt_kind = kind
         box.placeholder = _PROMPTS[kind]
         box.value = ""
@@ -228,7 +234,7 @@ class DebugApp(App):
         box.focus()
 
     def action_cancel_prompt(self) -> None:
-        box = self.query_one("#prompt", Input)
+        box = self._main("#prompt", Input)
         box.remove_class("shown")
         self._prompt_kind = None
 
@@ -262,10 +268,10 @@ class DebugApp(App):
         if t:
             text = (f"{t['dtype']}[{'x'.join(map(str, t['shape']))}] min {t['min']} max {t['max']} "
                     f"NaN {t['nan']} Inf {t['inf']}\n{text}")
-        self.query_one("#evalout", Static).update(escape(text))
+        self._main("#evalout", Static).update(escape(text))
 
     def action_toggle(self, enable: bool) -> None:
-        lv = self.query_one("#breaks", ListView)
+        lv = self._main("#breaks", ListView)
         if lv.index is None or not 0 <= lv.index < len(self.breakpoints):
             self.notify("select a breakpoint in the list first (Tab to it)", severity="warning")
             return
@@ -296,6 +302,7 @@ class DebugApp(App):
         """However the UI ends (q, Ctrl+C), the program must not stay paused without a UI."""
         client = self.client
         if client is not None and not client.closed:
+            client.on_event = lambda event: None  # the screens are going away
             try:
                 client.request("detach", timeout=5)
             except (DebugCommandError, DebugConnectionError, TimeoutError):
