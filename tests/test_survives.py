@@ -283,3 +283,32 @@ def test_torch_compiled_submodule(tmp_path) -> None:
     fresh = torch.compile(nn.Linear(8, 8), backend=counting_inductor)
     fresh(x)
     assert stats == {"compiles": 2, "calls": 4}, "compiling a new module after profiling must work as before"
+
+
+def test_torch_func_transforms(tmp_path) -> None:
+    """vmap, grad and jacrev (per-sample gradients, Jacobians) inside the profiled step
+    (see /tmp/h6_findings.md F9)."""
+    def run() -> Any:
+        model, x = seeded_net()
+        params = dict(model.named_parameters())
+
+        def loss_of(p: dict[str, torch.Tensor], xi: torch.Tensor) -> torch.Tensor:
+            return torch.func.functional_call(model, p, (xi.unsqueeze(0),)).pow(2).sum()
+
+        per_sample = torch.func.vmap(torch.func.grad(loss_of), in_dims=(None, 0))(params, x)
+        jac = torch.func.jacrev(torch.sin)(x[0])
+        return per_sample, jac
+
+    g = check_same_and_record(run, tmp_path)
+    assert {"embed", "block.fc1", "head"} <= {n.module for n in g.nodes}
+
+
+def test_nested_tensors(tmp_path) -> None:
+    """A nested (jagged) tensor has no single shape; recording must not crash (F10)."""
+    def run() -> Any:
+        torch.manual_seed(0)
+        nt = torch.nested.nested_tensor([torch.randn(2, 3), torch.randn(4, 3)])
+        return list(nt.sin().unbind())
+
+    g = check_same_and_record(run, tmp_path)
+    assert any(n.op == "aten.sin.default" for n in g.nodes)
