@@ -198,3 +198,43 @@ def test_attach_finds_a_rank_by_run_directory(tmp_path: Path) -> None:
             resolve_target(session.address)
         session.close()
     assert not f.exists()
+
+
+class SqrtAtZero(torch.nn.Module):
+    """Finite forward, NaN in backward: d sqrt(x)/dx at 0 is Inf, times a zero gradient."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x.sqrt() * 0).sum()
+
+
+def test_anomaly_in_backward_pauses_with_its_forward_partner(tmp_path: Path) -> None:
+    model = torch.nn.Sequential(SqrtAtZero())
+    x = torch.zeros(4, requires_grad=True)
+    ready = threading.Event()
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        with gprof.profile(logdir=tmp_path, run="bwd") as prof:
+            box["session"] = debug(prof, ["nan"], quiet=True)
+            ready.set()
+            model(x).backward()
+
+    th = threading.Thread(target=work, daemon=True)
+    th.start()
+    assert ready.wait(30)
+    session: DebugSession = box["session"]
+    deadline = time.monotonic() + 30
+    while session.debugger.paused is None:
+        assert th.is_alive() and time.monotonic() < deadline, "no backward pause"
+        time.sleep(0.02)
+    p = session.debugger.paused
+    assert p["phase"] == "backward" and p["module"] == "0"
+    assert p["fwd"] is not None and p["fwd"]["op"] == "aten.sqrt.default"
+    # sqrt's backward divides the zero gradient by 2*sqrt(0) = 0: NaN from finite inputs
+    assert p["op"] == "aten.div.Tensor"
+    assert p["chain"] == [{**p["chain"][0], "origin": "aten.div.Tensor turned finite inputs into NaN"}]
+    session.debugger.resume("continue")
+    th.join(30)
+    assert not th.is_alive()
+    session.close()
+    assert x.grad is not None and x.grad.isnan().all()
