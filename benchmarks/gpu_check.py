@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 
 try:
     from benchmarks import _common as C
@@ -31,32 +30,13 @@ except ImportError:  # run as `python benchmarks/gpu_check.py`
     import _common as C
 
 from gprof.capture.device_timing import (
-    CudaEvents, DeviceTimer, device_times_by_op, kineto_kernel_times, kineto_op_name,
+    CudaEvents, DeviceTimedMode, DeviceTimer, device_times_by_op, kineto_kernel_times, kineto_op_name,
 )
 
 TOLERANCE = 0.05
 #: op types below this share of the step's kernel time are listed but not judged (a few us of
 #: launch jitter is more than 5% of a 20 us op)
 JUDGED_SHARE = 0.01
-
-
-class TimedMode(TorchDispatchMode):
-    """The recorder's use of the timer, without the rest of the recorder."""
-
-    def __init__(self, timer: DeviceTimer) -> None:
-        super().__init__()
-        self.timer = timer
-        self.ops: list[str] = []
-
-    def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
-        timer = self.timer
-        slot = timer.start()
-        out = func(*args, **(kwargs or {}))
-        timer.stop(slot)
-        if func.namespace != "profiler":
-            timer.assign(slot, len(self.ops))
-            self.ops.append(str(func))
-        return out
 
 
 def _to_cuda(make_out: tuple) -> tuple:
@@ -95,7 +75,7 @@ def _in_step_cost(model: Any, opt: Any, batches: list, rounds: int) -> dict[str,
     """Median step time plain, under a pass-through mode, and under the event-timing mode."""
     timer = DeviceTimer(CudaEvents())
     configs = {"plain": contextlib.nullcontext, "pass-through mode": C.PassThrough,
-               "event pairs": lambda: TimedMode(timer)}
+               "event pairs": lambda: DeviceTimedMode(timer)}
     samples = C.Samples()
     for r in range(rounds):
         for name, ctx in configs.items():
@@ -168,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         source = "DeviceTimer in a minimal timing mode (the recorder is not wired to it yet)"
         timer = DeviceTimer(CudaEvents())
-        mode = TimedMode(timer)
+        mode = DeviceTimedMode(timer)
         trace = workdir / "events_step.pt.trace.json"
         with C.quiet_native_stderr():
             _kineto_step(model, opt, batches[0], trace, mode)

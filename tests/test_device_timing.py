@@ -12,29 +12,11 @@ from typing import Any
 
 import pytest
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from gprof.capture.device_timing import (
-    CudaEvents, DeviceTimer, HostEvents, device_times_by_op, kineto_kernel_times, kineto_op_name,
+    CudaEvents, DeviceTimedMode, DeviceTimer, HostEvents, device_times_by_op, kineto_kernel_times,
+    kineto_op_name,
 )
-
-
-class TimedMode(TorchDispatchMode):
-    """Uses the timer exactly as the recorder does: start, call, stop, assign when it is a node."""
-
-    def __init__(self, timer: DeviceTimer) -> None:
-        super().__init__()
-        self.timer = timer
-        self.ops: list[str] = []
-
-    def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
-        slot = self.timer.start()
-        out = func(*args, **(kwargs or {}))
-        self.timer.stop(slot)
-        if func.namespace != "profiler":  # markers never become nodes
-            self.timer.assign(slot, len(self.ops))
-            self.ops.append(str(func))
-        return out
 
 
 def _train_step(model: torch.nn.Module, opt: torch.optim.Optimizer) -> None:
@@ -60,7 +42,7 @@ def test_every_node_resolved_once_per_step_and_pool_reused() -> None:
     timer = DeviceTimer(HostEvents(), initial_pool=8)  # far fewer pairs than a step: the pool must grow
     per_step = []
     for _ in range(2):
-        with TimedMode(timer) as mode:
+        with DeviceTimedMode(timer) as mode:
             _train_step(model, opt)
         assert timer.pending == len(mode.ops)
         times = timer.resolve()
@@ -88,7 +70,7 @@ class TickEvents(HostEvents):
 def test_each_node_gets_its_own_start_and_stop() -> None:
     timer = DeviceTimer(TickEvents())
     a = torch.randn(16, 16)
-    with TimedMode(timer) as mode:
+    with DeviceTimedMode(timer) as mode:
         torch.mm(a, a)
         torch.add(a[:1, :1], 1)
     times = timer.resolve()
@@ -147,7 +129,7 @@ def test_threads_get_distinct_slots() -> None:
 def test_cuda_events_time_kernels() -> None:
     timer = DeviceTimer(CudaEvents())
     a = torch.randn(2048, 2048, device="cuda")
-    with TimedMode(timer) as mode:
+    with DeviceTimedMode(timer) as mode:
         torch.mm(a, a)
     times = timer.resolve()
     assert mode.ops == ["aten.mm.default"] and times[0] > 0

@@ -28,6 +28,7 @@ from time import perf_counter_ns
 from typing import Any, Iterable, Protocol
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 
 class EventBackend(Protocol):
@@ -160,6 +161,27 @@ class DeviceTimer:
         """Forget this step's pairs (a step that is not saved)."""
         self._nodes = {}
         self._slots = itertools.count()
+
+
+class DeviceTimedMode(TorchDispatchMode):
+    """Times every op of a region with a :class:`DeviceTimer`, exactly as the recorder uses it
+    (start, call, stop, assign when the op is a node), and nothing else: for checking the timer
+    against Kineto where the recorder is not involved. ``ops[i]`` is the op of node ``i``."""
+
+    def __init__(self, timer: DeviceTimer) -> None:
+        super().__init__()
+        self.timer = timer
+        self.ops: list[str] = []
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        timer = self.timer
+        slot = timer.start()
+        out = func(*args, **(kwargs or {}))
+        timer.stop(slot)
+        if func.namespace != "profiler":  # record_function markers never become nodes
+            timer.assign(slot, len(self.ops))
+            self.ops.append(str(func))
+        return out
 
 
 # ------------------------------------------------------------------------------------ Kineto
