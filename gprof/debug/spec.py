@@ -47,11 +47,6 @@ class Condition:
     expr: str = ""
     code: Any = field(default=None, compare=False, repr=False)
 
-    def __str__(self) -> str:
-        if self.kind == "absmax":
-            return f"absmax {'>=' if self.inclusive else '>'} {self.threshold:g}"
-        return self.expr if self.kind == "expr" else self.kind
-
     @property
     def needs_finiteness(self) -> bool:
         return self.kind in ("nan", "inf")
@@ -62,14 +57,6 @@ class Target:
     kind: str  # "any" | "key" | "module" | "op"
     value: str = ""
     phase: str | None = None
-
-    def __str__(self) -> str:
-        if self.kind == "any":
-            return "any node"
-        if self.kind == "key":
-            return self.value
-        head = ("@" + self.value) if self.kind == "module" else self.value
-        return head + (f":{self.phase}" if self.phase else "")
 
     def matches(self, node: Node) -> bool:
         if self.phase is not None and node.phase != self.phase:

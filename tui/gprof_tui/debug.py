@@ -74,8 +74,6 @@ class DebugApp(App):
         self.finished: str | None = None
         self._prompt_kind: str | None = None
         self.sub_title = title or "connecting..."
-        #: bumped on every event, so tests can wait for the UI to catch up
-        self.events_seen = 0
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -143,7 +141,6 @@ class DebugApp(App):
 
     def handle_event(self, event: dict[str, Any]) -> None:
         kind = event.get("event")
-        self.events_seen += 1
         if kind == "hello":
             self.breakpoints = event.get("breakpoints", [])
             self.run_dir = event.get("run_dir") or self.run_dir
