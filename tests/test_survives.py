@@ -323,3 +323,25 @@ def test_nested_tensors(tmp_path) -> None:
 
     g = check_same_and_record(run, tmp_path)
     assert any(n.op == "aten.sin.default" for n in g.nodes)
+
+
+def test_closure_optimizer(tmp_path) -> None:
+    """LBFGS (any ``opt.step(closure)``) runs forward and backward inside optimizer.step(); those are
+    still forward/backward nodes of their modules (/tmp/h6_findings.md F12)."""
+    def run() -> Any:
+        model, x = seeded_net()
+        opt = torch.optim.LBFGS(model.parameters(), max_iter=2)
+
+        def closure() -> torch.Tensor:
+            opt.zero_grad()
+            loss = model(x).pow(2).mean()
+            loss.backward()
+            return loss
+
+        return opt.step(closure), grads(model), [p.detach().clone() for p in model.parameters()]
+
+    g = check_same_and_record(run, tmp_path)
+    mm = [n for n in g.nodes if n.op == "aten.addmm.default" and n.module == "block.fc1"]
+    assert len(mm) >= 2 and {n.phase for n in mm} == {"forward"}, [n.key for n in mm]
+    assert g.by_phase("optimizer"), "LBFGS's own update ops should still be optimizer nodes"
+    assert linked(g) >= 0.99
