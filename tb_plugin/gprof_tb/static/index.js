@@ -189,10 +189,11 @@ function boxLabel(b) {
     title = `${b.op.replace(/^aten\./, "").replace(/\.default$/, "")}${phase}\n#${b.idx}`;
   }
   const marks = [];
-  if (b.marks.hazards) marks.push(`⚠ ${b.marks.hazards} hazard`);
-  if (b.marks.chains) marks.push(`⛓ ${b.marks.chains} unfused`);
-  if (b.marks.regions) marks.push(`◇ ${b.marks.regions} compile`);
-  return `${title}\n${metric}${marks.length ? "\n" + marks.join(" ") : ""}`;
+  // plain words: headless and minimal systems often lack fonts for symbols
+  if (b.marks.hazards) marks.push(`${b.marks.hazards} hazard`);
+  if (b.marks.chains) marks.push(`${b.marks.chains} unfused`);
+  if (b.marks.regions) marks.push(`${b.marks.regions} in compile region`);
+  return `${title}\n${metric}${marks.length ? "\n" + marks.join(", ") : ""}`;
 }
 
 export function toDot(graph, colorBy) {
