@@ -57,3 +57,15 @@ def test_attach_errors_say_what_to_do(args: list[str], says: str, tmp_path: Path
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert says in err and "Traceback" not in err
+
+
+def test_gprof_debug_is_callable_whichever_import_came_first(tmp_path: Path) -> None:
+    import sys
+
+    import gprof
+    import gprof.debug.client  # noqa: F401 - leaves the package, not the function, on `gprof`
+
+    with gprof.profile(logdir=tmp_path, run="callable") as prof:
+        session = sys.modules["gprof.debug"](prof, ["inf"], quiet=True)
+        assert session.debugger.breakpoints[0].spec == "inf"
+        session.close()

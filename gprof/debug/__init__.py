@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sys
 import time
+import types
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -99,6 +100,17 @@ def debug(prof: Any, breaks: Sequence[str] = DEFAULT_BREAKS, *, address: str = "
         session.wait_for_client()
     return session
 
+
+class _CallableModule(types.ModuleType):
+    """``gprof.debug`` names both this package and :func:`debug`. Which one the ``gprof`` package
+    holds depends on import order, so the package itself calls through: ``gprof.debug(prof)``
+    always works."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> DebugSession:
+        return debug(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
 
 __all__ = [
     "BreakpointSpecError", "DebugClient", "DebugCommandError", "DebugConnectionError", "DebugServer",
