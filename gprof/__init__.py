@@ -1,18 +1,37 @@
 """torch-gprof: a graph-level profiler and debugger for PyTorch training steps.
 
-Data flows one way: capture -> graph -> analyses -> store -> views.
+Data flows one way: capture -> graph -> analyses -> store -> views. Names are imported lazily, so
+`torch-gprof report` and the viewers start without importing torch.
 """
-from gprof.capture.profile import profile, schedule
-from gprof.graph.model import Edge, Node, StepGraph, TensorMeta
-from gprof.store import load
+from __future__ import annotations
+
+from typing import Any
 
 __version__ = "0.1.0"
 __all__ = ["Edge", "Node", "StepGraph", "TensorMeta", "load", "profile", "schedule", "verify"]
 
+_LAZY = {
+    "profile": "gprof.capture.profile",
+    "schedule": "gprof.capture.profile",
+    "load": "gprof.store",
+    "verify": "gprof.verify",
+    "Edge": "gprof.graph.model",
+    "Node": "gprof.graph.model",
+    "StepGraph": "gprof.graph.model",
+    "TensorMeta": "gprof.graph.model",
+}
 
-def __getattr__(name: str):  # noqa: ANN202 - lazy: verify pulls in Inductor, which `import gprof` must not
-    if name == "verify":
-        from gprof.verify import verify
 
-        return verify
-    raise AttributeError(f"module 'gprof' has no attribute {name!r}")
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'gprof' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + __all__)

@@ -41,6 +41,8 @@ class StepBuilder:
         #: storages that autograd accumulated into a .grad during this step
         self.grad_sids: set[int] = set()
         self._buckets = BucketTracker()
+        self._saved_reads: set[tuple[str, int]] = set()
+        self._written_in_backward: set[int] = set()
         self.keep_nodes = True
         self._new_sizes: dict[int, int] = {}
         self.nodes: list[Node] = []
@@ -200,6 +202,16 @@ class StepBuilder:
             elif not self._is_view(op):
                 writer_of[t.storage] = idx
 
+        if phase == "backward" and module is not None and fwd is not None:
+            # what backward reads that forward made (or that predates the step, like the batch)
+            # is what autograd saved; it belongs to the module whose op saved it
+            for t in inputs:
+                if self._alloc_phase.get(t.storage, "forward") == "forward" and t.storage not in self._written_in_backward:
+                    self._saved_reads.add((module, t.storage))
+        if phase == "backward":
+            for raw, t in zip(rec[R.RAW_OUTPUTS], outputs):
+                if raw[0] < 0 or not self._is_view(op):
+                    self._written_in_backward.add(t.storage)
         if param is not None:
             self.grad_sids.update(t.storage for t in inputs)
             self.grad_sids.update(t.storage for t in outputs)
@@ -215,7 +227,10 @@ class StepBuilder:
         if live > self.peak_bytes:
             self.peak_bytes = live
             self.peak_node = idx
-        self.flops += rec[R.RAW_FLOPS]
+        flops = rec[R.RAW_FLOPS]
+        if type(flops) is tuple:  # deferred shape formula: (formula, args, kwargs, out) as shapes
+            flops = R.count_flops(flops[0], flops[1], flops[2], flops[3])
+        self.flops += flops
         self._node_module.append(module)
         self._node_source.append(source)
         extra = rec[R.RAW_EXTRA]
@@ -223,7 +238,7 @@ class StepBuilder:
             idx=idx, key=self._keys.next(module, phase, op), op=op, phase=phase, module=module,
             inputs=inputs, outputs=outputs, start_ns=rec[R.RAW_START], dur_ns=rec[R.RAW_DUR],
             device_ns=extra.get("device_ns") if extra else None,
-            alloc_bytes=rec[R.RAW_ALLOC], freed_bytes=rec[R.RAW_FREED], live_bytes=live, flops=rec[R.RAW_FLOPS],
+            alloc_bytes=rec[R.RAW_ALLOC], freed_bytes=rec[R.RAW_FREED], live_bytes=live, flops=flops,
             source=source, thread=thread, rank=self.meta.rank, fwd=fwd, param=param, grad_fn=grad_fn,
             attrs={k: v for k, v in extra.items() if k != "device_ns"} if extra else {},
         )
@@ -249,9 +264,9 @@ class StepBuilder:
 
     # ------------------------------------------------------------------------------ finish
     def memory_summary(self, free_events: list[tuple[int, int, int]], categories: dict[int, str],
-                       saved: dict[str, int], baseline_bytes: int) -> MemorySummary:
+                       baseline_bytes: int) -> MemorySummary:
         """Live bytes at the peak, split by category (MemTracker's split)."""
-        summary = MemorySummary(baseline_bytes=baseline_bytes, saved_activations=dict(saved))
+        summary = MemorySummary(baseline_bytes=baseline_bytes, saved_activations=self._saved_by_module(categories))
         if self.peak_node is None:
             return summary
         p = self.peak_node
@@ -280,6 +295,18 @@ class StepBuilder:
         summary.peak_node = p
         summary.by_category = by_cat
         return summary
+
+    def _saved_by_module(self, categories: dict[int, str]) -> dict[str, int]:
+        """Activation bytes saved for backward, per module: storages that forward made (or that
+        predate the step and are not model state) and that backward reads. Derived from the graph
+        instead of a saved-tensor hook, which torch.func and torch.compile refuse or recompile on."""
+        sizes = {**self.baseline, **self._new_sizes}
+        saved: dict[str, int] = {}
+        for module, sid in self._saved_reads:
+            if categories.get(sid) in ("parameter", "buffer", "gradient", "optimizer"):
+                continue
+            saved[module] = saved.get(module, 0) + sizes.get(sid, 0)
+        return dict(sorted(saved.items()))
 
     def _add_late_storages(self, late_seen: list[tuple[int, int, int]]) -> int:
         """Storages first seen as inputs mid-step existed since the step began: count them as live
@@ -313,12 +340,12 @@ class StepBuilder:
         return total
 
     def finish(self, free_events: list[tuple[int, int, int]], live_sizes: dict[int, int],
-               categories: dict[int, str], saved: dict[str, int], baseline_bytes: int,
+               categories: dict[int, str], baseline_bytes: int,
                aggregates: dict[str, list[int]], late_seen: list[tuple[int, int, int]] = ()) -> StepGraph:
         baseline_bytes += self._add_late_storages(list(late_seen))
         self._new_sizes = {sid: nb for sid, nb, _ in free_events if sid in self._alloc_at}
         self._new_sizes.update({sid: nb for sid, nb in live_sizes.items() if sid in self._alloc_at})
-        memory = self.memory_summary(free_events, categories, saved, baseline_bytes)
+        memory = self.memory_summary(free_events, categories, baseline_bytes)
         modules = {fqn: ModuleInfo(fqn, t) for fqn, t in self.scope.types.items()}
         self.meta.node_count = self.n
         self.meta.aggregate_only = bool(aggregates)

@@ -39,23 +39,22 @@ class StorageTracker:
             self.freed_since += entry[1]
             self.free_events.append((entry[0], entry[1], self.op_counter()))
 
-    def register(self, st: torch.UntypedStorage) -> tuple[int, int, bool]:
-        """(sid, nbytes, is_new) for a storage; unseen storages start being tracked."""
+    def register(self, st: torch.UntypedStorage, is_meta: bool = False) -> tuple[int, int, bool]:
+        """(sid, nbytes, is_new) for a storage; unseen storages start being tracked. Meta
+        storages own no memory and count 0 bytes."""
         key = st._cdata
         entry = self.live.get(key)
         if entry is not None:
             return entry[0], entry[1], False
         sid = self.next_sid
         self.next_sid += 1
-        nbytes = st.nbytes()
-        if st.device.type == "meta":
-            nbytes = 0
+        nbytes = 0 if is_meta else st.nbytes()
         self.live[key] = (sid, nbytes, weakref.ref(st, partial(self._on_free, key)))
         self.live_bytes += nbytes
         return sid, nbytes, True
 
-    def register_input(self, st: torch.UntypedStorage) -> int:
-        sid, nbytes, new = self.register(st)
+    def register_input(self, st: torch.UntypedStorage, is_meta: bool = False) -> int:
+        sid, nbytes, new = self.register(st, is_meta)
         if new:
             self.late_seen.append((sid, nbytes, self.op_counter()))
         return sid
@@ -70,7 +69,7 @@ class StorageTracker:
     def register_tensors(self, tensors: Iterable[torch.Tensor]) -> None:
         for t in tensors:
             try:
-                self.register(t.untyped_storage())
+                self.register(t.untyped_storage(), t.is_meta)
             except (RuntimeError, NotImplementedError):
                 continue
 

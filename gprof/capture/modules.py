@@ -15,7 +15,12 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch._dynamo.eval_frame import OptimizedModule as _OptimizedModule
+
+
+def _is_compiled(mod: nn.Module) -> bool:
+    from torch._dynamo.eval_frame import OptimizedModule  # imported late: Dynamo is slow to import
+
+    return isinstance(mod, OptimizedModule)
 
 
 def _outermost_owner(mod: nn.Module) -> nn.Module:
@@ -24,7 +29,7 @@ def _outermost_owner(mod: nn.Module) -> nn.Module:
     parents: dict[int, nn.Module] = {}
     for obj in gc.get_objects():
         try:
-            if not isinstance(obj, nn.Module):
+            if not issubclass(type(obj), nn.Module):  # type(): never trips a deprecated __class__
                 continue
             children = obj.__dict__.get("_modules") or {}
         except Exception:  # objects with exotic __class__/__dict__ properties
@@ -55,9 +60,7 @@ class ModuleScope:
         self._handles: list[Any] = []
         #: thread -> [module name, module, start ns, ops seen] while inside a torch.compile'd module
         self.regions: dict[int, list[Any]] = {}
-        #: called as () when a compiled region starts, and as (name, start_ns, ops_seen, args, out)
-        #: when it returns
-        self.on_region_start: Any = None
+        #: called as (name, start_ns, ops_seen, args, out) when a compiled region returns
         self.on_region_end: Any = None
 
     # naming ----------------------------------------------------------------------------------
@@ -134,9 +137,7 @@ class ModuleScope:
         stack = self._stacks.setdefault(ident, [])
         name = self.name_of(mod, stack[-1] if stack else None)
         stack.append(name)
-        if isinstance(mod, _OptimizedModule) and ident not in self.regions:
-            if self.on_region_start is not None:
-                self.on_region_start()
+        if type(mod).__name__ == "OptimizedModule" and ident not in self.regions and _is_compiled(mod):
             self.regions[ident] = [name, mod, time.perf_counter_ns(), 0]
 
     @torch._dynamo.disable

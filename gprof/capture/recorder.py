@@ -38,6 +38,26 @@ _current_node = torch._C._current_autograd_node
 _peek_seq = torch._C._autograd._get_sequence_nr
 _get_ident = threading.get_ident
 _getframe = sys._getframe
+_storage_key = torch._C._storage_address
+
+
+def _opaque_meta(t: torch.Tensor) -> tuple:
+    """A tensor without one storage or one shape (sparse, nested): no dataflow edge, no shape."""
+    return (0, (), t.dtype, t.device)
+
+
+def _input_metas(seq: list | tuple, tracker: Any) -> list[tuple]:
+    """Tensor lists (cat, foreach ops): the rare path, kept out of the inlined loop."""
+    metas = []
+    for t in seq:
+        if isinstance(t, _Tensor):
+            try:
+                e = tracker.live.get(_storage_key(t))
+                sid = e[0] if e is not None else tracker.register_input(t.untyped_storage(), t.is_meta)
+                metas.append((sid, t.shape, t.dtype, t.device))
+            except (RuntimeError, NotImplementedError):
+                metas.append(_opaque_meta(t))
+    return metas
 
 _ACCUMULATE_GRAD_SEQ = 2**64 - 1
 _COMPILED_BACKWARD = "CompiledFunctionBackward"
@@ -48,19 +68,22 @@ COMPILED_REGION_OP = "gprof.compiled_region"
 class FuncInfo:
     """Per-overload facts, computed once."""
 
-    __slots__ = ("name", "flop_fn", "skip", "is_view", "is_collective")
+    __slots__ = ("name", "flop_fn", "flop_deferred", "skip", "range_marker", "is_view", "is_collective")
 
     def __init__(self, func: Any) -> None:
         from torch.utils.flop_counter import flop_registry
 
         self.name = str(func)
         packet = getattr(func, "overloadpacket", None)
-        formula = flop_registry.get(packet) if packet is not None else None
-        # The registry's formulas are wrapped to map tensors to shapes with a pytree walk that costs
-        # more than the op on small tensors; call the shape formula directly when there is one.
-        self.flop_fn = _shape_formula(formula.__wrapped__) if hasattr(formula, "__wrapped__") else formula
+        self.flop_fn = flop_registry.get(packet) if packet is not None else None
+        # Shape formulas (most) are evaluated after the step from recorded shapes: the registry's
+        # wrappers walk pytrees, which costs more than a small matmul. Raw formulas need tensors.
+        self.flop_deferred = hasattr(self.flop_fn, "__wrapped__")
         # record_function markers are bookkeeping, not work
         self.skip = getattr(func, "namespace", "") == "profiler"
+        #: "enter"/"exit" for record_function's ops: Optimizer.step's range is the optimizer phase
+        self.range_marker = ("enter" if "enter" in self.name else "exit" if "exit" in self.name else "") \
+            if self.skip and "_record_function_" in self.name else ""
         schema = getattr(func, "_schema", None)
         rets = schema.returns if schema is not None else ()
         self.is_collective = getattr(func, "namespace", "") in ("c10d", "_c10d_functional")
@@ -78,6 +101,7 @@ def _flat_tensors(x: Any) -> list[torch.Tensor]:
 
 
 def _shape_of(x: Any) -> Any:
+    """Tensors -> shapes, through lists and tuples: all a shape formula reads."""
     if isinstance(x, torch.Tensor):
         return x.shape
     if type(x) is list or type(x) is tuple:
@@ -85,14 +109,12 @@ def _shape_of(x: Any) -> Any:
     return x
 
 
-def _shape_formula(formula: Callable[..., int]) -> Callable[..., int]:
-    """Same contract as flop_counter's ``shape_wrapper``: tensors become shapes, ``out_val`` becomes
-    ``out_shape``; exactly the formula FlopCounterMode uses, without its pytree walk."""
-    def count(*args: Any, out_val: Any = None, **kwargs: Any) -> int:
-        return formula(*[_shape_of(a) for a in args], out_shape=_shape_of(out_val),
-                       **{k: _shape_of(v) for k, v in kwargs.items()})
-
-    return count
+def count_flops(formula: Callable[..., int], args: Any, kwargs: dict, out: Any) -> int:
+    """flop_counter's formula on this call (shapes or tensors); 0 where it does not apply."""
+    try:
+        return int(formula(*args, **kwargs, out_val=out))
+    except Exception:  # a formula that does not cover this call
+        return 0
 
 
 def _previews(out: Any, n: int) -> dict[str, Any] | None:
@@ -121,11 +143,13 @@ class Recorder(TorchDispatchMode):
         self.session = session
         self.buffer: list[tuple] = []
         self.funcs: dict[Any, FuncInfo] = {}
-        self._code_internal: dict[Any, bool] = {}
+        self._code_internal: dict[int, bool] = {}
+        self._code_refs: list[Any] = []
         self._internal_prefixes = session.internal_prefixes
         self._last_node: Any = None
         self._last_autograd: tuple | None = None
         self.in_optimizer = False
+        self._ranges: list[bool] = []
         #: called as ``obs(node, func, args, kwargs, out)`` after each op with the built graph
         #: Node (stable key included) and the live tensors, e.g. by the debugger. Runs inside
         #: ``__torch_dispatch__``, so torch ops an observer runs are not recorded.
@@ -141,6 +165,7 @@ class Recorder(TorchDispatchMode):
         self.flush: Callable[[], None] = lambda: None
         self.total_recorded = 0
         self._regions = session.scope.regions
+        self._stacks = session.scope._stacks
 
     @classmethod
     def ignore_compile_internals(cls) -> bool:
@@ -150,12 +175,14 @@ class Recorder(TorchDispatchMode):
 
     def _user_frame(self) -> tuple[Any, int] | None:
         f = _getframe(2)
-        cache = self._code_internal
+        cache = self._code_internal  # keyed by id(code): hashing a code object hashes its bytecode
         while f is not None:
             code = f.f_code
-            internal = cache.get(code)
+            internal = cache.get(id(code))
             if internal is None:
-                internal = cache[code] = _is_internal_file(code.co_filename, self._internal_prefixes)
+                internal = _is_internal_file(code.co_filename, self._internal_prefixes)
+                cache[id(code)] = internal
+                self._code_refs.append(code)  # keeps the id unique for the session
             if not internal:
                 return (code, f.f_lineno)
             f = f.f_back
@@ -191,6 +218,8 @@ class Recorder(TorchDispatchMode):
         out = func(*args, **kwargs)
         dur = perf_counter_ns() - t0
         if info.skip:
+            if info.range_marker:
+                self._track_range(info.range_marker, args)
             return out
         regions = self._regions
         if regions:
@@ -205,65 +234,59 @@ class Recorder(TorchDispatchMode):
 
         tracker = self.session.memory
         live = tracker.live
-        register = tracker.register
         alloc = 0
 
-
+        # Storage identity is the StorageImpl address (what UntypedStorage._cdata is), read without
+        # making a Python storage object; one is made only the first time a storage is seen.
         ins = []
         for a in (args if not kwargs else (*args, *kwargs.values())):
             if isinstance(a, _Tensor):
-                ts = (a,)
-            elif type(a) is list or type(a) is tuple:
-                ts = a
-            else:
-                continue
-            for t in ts:
-                if not isinstance(t, _Tensor):
-                    continue
                 try:
-                    st = t.untyped_storage()
-                    e = live.get(st._cdata)
-                    sid = e[0] if e is not None else tracker.register_input(st)
-                except (RuntimeError, NotImplementedError):
-                    sid = 0
-                ins.append((sid, t.shape, t.dtype, t.device))
+                    e = live.get(_storage_key(a))
+                    sid = e[0] if e is not None else tracker.register_input(a.untyped_storage(), a.is_meta)
+                    ins.append((sid, a.shape, a.dtype, a.device))
+                except (RuntimeError, NotImplementedError):  # no storage or no sizes (sparse, nested)
+                    ins.append(_opaque_meta(a))
+            elif type(a) is list or type(a) is tuple:
+                ins.extend(_input_metas(a, tracker))
 
         outs = []
         for t in (out if type(out) is tuple or type(out) is list else (out,)):
             if not isinstance(t, _Tensor):
                 continue
             try:
-                st = t.untyped_storage()
-                e = live.get(st._cdata)
+                e = live.get(_storage_key(t))
                 if e is not None:
                     sid = e[0]
                 else:
-                    sid, nb, _ = register(st)
+                    sid, nb, _ = tracker.register(t.untyped_storage(), t.is_meta)
                     alloc += nb
                     sid = -sid
+                outs.append((sid, t.shape, t.dtype, t.device))
             except (RuntimeError, NotImplementedError):
-                sid = 0
-            outs.append((sid, t.shape, t.dtype, t.device))
+                outs.append(_opaque_meta(t))
 
         ident = _get_ident()
-        stack = self.session.scope._stacks.get(ident)
+        stack = self._stacks.get(ident)
         in_backward = _graph_task_id() != -1
         flop_fn = info.flop_fn
-        flops = 0
+        flops: Any = 0
         if flop_fn is not None:
-            try:
-                flops = flop_fn(*args, **kwargs, out_val=out)
-            except Exception:  # a formula that does not cover this call; FLOPs stay 0
-                flops = 0
+            if info.flop_deferred:
+                flops = (flop_fn, _shape_of(args), {k: _shape_of(v) for k, v in kwargs.items()}, _shape_of(out))
+            else:
+                flops = count_flops(flop_fn, args, kwargs, out)
         autograd = self._autograd_info() if in_backward else None
         if autograd is not None and autograd[1] == _COMPILED_BACKWARD:
             if self._merge_compiled_backward(autograd, t0, dur, ins, outs, alloc):
                 return out
+        freed = tracker.freed_since
+        tracker.freed_since = 0
         rec = (
             info.name, t0, dur, ident, stack[-1] if stack else None, in_backward, _peek_seq(),
             autograd,
             None if in_backward or not self.session.with_stack else self._user_frame(),
-            ins, outs, alloc, tracker.take_freed(), tracker.live_bytes, flops, self.in_optimizer,
+            ins, outs, alloc, freed, tracker.live_bytes, flops, self.in_optimizer,
             collective_attrs(func, args, kwargs, out) if info.is_collective
             else (_previews(out, self.preview_elems) if self.preview_elems else None),
         )
@@ -326,12 +349,23 @@ class Recorder(TorchDispatchMode):
     @staticmethod
     def _meta(t: torch.Tensor, tracker: Any, is_out: bool) -> tuple[tuple, int]:
         try:
-            sid, nb, new = tracker.register(t.untyped_storage())
+            sid, nb, new = tracker.register(t.untyped_storage(), t.is_meta)
+            t.shape  # noqa: B018 - nested tensors have no sizes
         except (RuntimeError, NotImplementedError):
-            return (0, t.shape, t.dtype, t.device), 0
+            return _opaque_meta(t), 0
         if is_out and new:
             return (-sid, t.shape, t.dtype, t.device), nb
         return (sid, t.shape, t.dtype, t.device), 0
+
+    def _track_range(self, marker: str, args: tuple) -> None:
+        """record_function ranges nest like the context managers they are, and close on exceptions,
+        so the optimizer phase ends even when optimizer.step() raises and the user carries on."""
+        ranges = self._ranges
+        if marker == "enter":
+            ranges.append(bool(args) and isinstance(args[0], str) and args[0].startswith("Optimizer.step#"))
+        elif ranges:
+            ranges.pop()
+        self.in_optimizer = any(ranges)
 
     def _aggregate(self, name: str, dur: int) -> None:
         if not self.aggregate_only:
@@ -356,3 +390,4 @@ class Recorder(TorchDispatchMode):
         self._last_node = None
         self._last_autograd = None
         self.in_optimizer = False
+        self._ranges = []

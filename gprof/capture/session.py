@@ -69,11 +69,7 @@ class Session:
         self.memory = StorageTracker()
         self.recorder = Recorder(self)
         self.optimizers: weakref.WeakSet[torch.optim.Optimizer] = weakref.WeakSet()
-        self.saved: dict[str, int] = {}
-        self._saved_seen: set[tuple[str, int]] = set()
         self._handles: list[Any] = []
-        self._saved_hooks: Any = None
-        self._hooks_lifted = False
         self._builder: StepBuilder | None = None
         self._writer: StepWriter | None = None
         self._recording = False
@@ -94,14 +90,12 @@ class Session:
 
     # -------------------------------------------------------------------------- session hooks
     def open(self) -> None:
-        from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
+        from torch.optim.optimizer import register_optimizer_step_pre_hook
 
-        self.scope.on_region_start = self._region_start
-        self.scope.on_region_end = self._region_end
+        self.scope.on_region_end = self.recorder._region_end
         self.scope.install()
         self._handles = [
             register_optimizer_step_pre_hook(self._opt_pre),
-            register_optimizer_step_post_hook(self._opt_post),
         ]
 
     def close(self) -> None:
@@ -115,50 +109,10 @@ class Session:
             self._marker.close()
             self._marker = None
 
-    def _region_start(self) -> None:
-        """Compiled code is guarded on the saved-tensor hooks in force: lift ours while a
-        torch.compile'd module runs, so it runs the code it compiled, not a recompile with our hooks."""
-        if self._recording and self._hooks_on_top():
-            torch._C._autograd._pop_saved_tensors_default_hooks()
-            self._hooks_lifted = True
-
-    def _region_end(self, *args: Any) -> None:
-        if self._hooks_lifted:
-            torch._C._autograd._push_saved_tensors_default_hooks(self._pack, self._unpack)
-            self._hooks_lifted = False
-        self.recorder._region_end(*args)
-
-    def _hooks_on_top(self) -> bool:
-        top = torch._C._autograd._top_saved_tensors_default_hooks(True)
-        return bool(top) and top[0] == self._pack
-
     def _opt_pre(self, opt: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        # the optimizer *phase* comes from Optimizer.step's record_function range (see recorder),
+        # which also closes when step() raises; this hook only learns which optimizers exist
         self.optimizers.add(opt)
-        self.recorder.in_optimizer = True
-
-    def _opt_post(self, opt: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
-        self.recorder.in_optimizer = False
-
-    def _pack(self, t: torch.Tensor) -> torch.Tensor:
-        if self._recording:
-            mod = self.scope.current(threading.get_ident())
-            if mod is not None:
-                try:
-                    # autograd packs an op's inputs before the op reaches the recorder, so a storage
-                    # first seen here predates the step (like the batch): register it as such
-                    st = t.untyped_storage()
-                    sid = self.memory.register_input(st)
-                    nb = st.nbytes()
-                except (RuntimeError, NotImplementedError):
-                    return t
-                if (mod, sid) not in self._saved_seen:
-                    self._saved_seen.add((mod, sid))
-                    self.saved[mod] = self.saved.get(mod, 0) + nb
-        return t
-
-    @staticmethod
-    def _unpack(t: torch.Tensor) -> torch.Tensor:
-        return t
 
     # -------------------------------------------------------------------------- categories
     def _state_tensors(self) -> dict[str, list[torch.Tensor]]:
@@ -227,8 +181,6 @@ class Session:
         self.memory.free_events = []
         self.memory.late_seen = []
         self.memory.freed_since = 0
-        self.saved = {}
-        self._saved_seen = set()
         self.recorder.reset_step()
         self.scope.reset_stacks()
         meta = StepMeta(
@@ -256,8 +208,6 @@ class Session:
         self.memory.op_counter = lambda: builder.n + len(rec.buffer)
         if self.with_kineto and save:
             self._start_kineto()
-        self._saved_hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, self._unpack)
-        self._saved_hooks.__enter__()
         self._recording = True
         self._step_start = time.perf_counter_ns()
         rec.__enter__()
@@ -270,7 +220,6 @@ class Session:
         rec = self.recorder
         rec.__exit__(None, None, None)
         wall = time.perf_counter_ns() - self._step_start
-        self._saved_hooks.__exit__(None, None, None)
         self._recording = False
         builder, writer = self._builder, self._writer
         self._builder = self._writer = None
@@ -287,7 +236,7 @@ class Session:
             builder.consume(rec.buffer)
             rec.buffer = []
             live_sizes = {sid: nb for sid, nb, _ in self.memory.live.values()}
-            graph = builder.finish(self.memory.free_events, live_sizes, self._categories(), self.saved,
+            graph = builder.finish(self.memory.free_events, live_sizes, self._categories(),
                                    self._baseline_bytes, rec.aggregates, late_seen=self.memory.late_seen)
             graph.meta.wall_ns = wall
             graph.meta.extra["start_ns"] = self._step_start
