@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["Edge", "Node", "StepGraph", "TensorMeta", "load", "profile", "schedule", "verify"]
+__all__ = ["Edge", "Node", "StepGraph", "TensorMeta", "debug", "load", "profile", "schedule", "verify"]
 
 _LAZY = {
     "profile": "gprof.capture.profile",
@@ -23,11 +23,13 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
+    import importlib
+
+    if name == "debug":  # the subpackage is itself callable: gprof.debug(prof, breaks=[...])
+        return importlib.import_module("gprof.debug")
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'gprof' has no attribute {name!r}")
-    import importlib
-
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
