@@ -59,6 +59,7 @@ def logdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
                                "snippet": "torch.compile(model.net)"}]},
         "hazards": [{"key": "net.0:forward:aten.t.default#0", "kind": "item", "reason": "data-dependent"}],
         "compile_suggestions": {"suggestions": [{"module": "net", "nodes": [1], "code": "model.net = torch.compile(model.net)"}]},
+        "op_classes": {"by_phase": {"forward": {"view": 3, "extern": 4}}, "unknown_ops": []},
     }
     _copy_step(last, d, "analysed", 1, analyses=analyses)
     for run, trace in (("kineto", "host_1.pt.trace.json"), ("kineto_escape", "../mlp/plugins/gprof/x.json")):
@@ -230,6 +231,9 @@ def test_analyses_absent_and_present(client: Client) -> None:
     assert {b["id"]: b["marks"] for b in g["boxes"]}["m:net@forward"] == {"chains": 2, "hazards": 1, "regions": 1}
     status, n = get(client, "node", run="analysed", idx=1)
     assert n["fusion_chains"][0]["number"] == 0 and n["compile_regions"]
+    status, n = get(client, "node", run="analysed", idx=4)  # in net.2: inside the suggested module "net"
+    assert [r["number"] for r in n["compile_regions"]] == [0] and not n["fusion_chains"]
+    assert a["op_classes"]["summary"] == {"by_phase.forward.view": 3, "by_phase.forward.extern": 4}
 
 
 def test_step_diff_by_key(client: Client, logdir: Path) -> None:

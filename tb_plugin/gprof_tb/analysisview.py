@@ -59,6 +59,18 @@ def analyses_view(data: StepData) -> dict[str, Any]:
     return data.memo("analyses_view", lambda: _view(data))
 
 
+def _flatten(value: dict[str, Any], prefix: str = "", depth: int = 3) -> dict[str, Any]:
+    """Scalar fields of a result, nested dicts flattened to dotted names (``by_phase.forward.view``)."""
+    out: dict[str, Any] = {}
+    for k, v in value.items():
+        name = f"{prefix}{k}"
+        if isinstance(v, (str, int, float, bool)):
+            out[name] = v
+        elif isinstance(v, dict) and depth > 1:
+            out.update(_flatten(v, name + ".", depth - 1))
+    return out
+
+
 def _view(data: StepData) -> dict[str, Any]:
     raw = data.analyses()
     out: dict[str, Any] = {}
@@ -68,15 +80,23 @@ def _view(data: StepData) -> dict[str, Any]:
             out[name] = {"present": False}
             continue
         error = value.get("error") if isinstance(value, dict) and len(value) == 1 else None
-        summary = ({k: v for k, v in value.items() if isinstance(v, (str, int, float, bool))}
-                   if isinstance(value, dict) else {})
+        summary = _flatten(value) if isinstance(value, dict) else {}
         items = [] if name == "op_classes" else [_normalise(i, data) for i in _items(value)]
-        if name == "op_classes" and isinstance(value, dict):
-            summary = {k: v for k, v in value.items() if isinstance(v, (str, int, float))}
-            if isinstance(value.get("counts"), dict):
-                summary.update(value["counts"])
         out[name] = {"present": True, "error": error, "items": items, "summary": summary}
     return out
+
+
+def regions_of(data: StepData, module: str | None) -> list[int]:
+    """Compile suggestions whose module (or modules) contain ``module``: suggestions name modules,
+    not nodes."""
+    if module is None:
+        return []
+    found = []
+    for number, item in enumerate(analyses_view(data)["compile_suggestions"].get("items", [])):
+        names = [item["fields"].get("module")] + list(item["lists"].get("modules", []))
+        if any(isinstance(m, str) and (module == m or module.startswith(m + ".") or m == "") for m in names):
+            found.append(number)
+    return found
 
 
 def node_marks(data: StepData) -> dict[int, dict[str, list[int]]]:

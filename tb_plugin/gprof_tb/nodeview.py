@@ -5,7 +5,7 @@ from typing import Any
 
 from gprof.graph.model import Node
 
-from gprof_tb.analysisview import analyses_view, node_marks
+from gprof_tb.analysisview import analyses_view, node_marks, regions_of
 from gprof_tb.stepdata import StepData
 
 _NEIGHBOUR_LIMIT = 50
@@ -31,7 +31,9 @@ def node_detail(data: StepData, idx: int) -> dict[str, Any] | None:
     consumers = [r.node(e.dst) for e in edges if e.src == idx][:_NEIGHBOUR_LIMIT]
     view = analyses_view(data)
     marks = node_marks(data).get(idx, {})
-    related = {kind: [{"number": i, **view[name]["items"][i]} for i in marks.get(kind, [])]
+    numbers = {"chains": marks.get("chains", []), "hazards": marks.get("hazards", []),
+               "regions": sorted(set(marks.get("regions", [])) | set(regions_of(data, n.module)))}
+    related = {kind: [{"number": i, **view[name]["items"][i]} for i in numbers[kind]]
                for name, kind in (("fusion", "chains"), ("hazards", "hazards"), ("compile_suggestions", "regions"))}
     return {
         "idx": n.idx, "key": n.key, "op": n.op, "op_short": n.op_short, "phase": n.phase, "module": n.module,
