@@ -158,7 +158,7 @@ class StepBuilder:
         source = None
         if rec[R.RAW_BACKWARD]:
             phase = "backward"
-            seq, grad_fn, param_id = rec[R.RAW_AUTOGRAD]
+            seq, grad_fn, param_id, leaf_sid = rec[R.RAW_AUTOGRAD]
             if seq is not None:
                 fwd = self._seq_to_node.get(seq)
                 # a module on the stack during backward means forward code is re-running
@@ -171,12 +171,15 @@ class StepBuilder:
                 if entry is not None:
                     param = entry[1]
                     module = _module_of_param(param)
+                elif leaf_sid is not None:
+                    fwd = self._writer_of.get(leaf_sid)
+                    if fwd is not None and module is None:
+                        module = self._node_module[fwd]
+        elif module is not None or (created_node and not rec[R.RAW_OPTIMIZER]):
+            phase = "forward"  # also a closure's forward inside optimizer.step (LBFGS)
         elif rec[R.RAW_OPTIMIZER]:
             phase = "optimizer"
-            if module is None:
-                module = self._state_module(rec)
-        elif module is not None or created_node:
-            phase = "forward"
+            module = self._state_module(rec)
         else:
             phase = "other"
         if source is None:

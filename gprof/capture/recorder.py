@@ -194,16 +194,24 @@ class Recorder(TorchDispatchMode):
             return self._last_autograd
         info: tuple
         if node is None:
-            info = (None, None, None)
+            info = (None, None, None, None)
         else:
             seq = node._sequence_nr()
             name = node.name()
-            param_id = None
+            param_id = leaf_sid = None
             if seq == _ACCUMULATE_GRAD_SEQ:
+                # a leaf's gradient: a parameter (named by the builder), or another leaf tensor
+                # (a user input, checkpoint's detached input) linked to the op that made it
                 var = getattr(node, "variable", None)
-                param_id = id(var) if var is not None else None
+                if var is not None:
+                    param_id = id(var)
+                    try:
+                        e = self.session.memory.live.get(_storage_key(var))
+                        leaf_sid = e[0] if e is not None else None
+                    except (RuntimeError, NotImplementedError):
+                        leaf_sid = None
                 seq = None
-            info = (seq, name, param_id)
+            info = (seq, name, param_id, leaf_sid)
         self._last_node = node
         self._last_autograd = info
         return info
