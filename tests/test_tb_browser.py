@@ -101,6 +101,16 @@ def test_tab_expand_inspect_op_table_offline(logdir: Path, tmp_path: Path) -> No
                                   ("analyses", "#analysis-fusion"), ("diff", "#diff-summary"), ("ranks", "#rank-table")):
                 frame.click(f"button.tab[data-tab='{tab}']")
                 frame.wait_for_selector(selector)
+            with find_runs(logdir)["transformer"].open() as r:
+                r_analyses = r.analyses()
+            snippets = [s["snippet"] for s in r_analyses.get("compile_suggestions") or [] if isinstance(s, dict)
+                        and s.get("snippet")]
+            if snippets:  # the analyses engineer's compile suggestions carry code to copy
+                frame.click("button.tab[data-tab='analyses']")
+                frame.wait_for_selector("#analysis-compile_suggestions button.copy")
+                assert snippets[0] in frame.inner_text("#analysis-compile_suggestions")
+                frame.click("#analysis-compile_suggestions button.copy")
+                frame.wait_for_selector("#analysis-compile_suggestions button.copy:text('copied')")
             frame.click("button.tab[data-tab='memory']")
             frame.click("#memory-curve", position={"x": 300, "y": 120})
             frame.wait_for_selector("#insp-op")
