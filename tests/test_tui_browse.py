@@ -53,6 +53,12 @@ def text(app: BrowseApp, selector: str) -> str:
     return str(app.screen.query_one(selector, Static).render())
 
 
+async def show(p: Any, tabs: TabbedContent, pane: str) -> None:
+    """Open a tab; its content is built on first view."""
+    tabs.active = pane
+    await p.pause()
+
+
 async def wait_for(p: Any, cond: Callable[[], bool]) -> None:
     for _ in range(500):
         if cond():
@@ -128,17 +134,20 @@ def test_analyses_tabs_ranks_snippet_and_memory(tmp_path: Path) -> None:
     async def body(p: Any, app: BrowseApp) -> None:
         screen = app.screen
         assert "rank 0/2" in screen.sub_title
-        await p.press("right_curly_bracket")
-        assert "rank 1/2" in screen.sub_title
-        assert "saved_kernels=2" in text(app, "#fusion") and "relu, relu, relu" in text(app, "#fusion")
-        assert "hazards analysis failed: ValueError: boom" in text(app, "#hazards")
         tabs = screen.query_one("#tabs", TabbedContent)
+        await show(p, tabs, "tab-fusion")
+        await p.press("right_curly_bracket")  # the open tab is rebuilt for the other rank
+        assert "rank 1/2" in screen.sub_title
+        await p.pause()
+        assert "saved_kernels=2" in text(app, "#fusion") and "relu, relu, relu" in text(app, "#fusion")
+        await show(p, tabs, "tab-hazards")
+        assert "hazards analysis failed: ValueError: boom" in text(app, "#hazards")
         tabs.active = "tab-compile"
         await p.pause()
         assert screen.query_one("#snippet", TextArea).text == "model.blk = torch.compile(model.blk)"
         await p.press("y")
         assert app.clipboard == "model.blk = torch.compile(model.blk)"
-        tabs.active = "tab-memory"
+        await show(p, tabs, "tab-memory")
         await wait_for(p, lambda: bool(screen.query_one("#memplot", Sparkline).data))
         assert list(screen.query_one("#memplot", Sparkline).data) == [0, 64, 128, 192, 256]
         assert "peak 256 B at node 4" in text(app, "#memtext")
@@ -148,8 +157,14 @@ def test_analyses_tabs_ranks_snippet_and_memory(tmp_path: Path) -> None:
 
 def test_missing_analyses_say_there_are_none(tmp_path: Path) -> None:
     async def body(p: Any, app: BrowseApp) -> None:
+        tabs = app.screen.query_one("#tabs", TabbedContent)
+        await show(p, tabs, "tab-fusion")
         assert "No fusion for this step" in text(app, "#fusion")
+        await show(p, tabs, "tab-hazards")
         assert "No hazards for this step" in text(app, "#hazards")
+        await show(p, tabs, "tab-compile")
+        assert "No compile suggestions" in str(app.screen.query_one("#suggestions ListItem Static", Static).render())
+        await show(p, tabs, "tab-graph")
         await p.press("b")  # no debugger: b shows the --break for the selected node
         assert app.clipboard == "blk:forward:aten.relu.default#0"
 

@@ -53,6 +53,8 @@ class BrowseScreen(Screen):
         self.query_state = NodeQuery()
         self._page_nodes: list[int] = []
         self._snippets: list[str] = []
+        self._built: set[str] = set()
+        self._analyses: dict[str, Any] = {}
         #: True once the module tree carries its totals (tests and the benchmark wait for it)
         self.modules_ready = False
 
@@ -72,17 +74,11 @@ class BrowseScreen(Screen):
                         yield DataTable(id="nodes", cursor_type="row", zebra_stripes=True)
                         with VerticalScroll(id="details-box"):
                             yield Static("select a node", id="details")
-            with TabPane("Unfused chains", id="tab-fusion"):
-                yield VerticalScroll(Static("", id="fusion"))
-            with TabPane("Compile suggestions", id="tab-compile"):
-                with Horizontal():
-                    yield ListView(id="suggestions")
-                    yield TextArea("", id="snippet", read_only=True, language=None)
-            with TabPane("Hazards", id="tab-hazards"):
-                yield VerticalScroll(Static("", id="hazards"))
-            with TabPane("Memory", id="tab-memory"):
-                yield Sparkline([], id="memplot")
-                yield Static("", id="memtext")
+            # the other tabs are filled when first viewed (_build_tab): the first screen pays only for Graph
+            yield TabPane("Unfused chains", id="tab-fusion")
+            yield TabPane("Compile suggestions", id="tab-compile")
+            yield TabPane("Hazards", id="tab-hazards")
+            yield TabPane("Memory", id="tab-memory")
         yield Footer()
 
     DEFAULT_CSS = """
@@ -110,12 +106,8 @@ class BrowseScreen(Screen):
         self.query_state.offset = 0
         self.load_modules()
         self.load_nodes()
-        self.load_analyses()
-        self.load_memory_text()
-        self._memory_plotted = False
-        if self.query_one("#tabs", TabbedContent).active == "tab-memory":
-            self._memory_plotted = True
-            self._plot_memory(self.data)
+        self._analyses = self.data.analyses()
+        self._build_tab(self.query_one("#tabs", TabbedContent).active)
 
     def load_modules(self) -> None:
         """The tree from the module list at once; its time and memory bars when the SQL
@@ -177,19 +169,28 @@ class BrowseScreen(Screen):
             n, partner, d.backward_partners(idx) if n.phase == "forward" else [],
             d.brief(producers[:8]), d.brief(consumers[:8])))
 
-    def load_analyses(self) -> None:
-        raw = self.data.analyses()
-        for name, widget in (("fusion", "#fusion"), ("hazards", "#hazards")):
-            self.query_one(widget, Static).update(self._analysis_text(name, raw.get(name)))
-        lv = self.query_one("#suggestions", ListView)
-        lv.clear()
-        items = analysis_items(raw.get("compile_suggestions"))
-        self._snippets = [item_snippet(i) or "" for i in items]
-        if not items:
-            lv.append(ListItem(Static(self._analysis_text("compile_suggestions", raw.get("compile_suggestions")))))
-        for i, item in enumerate(items):
-            lv.append(ListItem(Static(escape(f"{i + 1}. {item_title(item)}"))))
-        self.query_one("#snippet", TextArea).text = self._snippets[0] if self._snippets else ""
+    def _build_tab(self, pane_id: str) -> None:
+        if pane_id in self._built or pane_id == "tab-graph":
+            return
+        self._built.add(pane_id)
+        raw = self._analyses
+        pane = self.query_one(f"#{pane_id}", TabPane)
+        if pane_id in ("tab-fusion", "tab-hazards"):
+            name = pane_id.removeprefix("tab-")
+            pane.mount(VerticalScroll(Static(self._analysis_text(name, raw.get(name)), id=name)))
+        elif pane_id == "tab-compile":
+            value = raw.get("compile_suggestions")
+            items = analysis_items(value)
+            self._snippets = [item_snippet(i) or "" for i in items]
+            entries = [ListItem(Static(escape(f"{i + 1}. {item_title(item)}"))) for i, item in enumerate(items)]
+            pane.mount(Horizontal(
+                ListView(*(entries or [ListItem(Static(self._analysis_text("compile_suggestions", value)))]),
+                         id="suggestions"),
+                TextArea(self._snippets[0] if self._snippets else "", id="snippet", read_only=True, language=None)))
+        elif pane_id == "tab-memory":
+            plot = Sparkline([], id="memplot")
+            pane.mount_all([plot, Static(self._memory_text(), id="memtext")])
+            self._plot_memory(self.data, plot)  # one scan, only when looked at
 
     @staticmethod
     def _analysis_text(name: str, value: Any) -> str:
@@ -208,26 +209,25 @@ class BrowseScreen(Screen):
                     lines.append(f"     {escape(k)}: {escape(', '.join(map(str, v)))}")
         return "\n".join(lines)
 
-    def load_memory_text(self) -> None:
+    def _memory_text(self) -> str:
         m = self.data.memory
         cats = ", ".join(f"{k} {fmt_bytes(v)}" for k, v in sorted(m.by_category.items(), key=lambda kv: -kv[1]))
         saved = ", ".join(f"{k or '(root)'} {fmt_bytes(v)}" for k, v in
                           sorted(m.saved_activations.items(), key=lambda kv: -kv[1])[:8])
-        self.query_one("#memtext", Static).update(escape(
+        return escape(
             f"live bytes over the step (max per bucket of nodes)\npeak {fmt_bytes(m.peak_bytes)} at node {m.peak_node}"
-            f"\nat the peak: {cats or '-'}\nsaved for backward: {saved or '-'}"))
+            f"\nat the peak: {cats or '-'}\nsaved for backward: {saved or '-'}")
 
     @on(TabbedContent.TabActivated)
     def _tab(self, event: TabbedContent.TabActivated) -> None:
-        if event.pane.id == "tab-memory" and not self._memory_plotted:  # one scan, only when looked at
-            self._memory_plotted = True
-            self._plot_memory(self.data)
+        if event.pane.id is not None:
+            self._build_tab(event.pane.id)
 
     @work(thread=True, exclusive=True, group="memory")
-    def _plot_memory(self, data: StepData) -> None:
+    def _plot_memory(self, data: StepData, plot: Sparkline) -> None:
         series = data.memory_series()
         if data is self.data:
-            self.app.call_from_thread(setattr, self.query_one("#memplot", Sparkline), "data", series)
+            self.app.call_from_thread(setattr, plot, "data", series)
 
     # ------------------------------------------------------------------ events
     @on(DataTable.RowHighlighted, "#nodes")
@@ -301,26 +301,29 @@ class BrowseScreen(Screen):
         q.offset = new
         self.load_nodes()
 
-    def _switch(self, step: int | None, rank: int | None) -> None:
+    async def _switch(self, step: int | None, rank: int | None) -> None:
         self.data.close()
         self.data = StepData(self.run, step, rank)
+        for pane_id in self._built:  # rebuilt for the new step when viewed
+            await self.query_one(f"#{pane_id}", TabPane).remove_children()
+        self._built = set()
         self.load_step()
 
-    def action_step(self, delta: int) -> None:
+    async def action_step(self, delta: int) -> None:
         steps = [f.step for f in self.run.files() if f.rank == self.data.rank]
         i = steps.index(self.data.step) + delta if self.data.step in steps else 0
         if not 0 <= i < len(steps):
             self.notify(f"no {'later' if delta > 0 else 'earlier'} step; steps: {steps}")
             return
-        self._switch(steps[i], self.data.rank)
+        await self._switch(steps[i], self.data.rank)
 
-    def action_rank(self, delta: int) -> None:
+    async def action_rank(self, delta: int) -> None:
         ranks = [f.rank for f in self.run.files() if f.step == self.data.step]
         i = ranks.index(self.data.rank) + delta if self.data.rank in ranks else 0
         if not 0 <= i < len(ranks):
             self.notify(f"no other rank for step {self.data.step}; ranks: {ranks}")
             return
-        self._switch(self.data.step, ranks[i])
+        await self._switch(self.data.step, ranks[i])
 
     def selected_node_key(self) -> str | None:
         table = self.query_one("#nodes", DataTable)
@@ -342,7 +345,7 @@ class BrowseScreen(Screen):
             self.notify(f"break on this node with:  torch-gprof debug SCRIPT --break '{key}'  (key copied)")
 
     def action_copy_snippet(self) -> None:
-        text = self.query_one("#snippet", TextArea).text
+        text = self.query_one("#snippet", TextArea).text if "tab-compile" in self._built else ""
         if not text:
             self.notify("no snippet selected (Compile suggestions tab)", severity="warning")
             return
