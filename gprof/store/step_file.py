@@ -33,6 +33,21 @@ CREATE TABLE modules(fqn TEXT PRIMARY KEY, type TEXT);
 CREATE TABLE analyses(name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE aggregates(op TEXT PRIMARY KEY, count INTEGER, total_ns INTEGER);
 """
+#: Aggregates every viewer needs, computed once when the step is written (in SQLite, so a
+#: million-node step costs seconds at capture instead of a cold viewer spending them per request).
+#: Optional for readers: files written before they existed simply lack the tables.
+_AGGREGATES = """
+CREATE TABLE agg_op_stats AS
+    SELECT module, phase, op, COUNT(*) AS count, SUM(dur_ns) AS dur_ns, SUM(device_ns) AS device_ns,
+           SUM(alloc_bytes) AS alloc_bytes, MAX(live_bytes) AS max_live_bytes, SUM(flops) AS flops,
+           MIN(dur_ns) AS min_dur_ns, MAX(dur_ns) AS max_dur_ns
+    FROM nodes GROUP BY 1, 2, 3;
+CREATE TABLE agg_op_edges AS
+    SELECT a.module AS src_module, a.phase AS src_phase, a.op AS src_op,
+           b.module AS dst_module, b.phase AS dst_phase, b.op AS dst_op,
+           SUM(e.nbytes) AS nbytes, COUNT(*) AS count
+    FROM edges e JOIN nodes a ON a.idx = e.src JOIN nodes b ON b.idx = e.dst GROUP BY 1, 2, 3, 4, 5, 6;
+"""
 _INDEXES = """
 CREATE INDEX nodes_module ON nodes(module);
 CREATE INDEX nodes_key ON nodes(key);
@@ -153,6 +168,7 @@ class StepWriter:
         }
         self._db.executemany("INSERT INTO meta VALUES (?,?)", ((k, json.dumps(v)) for k, v in meta_items.items()))
         self._db.executescript(_INDEXES)
+        self._db.executescript(_AGGREGATES)
         self._db.commit()
         self._db.close()
         os.replace(self._tmp, self.path)
@@ -296,6 +312,9 @@ class StepReader:
 
     def aggregates(self) -> dict[str, list[int]]:
         return {op: [c, t] for op, c, t in self._query("SELECT op, count, total_ns FROM aggregates")}
+
+    def has_table(self, name: str) -> bool:
+        return bool(self._query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)))
 
     def sql(self, query: str, params: Sequence[Any] = ()) -> list[tuple]:
         """Read-only SQL for views that aggregate (op tables, module tables) inside SQLite."""
