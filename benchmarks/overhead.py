@@ -108,21 +108,18 @@ def bench_model(name: str, rounds: int, steps: int, logdir: str) -> dict[str, An
     print(f"\n== {name}: {n_ops} ops/step; {rounds} rounds x {steps} steps per config "
           f"(median of {samples.count('plain', 'step')} steps)")
     floor = (samples.med("pass-through mode", "step") - plain) / n_ops / 1e3
-    plain_min = min(samples.data["plain"]["step"])
-    print(f"   {'config':<24} {'in-step':>11} {'ratio':>7} {'added/op':>10} {'floors':>7} {'boundary/step':>14}"
-          f" {'min ratio':>9}")
+    print(f"   {'config':<24} {'in-step':>11} {'ratio':>7} {'added/op':>10} {'floors':>7} {'boundary/step':>14}")
     for cfg in configs:
         s = samples.med(cfg.name, "step")
         bnd = samples.med(cfg.name, "boundary")
         per_op = (s - plain) / n_ops / 1e3
+        floors = per_op / floor if floor > 0 else float("nan")  # noise can make the floor vanish
         rows[cfg.name] = {"step_ns": s, "ratio": s / plain, "added_us_per_op": per_op, "boundary_ns": bnd,
-                          "floors": per_op / floor}
-        print(f"   {cfg.name:<24} {C.fmt_ms(s):>11} {s / plain:7.3f} {per_op:8.2f}us {per_op / floor:7.2f} "
-              f"{C.fmt_ms(bnd):>14} {min(samples.data[cfg.name]['step']) / plain_min:9.3f}")
+                          "floors": floors}
+        print(f"   {cfg.name:<24} {C.fmt_ms(s):>11} {s / plain:7.3f} {per_op:8.2f}us {floors:7.2f} "
+              f"{C.fmt_ms(bnd):>14}")
     ours, tp = rows["gprof.profile"]["ratio"], rows["torch.profiler"]["ratio"]
     print(f"   gprof in-step ratio / torch.profiler in-step ratio: {ours / tp:.3f}")
-    print("   medians throughout; 'min ratio' (fastest step / fastest plain step) is the figure least touched "
-          "by other load")
     print(f"   'floors': added cost in units of this run's pass-through floor ({floor:.2f} us/op now; "
           f"{QUIET_FLOOR_US:g} us on a quiet machine per recording-facts.md)")
     print(f"   gprof added per op over pass-through mode: "
