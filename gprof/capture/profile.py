@@ -5,7 +5,7 @@ import os
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import Callable
+from typing import Callable, ClassVar
 
 from torch.profiler import ProfilerAction
 from torch.profiler import schedule as _torch_schedule
@@ -98,7 +98,13 @@ class profile:
         if graph is not None and graph.nodes:
             self.graphs.append(graph)
 
+    #: called with each profile as it is entered (e.g. ``torch-gprof debug`` attaches its debugger
+    #: to every profile a script opens)
+    enter_hooks: ClassVar[list[Callable[[profile], None]]] = []
+
     def __enter__(self) -> profile:
+        for hook in list(profile.enter_hooks):
+            hook(self)
         self.session.open()
         self._active = True
         self._begin()

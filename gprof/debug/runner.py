@@ -12,7 +12,7 @@ import contextlib
 import os
 import runpy
 import sys
-from typing import Any, Iterator
+from typing import Iterator
 
 from gprof.debug import DEFAULT_BREAKS, DebugSession
 
@@ -22,17 +22,11 @@ def observe_every_profile(session: DebugSession) -> Iterator[None]:
     """Attach the debugger to each ``gprof.profile`` entered while this is active."""
     from gprof.capture.profile import profile
 
-    original = profile.__enter__
-
-    def enter(self: Any) -> Any:
-        session.observe(self)
-        return original(self)
-
-    profile.__enter__ = enter  # type: ignore[method-assign]
+    profile.enter_hooks.append(session.observe)
     try:
         yield
     finally:
-        profile.__enter__ = original  # type: ignore[method-assign]
+        profile.enter_hooks.remove(session.observe)
 
 
 def main(argv: list[str] | None = None) -> int:
