@@ -22,6 +22,7 @@ from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any, Callable
 
 import torch
+import torch._dynamo.trace_rules
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from gprof.capture.collectives import collective_attrs
@@ -39,6 +40,9 @@ _peek_seq = torch._C._autograd._get_sequence_nr
 _get_ident = threading.get_ident
 _getframe = sys._getframe
 _storage_key = torch._C._storage_address
+
+# Dynamo must never trace gprof's own frames (the recorder, its hooks): skip the whole package.
+torch._dynamo.trace_rules.add("gprof")
 
 
 def _opaque_meta(t: torch.Tensor) -> tuple:
@@ -150,6 +154,7 @@ class Recorder(TorchDispatchMode):
         self._last_autograd: tuple | None = None
         self.in_optimizer = False
         self._ranges: list[bool] = []
+        self._opt_frame: tuple[Any, int] | None = None
         #: called as ``obs(node, func, args, kwargs, out)`` after each op with the built graph
         #: Node (stable key included) and the live tensors, e.g. by the debugger. Runs inside
         #: ``__torch_dispatch__``, so torch ops an observer runs are not recorded.
@@ -166,6 +171,13 @@ class Recorder(TorchDispatchMode):
         self.total_recorded = 0
         self._regions = session.scope.regions
         self._stacks = session.scope._stacks
+
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        # torch wraps every mode's __torch_dispatch__ in dynamo.disable, which costs half the Python
+        # dispatch floor per op; gprof's files are on Dynamo's skip list instead (below), which keeps
+        # Dynamo out of this code just the same.
+        return False
 
     @classmethod
     def ignore_compile_internals(cls) -> bool:
@@ -290,10 +302,17 @@ class Recorder(TorchDispatchMode):
                 return out
         freed = tracker.freed_since
         tracker.freed_since = 0
+        if in_backward or not self.session.with_stack:
+            frame = None
+        elif self.in_optimizer:  # every op of optimizer.step() has the same user line: find it once
+            frame = self._opt_frame
+            if frame is None:
+                frame = self._opt_frame = self._user_frame()
+        else:
+            frame = self._user_frame()
         rec = (
             info.name, t0, dur, ident, stack[-1] if stack else None, in_backward, _peek_seq(),
-            autograd,
-            None if in_backward or not self.session.with_stack else self._user_frame(),
+            autograd, frame,
             ins, outs, alloc, freed, tracker.live_bytes, flops, self.in_optimizer,
             collective_attrs(func, args, kwargs, out) if info.is_collective
             else (_previews(out, self.preview_elems) if self.preview_elems else None),
@@ -370,7 +389,10 @@ class Recorder(TorchDispatchMode):
         so the optimizer phase ends even when optimizer.step() raises and the user carries on."""
         ranges = self._ranges
         if marker == "enter":
-            ranges.append(bool(args) and isinstance(args[0], str) and args[0].startswith("Optimizer.step#"))
+            opt = bool(args) and isinstance(args[0], str) and args[0].startswith("Optimizer.step#")
+            if opt:
+                self._opt_frame = None
+            ranges.append(opt)
         elif ranges:
             ranges.pop()
         self.in_optimizer = any(ranges)
