@@ -42,6 +42,8 @@ class StepBuilder:
         self.grad_sids: set[int] = set()
         self._buckets = BucketTracker()
         self._saved_reads: set[tuple[str, int]] = set()
+        #: node index -> CUDA-event device time (filled by the session from its DeviceTimer)
+        self.device_times: dict[int, int] = {}
         self._written_in_backward: set[int] = set()
         self.keep_nodes = True
         self._new_sizes: dict[int, int] = {}
@@ -124,6 +126,13 @@ class StepBuilder:
             if m is not None:
                 return m
         return None
+
+    def _device_ns(self, idx: int, inputs: tuple[TensorMeta, ...], outputs: tuple[TensorMeta, ...]) -> int | None:
+        """The op's CUDA-event time when it touched a CUDA tensor (host-only ops have none)."""
+        ns = self.device_times.pop(idx, None)
+        if ns is None:
+            return None
+        return ns if any(t.device.startswith("cuda") for t in (*inputs, *outputs)) else None
 
     def consume_one(self, rec: tuple) -> Node:
         """Build one record now (the debugger needs each node's key as it happens)."""
@@ -240,10 +249,10 @@ class StepBuilder:
         node = Node(
             idx=idx, key=self._keys.next(module, phase, op), op=op, phase=phase, module=module,
             inputs=inputs, outputs=outputs, start_ns=rec[R.RAW_START], dur_ns=rec[R.RAW_DUR],
-            device_ns=extra.get("device_ns") if extra else None,
+            device_ns=self._device_ns(idx, inputs, outputs),
             alloc_bytes=rec[R.RAW_ALLOC], freed_bytes=rec[R.RAW_FREED], live_bytes=live, flops=flops,
             source=source, thread=thread, rank=self.meta.rank, fwd=fwd, param=param, grad_fn=grad_fn,
-            attrs={k: v for k, v in extra.items() if k != "device_ns"} if extra else {},
+            attrs=dict(extra) if extra else {},
         )
         self._buckets.observe(node)
         return node

@@ -165,6 +165,8 @@ class Recorder(TorchDispatchMode):
         self.aggregate_only = False
         self.aggregates: dict[str, list[int]] = {}
         self.chunk_size = session.chunk_size
+        #: CUDA event pairs per op (gprof.capture.device_timing); None on CPU, where it costs nothing
+        self.device_timer = session.device_timer
         #: store the first N elements of each output (0: off); bounded so a step stays small
         self.preview_elems = session.tensor_preview
         self.flush: Callable[[], None] = lambda: None
@@ -234,9 +236,17 @@ class Recorder(TorchDispatchMode):
         info = self.funcs.get(func)
         if info is None:
             info = self.funcs[func] = FuncInfo(func)
-        t0 = perf_counter_ns()
-        out = func(*args, **kwargs)
-        dur = perf_counter_ns() - t0
+        timer = self.device_timer
+        if timer is None:
+            t0 = perf_counter_ns()
+            out = func(*args, **kwargs)
+            dur = perf_counter_ns() - t0
+        else:  # CUDA: an event pair around the op, read after the step
+            slot = timer.start()
+            t0 = perf_counter_ns()
+            out = func(*args, **kwargs)
+            dur = perf_counter_ns() - t0
+            timer.stop(slot)
         if info.skip:
             if info.range_marker:
                 self._track_range(info.range_marker, args)
@@ -299,6 +309,8 @@ class Recorder(TorchDispatchMode):
         autograd = self._autograd_info() if in_backward else None
         if autograd is not None and autograd[1] == _COMPILED_BACKWARD:
             if self._merge_compiled_backward(autograd, t0, dur, ins, outs, alloc):
+                if timer is not None:  # the region's pairs add up on its one node
+                    timer.assign(slot, self.total_recorded - 1)
                 return out
         freed = tracker.freed_since
         tracker.freed_since = 0
@@ -318,6 +330,8 @@ class Recorder(TorchDispatchMode):
             else (_previews(out, self.preview_elems) if self.preview_elems else None),
         )
         buffer.append(rec)
+        if timer is not None:
+            timer.assign(slot, self.total_recorded)
         self.total_recorded += 1
         if self.observers:
             node = self.build_last()

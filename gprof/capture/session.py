@@ -16,6 +16,7 @@ import torch
 
 import gprof
 from gprof.capture.builder import StepBuilder
+from gprof.capture.device_timing import DeviceTimer
 from gprof.capture.memory import StorageTracker
 from gprof.capture.modules import ModuleScope
 from gprof.capture.recorder import Recorder
@@ -67,6 +68,7 @@ class Session:
         self.internal_prefixes = _internal_prefixes()
         self.scope = ModuleScope()
         self.memory = StorageTracker()
+        self.device_timer = DeviceTimer.for_current_machine()
         self.recorder = Recorder(self)
         self.optimizers: weakref.WeakSet[torch.optim.Optimizer] = weakref.WeakSet()
         self._handles: list[Any] = []
@@ -195,12 +197,18 @@ class Session:
         rec = self.recorder
         builder = self._builder
 
+        timer = self.device_timer
+
         def flush() -> None:
             buf = rec.buffer
             rec.buffer = []
+            if timer is not None:
+                builder.device_times.update(timer.resolve())
             builder.consume(buf)
 
         def build_last() -> Any:
+            if timer is not None:
+                builder.device_times.update(timer.resolve())
             return builder.consume_one(rec.buffer.pop())
 
         rec.flush = flush
@@ -228,11 +236,15 @@ class Session:
         if not save or writer is None:
             if writer is not None:
                 writer.abort()
+            if self.device_timer is not None:
+                self.device_timer.discard()
             return None
         if builder.n == 0 and not rec.buffer and not rec.aggregates and error is None:
             writer.abort()  # an empty tail after the last prof.step()
             return None
         try:
+            if self.device_timer is not None:
+                builder.device_times.update(self.device_timer.resolve())
             builder.consume(rec.buffer)
             rec.buffer = []
             live_sizes = {sid: nb for sid, nb, _ in self.memory.live.values()}
