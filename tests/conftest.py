@@ -13,6 +13,8 @@ Stable API (others may rely on it):
   with ``gprof.profile`` for ``RECORDED_STEPS`` steps into a session temp logdir (run name = example
   name). Treat it as read-only.
 - ``bitwise_equal(a, b)``: same dtype, shape and bytes (NaNs compare equal when their bits do).
+- ``Block``, ``Net``, ``seeded_net()``: a tiny seeded model (embed -> block.{fc1,act,fc2} with a
+  residual -> head) and a 4x8 input, for tests that need named submodules but no example.
 - ``gprof_cli(*args)``: run ``python -m gprof ARGS`` as a subprocess; returns CompletedProcess.
 """
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any
 
 import pytest
 import torch
+from torch import nn
 from torch.utils._python_dispatch import _disable_current_modes
 
 import gprof
@@ -132,6 +135,35 @@ def run_example(name: str, steps: int = RECORDED_STEPS, prof: Any = None) -> Exa
     with _disable_current_modes():
         trace.params = {n: p.detach().clone() for n, p in named}
     return trace
+
+
+class Block(nn.Module):
+    """fc1 -> GELU -> fc2 with a residual: a custom forward (not a Sequential)."""
+
+    def __init__(self, d: int = 16) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(d, 2 * d)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(2 * d, d)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.fc2(self.act(self.fc1(x)))
+
+
+class Net(nn.Module):
+    def __init__(self, d: int = 16) -> None:
+        super().__init__()
+        self.embed = nn.Linear(8, d)
+        self.block = Block(d)
+        self.head = nn.Linear(d, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.block(torch.relu(self.embed(x))))
+
+
+def seeded_net() -> tuple[Net, torch.Tensor]:
+    torch.manual_seed(0)
+    return Net(), torch.randn(4, 8)
 
 
 @dataclass

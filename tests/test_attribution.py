@@ -10,7 +10,7 @@ from torch.distributed._tools.mem_tracker import MemTracker
 from torch.utils.flop_counter import FlopCounterMode
 
 import gprof
-from conftest import EXAMPLE_NAMES, RECORDED_STEPS, load_example
+from conftest import EXAMPLE_NAMES, RECORDED_STEPS, load_example, seeded_net
 from gprof.report import run_report
 from gprof.store import open_run
 
@@ -147,8 +147,6 @@ def test_saved_activations_per_module(recorded_examples) -> None:
 def test_submodules_called_directly_keep_their_names(tmp_path) -> None:
     """Training loops often call submodules themselves (``model.encoder(x)``); the nodes must still
     carry the state_dict names (see /tmp/h6_findings.md F2)."""
-    from test_survives import seeded_net
-
     model, x = seeded_net()
     with gprof.profile(logdir=tmp_path, run="direct") as prof:
         h = torch.relu(model.embed(x))

@@ -7,7 +7,6 @@ cases call the same ``gprof.cli.main`` in-process, because each interpreter star
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path

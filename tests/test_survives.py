@@ -11,35 +11,8 @@ from torch import nn
 from torch.utils._pytree import tree_flatten
 
 import gprof
-from conftest import bitwise_equal
+from conftest import Net, bitwise_equal, seeded_net
 from gprof.graph.model import StepGraph
-
-
-class Block(nn.Module):
-    def __init__(self, d: int = 16) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(d, 2 * d)
-        self.act = nn.GELU()
-        self.fc2 = nn.Linear(2 * d, d)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.fc2(self.act(self.fc1(x)))
-
-
-class Net(nn.Module):
-    def __init__(self, d: int = 16) -> None:
-        super().__init__()
-        self.embed = nn.Linear(8, d)
-        self.block = Block(d)
-        self.head = nn.Linear(d, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.block(torch.relu(self.embed(x))))
-
-
-def seeded_net() -> tuple[Net, torch.Tensor]:
-    torch.manual_seed(0)
-    return Net(), torch.randn(4, 8)
 
 
 def grads(model: nn.Module) -> dict[str, torch.Tensor | None]:
