@@ -241,18 +241,16 @@ class StepBuilder:
             self.peak_node = idx
         flops = rec[R.RAW_FLOPS]
         if type(flops) is tuple:  # deferred shape formula: (formula, args, kwargs, out) as shapes
-            flops = R.count_flops(flops[0], flops[1], flops[2], flops[3])
+            flops = R.count_flops_of_shapes(flops[0], flops[1], flops[2], flops[3])
         self.flops += flops
         self._node_module.append(module)
         self._node_source.append(source)
         extra = rec[R.RAW_EXTRA]
-        node = Node(
-            idx=idx, key=self._keys.next(module, phase, op), op=op, phase=phase, module=module,
-            inputs=inputs, outputs=outputs, start_ns=rec[R.RAW_START], dur_ns=rec[R.RAW_DUR],
-            device_ns=self._device_ns(idx, inputs, outputs),
-            alloc_bytes=rec[R.RAW_ALLOC], freed_bytes=rec[R.RAW_FREED], live_bytes=live, flops=flops,
-            source=source, thread=thread, rank=self.meta.rank, fwd=fwd, param=param, grad_fn=grad_fn,
-            attrs=dict(extra) if extra else {},
+        node = Node(  # positional: keyword construction of a slots dataclass is 3x slower
+            idx, self._keys.next(module, phase, op), op, phase, module, inputs, outputs,
+            rec[R.RAW_START], rec[R.RAW_DUR], self._device_ns(idx, inputs, outputs),
+            rec[R.RAW_ALLOC], rec[R.RAW_FREED], live, flops, source, thread, self.meta.rank, fwd, param, grad_fn,
+            dict(extra) if extra else {},
         )
         self._buckets.observe(node)
         return node

@@ -121,6 +121,31 @@ def count_flops(formula: Callable[..., int], args: Any, kwargs: dict, out: Any) 
         return 0
 
 
+_flop_cache: dict[Any, int] = {}
+
+
+def count_flops_of_shapes(formula: Callable[..., int], args: Any, kwargs: dict, out: Any) -> int:
+    """:func:`count_flops` for shape-only arguments, memoised: the same shapes come back every step,
+    and the registry's pytree wrappers cost far more than the arithmetic."""
+    try:
+        key = (formula, _hashable(args), _hashable(kwargs), _hashable(out))
+        hash(key)
+    except TypeError:
+        return count_flops(formula, args, kwargs, out)
+    n = _flop_cache.get(key)
+    if n is None:
+        n = _flop_cache[key] = count_flops(formula, args, kwargs, out)
+    return n
+
+
+def _hashable(x: Any) -> Any:
+    if type(x) is list or type(x) is tuple:
+        return (type(x).__name__, *(_hashable(y) for y in x))
+    if type(x) is dict:
+        return tuple(sorted((k, _hashable(v)) for k, v in x.items()))
+    return x
+
+
 def _previews(out: Any, n: int) -> dict[str, Any] | None:
     """First ``n`` values of each output, as plain numbers (read-only: never touches ``out``)."""
     previews = []
