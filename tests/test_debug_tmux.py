@@ -62,7 +62,9 @@ def test_debug_nan_example_in_tmux(tmp_path: Path) -> None:
     t = Tmux(f"cd {ROOT} && env -u COLUMNS -u LINES {CLI} debug examples/nan_example.py --logdir {tmp_path} --run e2e; "
              f"touch {done}; sleep 60")
     try:
-        s = t.wait(r"PAUSED at aten\.native_layer_norm\.default in norm \(forward\)")
+        t.wait(r"PAUSED at aten\.native_layer_norm\.default in norm \(forward\)")
+        # the header paints first; wait for the pause pane's body too before reading it
+        s = t.wait(r"new NaN in the output")
         assert "op     aten.native_layer_norm.default" in s
         assert "module norm   phase forward" in s
         assert "aten.mul.Tensor" in s and "parameter 'gain' holds Inf" in s
