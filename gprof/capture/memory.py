@@ -8,15 +8,20 @@ in backward as new Python objects on the same storage).
 from __future__ import annotations
 
 import weakref
-from functools import partial
 from typing import Iterable
 
 import torch
 
 
+class _StorageRef(weakref.ref):
+    """A weakref that knows its storage's key: one shared callback instead of a closure each."""
+
+    __slots__ = ("key",)
+
+
 class StorageTracker:
     __slots__ = ("live", "live_bytes", "freed_since", "next_sid", "free_events", "late_seen", "op_counter",
-                 "__weakref__")
+                 "_free_callback", "__weakref__")
 
     def __init__(self) -> None:
         #: storage cdata -> (sid, nbytes, weakref)
@@ -31,9 +36,10 @@ class StorageTracker:
         self.late_seen: list[tuple[int, int, int]] = []
         #: a callable giving the number of ops recorded so far (set by the recorder)
         self.op_counter = lambda: 0
+        self._free_callback = self._on_free  # one bound method for every weakref
 
-    def _on_free(self, key: int, _ref: weakref.ref) -> None:
-        entry = self.live.pop(key, None)
+    def _on_free(self, ref: _StorageRef) -> None:
+        entry = self.live.pop(ref.key, None)
         if entry is not None:
             self.live_bytes -= entry[1]
             self.freed_since += entry[1]
@@ -42,14 +48,16 @@ class StorageTracker:
     def register(self, st: torch.UntypedStorage, is_meta: bool = False) -> tuple[int, int, bool]:
         """(sid, nbytes, is_new) for a storage; unseen storages start being tracked. Meta
         storages own no memory and count 0 bytes."""
-        key = st._cdata
+        key = st._cdata  # == torch._C._storage_address of any tensor on it
         entry = self.live.get(key)
         if entry is not None:
             return entry[0], entry[1], False
         sid = self.next_sid
         self.next_sid += 1
         nbytes = 0 if is_meta else st.nbytes()
-        self.live[key] = (sid, nbytes, weakref.ref(st, partial(self._on_free, key)))
+        ref = _StorageRef(st, self._free_callback)
+        ref.key = key
+        self.live[key] = (sid, nbytes, ref)
         self.live_bytes += nbytes
         return sid, nbytes, True
 

@@ -113,6 +113,15 @@ def _shape_of(x: Any) -> Any:
     return x
 
 
+def _func_info(func: Any) -> FuncInfo:
+    info = FuncInfo(func)
+    try:
+        func._gprof_info = info  # facts about the op itself, the same for every session
+    except (AttributeError, TypeError):  # an op object that takes no attributes: no caching
+        pass
+    return info
+
+
 def count_flops(formula: Callable[..., int], args: Any, kwargs: dict, out: Any) -> int:
     """flop_counter's formula on this call (shapes or tensors); 0 where it does not apply."""
     try:
@@ -171,7 +180,6 @@ class Recorder(TorchDispatchMode):
         super().__init__()
         self.session = session
         self.buffer: list[tuple] = []
-        self.funcs: dict[Any, FuncInfo] = {}
         self._code_internal: dict[int, bool] = {}
         self._code_refs: list[Any] = []
         self._internal_prefixes = session.internal_prefixes
@@ -258,9 +266,10 @@ class Recorder(TorchDispatchMode):
     def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
         if kwargs is None:
             kwargs = {}
-        info = self.funcs.get(func)
-        if info is None:
-            info = self.funcs[func] = FuncInfo(func)
+        try:  # an attribute on the OpOverload: a dict lookup would run OpOverload's Python __hash__
+            info = func._gprof_info
+        except AttributeError:
+            info = _func_info(func)
         timer = self.device_timer
         if timer is None:
             t0 = perf_counter_ns()
