@@ -182,3 +182,18 @@ def test_node_metadata_and_saved_tensor_dataflow(recorded_examples) -> None:
         [r.key for r in readers]
     bw_mm = [n for n in g.by_phase("backward") if n.module == "net.2" and n.op == "aten.mm.default"]
     assert any(relu.idx in g.producers().get(n.idx, []) for n in bw_mm), "net.2's weight grad does not read relu"
+
+
+def test_memory_curve_by_category_sums_to_live_bytes(recorded_examples) -> None:
+    """The stacked category curve is the same accounting as each node's live bytes, and its value at
+    the peak node is the peak's category split."""
+    for name, rec in recorded_examples.items():
+        for g in rec.graphs:
+            curve = g.memory.curve
+            assert curve["nodes"] and g.memory.peak_node in curve["nodes"], name
+            for k, idx in enumerate(curve["nodes"]):
+                total = sum(values[k] for values in curve["categories"].values())
+                assert total == g.nodes[idx].live_bytes, (name, idx)
+            at_peak = curve["nodes"].index(g.memory.peak_node)
+            split = {c: v[at_peak] for c, v in curve["categories"].items() if v[at_peak]}
+            assert split == g.memory.by_category, name

@@ -112,6 +112,13 @@ def test_tab_expand_inspect_op_table_offline(logdir: Path, tmp_path: Path) -> No
                 frame.click("#analysis-compile_suggestions button.copy")
                 frame.wait_for_selector("#analysis-compile_suggestions button.copy:text('copied')")
             frame.click("button.tab[data-tab='memory']")
+            # the curve is stacked by category: the ones alive at the step's peak are drawn
+            with find_runs(logdir)["transformer"].open() as r:
+                peak_categories = set(r.memory.by_category)
+            frame.wait_for_selector("#memory-curve polygon.cat-area")
+            drawn = set(frame.eval_on_selector_all(
+                "#memory-curve polygon.cat-area", "els => els.map(e => e.getAttribute('class').split('cat-')[2])"))
+            assert peak_categories <= drawn, (peak_categories, drawn)
             frame.click("#memory-curve", position={"x": 300, "y": 120})
             frame.wait_for_selector("#insp-op")
         origins = {urlsplit(u).netloc for u in requests if not u.startswith(("data:", "blob:", "about:"))}

@@ -274,37 +274,71 @@ class StepBuilder:
 
     # ------------------------------------------------------------------------------ finish
     def memory_summary(self, free_events: list[tuple[int, int, int]], categories: dict[int, str],
-                       baseline_bytes: int) -> MemorySummary:
-        """Live bytes at the peak, split by category (MemTracker's split)."""
+                       baseline_bytes: int, curve_points: int = 1000) -> MemorySummary:
+        """Live bytes by category (MemTracker's split) at the peak and along the step.
+
+        Each storage is an interval of nodes [allocated, freed); one sweep over those intervals gives
+        the categories at every sampled node. Samples take each bucket's highest node, so the curve
+        keeps its peaks, and the peak node is always one of them."""
         summary = MemorySummary(baseline_bytes=baseline_bytes, saved_activations=self._saved_by_module(categories))
         if self.peak_node is None:
             return summary
-        p = self.peak_node
         freed_at = {sid: at for sid, _, at in free_events}
-        by_cat: dict[str, int] = {}
-        sizes: dict[int, int] = dict(self.baseline)
-        # new storages: size from the free events when freed, else from live tracking (filled by caller)
-        sizes.update(self._new_sizes)
+        sizes: dict[int, int] = {**self.baseline, **self._new_sizes}
+        start: dict[str, int] = {}
+        events: list[tuple[int, str, int]] = []
         for sid, nb in sizes.items():
             at = self._alloc_at.get(sid)
-            if at is not None and at[0] > p:
-                continue
+            cat = self._category(sid, at is not None, categories)
+            if at is None:
+                start[cat] = start.get(cat, 0) + nb
+            else:
+                events.append((at[0], cat, nb))
             f = freed_at.get(sid)
-            if f is not None and f <= p:
-                continue
-            cat = categories.get(sid)
-            if sid in self.grad_sids and cat in (None, "temporary", "activation"):
-                cat = "gradient"
-            if cat is None:
-                if at is None:
-                    cat = "other"
-                else:
-                    cat = "activation" if self._alloc_phase.get(sid) == "forward" else "temporary"
-            by_cat[cat] = by_cat.get(cat, 0) + nb
+            if f is not None:
+                events.append((f, cat, -nb))
+        events.sort(key=lambda e: e[0])
+        samples = self._curve_samples(curve_points)
+        live = dict(start)
+        curve: dict[str, list[int]] = {c: [] for c in {*start, *(e[1] for e in events)}}
+        j = 0
+        for i in samples:
+            while j < len(events) and events[j][0] <= i:
+                _, cat, nb = events[j]
+                live[cat] = live.get(cat, 0) + nb
+                j += 1
+            for cat, values in curve.items():
+                values.append(live.get(cat, 0))
+            if i == self.peak_node:
+                summary.by_category = {c: v for c, v in live.items() if v}
         summary.peak_bytes = self.peak_bytes
-        summary.peak_node = p
-        summary.by_category = by_cat
+        summary.peak_node = self.peak_node
+        summary.curve = {"nodes": samples, "categories": {c: v for c, v in curve.items() if any(v)}}
         return summary
+
+    def _category(self, sid: int, allocated_in_step: bool, categories: dict[int, str]) -> str:
+        cat = categories.get(sid)
+        if sid in self.grad_sids and cat in (None, "temporary", "activation"):
+            return "gradient"
+        if cat is not None:
+            return cat
+        if not allocated_in_step:
+            return "other"
+        return "activation" if self._alloc_phase.get(sid) == "forward" else "temporary"
+
+    def _curve_samples(self, points: int) -> list[int]:
+        """At most ``points`` node indices: each bucket's highest-live node, plus the peak."""
+        n = len(self._live)
+        width = max(1, -(-n // points))
+        live = self._live
+        samples = []
+        for lo in range(0, n, width):
+            hi = min(n, lo + width)
+            samples.append(max(range(lo, hi), key=live.__getitem__))
+        if self.peak_node is not None and self.peak_node not in samples:
+            samples.append(self.peak_node)
+            samples.sort()
+        return samples
 
     def _saved_by_module(self, categories: dict[int, str]) -> dict[str, int]:
         """Activation bytes saved for backward, per module: storages that forward made (or that

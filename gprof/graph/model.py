@@ -90,6 +90,9 @@ class MemorySummary:
     #: bytes saved for backward, by the module that saved them
     saved_activations: dict[str, int] = field(default_factory=dict)
     baseline_bytes: int = 0
+    #: live bytes by category along the step: {"nodes": [idx, ...], "categories": {cat: [bytes, ...]}},
+    #: sampled at each bucket's highest node (at most ~1000 points), the peak node included
+    curve: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

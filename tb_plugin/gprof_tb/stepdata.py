@@ -318,6 +318,7 @@ def _memory_curve(data: StepData, points: int) -> dict[str, Any]:
         "points": [[idx, live or 0, phase] for _, live, idx, phase in rows],
         "bucket_nodes": width, "peak_bytes": mem.peak_bytes, "peak_node": mem.peak_node,
         "baseline_bytes": mem.baseline_bytes, "by_category": mem.by_category,
+        "category_curve": mem.curve or None,
     }
 
 

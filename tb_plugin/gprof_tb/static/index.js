@@ -377,6 +377,8 @@ async function modulesTab(panel) {
 
 // ------------------------------------------------------------------------------ memory
 const PHASE_COLORS = { forward: "#1e88e5", backward: "#8e24aa", optimizer: "#43a047", other: "#757575" };
+const CATEGORY_COLORS = { parameter: "#90caf9", buffer: "#b0bec5", gradient: "#ce93d8", activation: "#ffcc80",
+  optimizer: "#a5d6a7", temporary: "#ef9a9a", other: "#e0e0e0" };
 
 async function memoryTab(panel) {
   try {
@@ -393,6 +395,19 @@ async function memoryTab(panel) {
     svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
     svg.setAttribute("id", "memory-curve");
     const add = (tag, attrs) => { const e = document.createElementNS(ns, tag); for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v); svg.append(e); return e; };
+    const cc = m.category_curve;
+    if (cc && cc.nodes && cc.nodes.length > 1) {  // stacked areas: live bytes by category along the step
+      let below = cc.nodes.map(() => 0);
+      for (const [cat, values] of Object.entries(cc.categories)) {
+        const above = below.map((b, k) => b + values[k]);
+        const top = cc.nodes.map((n, k) => `${sx(n)},${sy(above[k])}`);
+        const bottom = cc.nodes.map((n, k) => `${sx(n)},${sy(below[k])}`).reverse();
+        add("polygon", { points: [...top, ...bottom].join(" "), fill: CATEGORY_COLORS[cat] || "#bbb",
+          "fill-opacity": 0.45, class: `cat-area cat-${cat}` }).append(
+          Object.assign(document.createElementNS(ns, "title"), { textContent: cat }));
+        below = above;
+      }
+    }
     for (let i = 1; i < pts.length; i++) {
       add("line", { x1: sx(pts[i - 1][0]), y1: sy(pts[i - 1][1]), x2: sx(pts[i][0]), y2: sy(pts[i][1]),
         stroke: PHASE_COLORS[pts[i][2]] || "#333", "stroke-width": 2 });
@@ -414,8 +429,9 @@ async function memoryTab(panel) {
     };
     const cats = Object.entries(m.by_category || {}).sort((a, b) => b[1] - a[1]);
     const total = cats.reduce((s, c) => s + c[1], 0) || 1;
-    panel.append(el("p", { class: "muted" }, `live bytes after each node (max per ${m.bucket_nodes} nodes); colour = phase; click to inspect the node`),
+    panel.append(el("p", { class: "muted" }, `live bytes after each node (max per ${m.bucket_nodes} nodes); line colour = phase, areas = category; click to inspect the node`),
       el("div", { class: "legend" }, Object.entries(PHASE_COLORS).map(([p, c]) => el("span", { style: `color:${c}` }, `■ ${p} `))),
+      el("div", { class: "legend" }, Object.keys((cc && cc.categories) || {}).map((k) => el("span", { style: `color:${CATEGORY_COLORS[k] || "#999"}` }, `▮ ${k} `))),
       svg, el("h4", {}, "at the peak, by category"),
       el("div", { class: "stack" }, cats.map(([k, v]) => el("div", { class: `cat cat-${k}`, style: `flex:${v / total}`, title: `${k} ${fmtBytes(v)}` }, k))),
       table("memory-categories", [["0", "category"], ["1", "bytes", fmtBytes]], cats.map(([k, v]) => ({ 0: k, 1: v })), null, {}));
