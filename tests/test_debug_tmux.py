@@ -48,6 +48,10 @@ class Tmux:
             time.sleep(0.2)
         raise AssertionError(f"{pattern!r} never appeared; screen:\n{self.screen()}")
 
+    def wait_all(self, *texts: str, timeout: float = 90) -> str:
+        """The screen once every text is on it: Textual paints a pane's widgets one refresh at a time."""
+        return self.wait("(?s)" + "".join(f"(?=.*{re.escape(t)})" for t in texts), timeout)
+
     def close(self) -> None:
         subprocess.run([*self.tmux, "kill-server"], capture_output=True)
 
@@ -63,12 +67,10 @@ def test_debug_nan_example_in_tmux(tmp_path: Path) -> None:
              f"touch {done}; sleep 60")
     try:
         t.wait(r"PAUSED at aten\.native_layer_norm\.default in norm \(forward\)")
-        # the header paints first; wait for the pause pane's body too before reading it
-        s = t.wait(r"new NaN in the output")
-        assert "op     aten.native_layer_norm.default" in s
-        assert "module norm   phase forward" in s
-        assert "aten.mul.Tensor" in s and "parameter 'gain' holds Inf" in s
-        assert "new NaN in the output" in s
+        # the op and module shown, and the chain back to where the non-finite values entered
+        s = t.wait_all("op     aten.native_layer_norm.default", "module norm   phase forward", "aten.mul.Tensor",
+                       "parameter 'gain' holds Inf", "new NaN in the output")
+        assert re.search(r"#\d+ aten\.native_layer_norm\.default\s+module norm\s+forward\s+makes NaN", s)
         t.keys("s")
         t.wait(r"PAUSED step 0 node #\d+: step")
         t.keys("c")
