@@ -366,3 +366,24 @@ def test_graph_same_before_and_after_the_op_tables(logdir: Path) -> None:
     data.op_stats(), data.op_edges()
     after = collapsed_graph(data, *args, limit=2)
     assert canonical(before) == canonical(after) and any(b["kind"] == "ops" for b in after["boxes"])
+
+
+def test_with_kineto_recording_links_a_real_trace(tmp_path: Path) -> None:
+    """profile(with_kineto=True) writes torch.profiler's own Chrome trace per step next to the graph;
+    the report names it and the tab serves it."""
+    model = torch.nn.Linear(8, 4)
+    with gprof.profile(logdir=tmp_path, run="kin", with_kineto=True, analyze=False) as prof:
+        model(torch.randn(2, 8)).sum().backward()
+        prof.step()
+    trace = prof.graphs[0].meta.extra["kineto_trace"]
+    assert trace.endswith(".pt.trace.json")
+    events = json.loads((tmp_path / "kin" / trace).read_text())["traceEvents"]
+    assert any(e.get("name") == "aten::addmm" for e in events)
+    from gprof_tb.loader import GprofLoader
+
+    plugin = GprofLoader().load(base_plugin.TBContext(logdir=str(tmp_path), plugin_name_to_instance={}))
+    c = Client(TensorBoardWSGI([plugin]))
+    status, s = get(c, "step", run="kin")
+    assert status == 200 and s["kineto_url"] == "kineto?run=kin&step=0&rank=0"
+    r = c.get(BASE + s["kineto_url"])
+    assert r.status_code == 200 and b"traceEvents" in r.data
