@@ -12,6 +12,15 @@ from typing import Any, Callable
 import torch
 
 
+def step(model: torch.nn.Module, opt: torch.optim.Optimizer, batch: Any) -> torch.Tensor:
+    """The step every example trains with: the model returns its loss (like ``model(batch).loss``)."""
+    loss = model(*batch)
+    loss.backward()
+    opt.step()
+    opt.zero_grad()
+    return loss
+
+
 def train(make: Callable[[], tuple[torch.nn.Module, torch.optim.Optimizer, list[Any]]],
           step: Callable[[torch.nn.Module, torch.optim.Optimizer, Any], torch.Tensor],
           profile: Any = None) -> list[float]:

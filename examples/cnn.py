@@ -5,9 +5,9 @@ import torch
 from torch import nn
 
 try:
-    from examples._harness import main
+    from examples._harness import main, step
 except ImportError:
-    from _harness import main
+    from _harness import main, step
 
 
 class Block(nn.Module):
@@ -40,14 +40,6 @@ def make(steps: int = 4):
     g = torch.Generator().manual_seed(1)
     batches = [(torch.randn(8, 3, 32, 32, generator=g), torch.randint(0, 10, (8,), generator=g)) for _ in range(steps)]
     return model, opt, batches
-
-
-def step(model, opt, batch):
-    loss = model(*batch)
-    loss.backward()
-    opt.step()
-    opt.zero_grad()
-    return loss
 
 
 if __name__ == "__main__":

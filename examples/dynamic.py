@@ -7,9 +7,9 @@ import torch
 from torch import nn
 
 try:
-    from examples._harness import main
+    from examples._harness import main, step
 except ImportError:
-    from _harness import main
+    from _harness import main, step
 
 
 class Refiner(nn.Module):
@@ -48,14 +48,6 @@ def make(steps: int = 4):
     lengths = [12, 20, 7, 16, 9, 24][:steps]
     batches = [(torch.randn(4, n, 16, generator=g), torch.randn(4, generator=g)) for n in lengths]
     return model, opt, batches
-
-
-def step(model, opt, batch):
-    loss = model(*batch)
-    loss.backward()
-    opt.step()
-    opt.zero_grad()
-    return loss
 
 
 if __name__ == "__main__":

@@ -17,9 +17,9 @@ import torch
 from torch import nn
 
 try:
-    from examples._harness import train
+    from examples._harness import step, train
 except ImportError:  # run as `python examples/nan_example.py`
-    from _harness import train
+    from _harness import step, train
 
 
 class MaskedAttention(nn.Module):
@@ -61,14 +61,6 @@ def make(steps: int = 2):
     g = torch.Generator().manual_seed(1)
     batches = [(torch.randn(4, 6, 16, generator=g), torch.randn(4, 6, 1, generator=g)) for _ in range(steps)]
     return model, opt, batches
-
-
-def step(model, opt, batch):
-    loss = model(*batch)
-    loss.backward()
-    opt.step()
-    opt.zero_grad()
-    return loss
 
 
 def digest(losses: list[float], model: nn.Module) -> str:

@@ -6,9 +6,9 @@ import torch
 from torch import nn
 
 try:
-    from examples._harness import main
+    from examples._harness import main, step
 except ImportError:
-    from _harness import main
+    from _harness import main, step
 
 
 class TinyTransformer(nn.Module):
@@ -31,14 +31,6 @@ def make(steps: int = 4, batch: int = 8, seq: int = 128, d_model: int = 256, lay
     batches = [(torch.randn(batch, seq, d_model, generator=g), torch.randn(batch, seq, d_model, generator=g))
                for _ in range(steps)]
     return model, opt, batches
-
-
-def step(model, opt, batch):
-    loss = model(*batch)
-    loss.backward()
-    opt.step()
-    opt.zero_grad()
-    return loss
 
 
 if __name__ == "__main__":
