@@ -6,6 +6,7 @@ Every example exposes ``make()`` -> (model, optimizer, batches) and ``step(model
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from typing import Any, Callable
 
@@ -35,6 +36,11 @@ def train(make: Callable[[], tuple[torch.nn.Module, torch.optim.Optimizer, list[
     return losses
 
 
+def _command(script: str, module: str) -> str:
+    """How to run ``script`` from this shell: by name when it is on PATH, else through this Python."""
+    return script if shutil.which(script) else f"{sys.executable} -m {module}"
+
+
 def main(name: str, make: Callable, step: Callable, argv: list[str] | None = None) -> None:
     import gprof
     from gprof.report import print_run_report
@@ -50,4 +56,5 @@ def main(name: str, make: Callable, step: Callable, argv: list[str] | None = Non
     print(f"{name}: {len(losses)} steps, final loss {losses[-1]:.4f}; run written to {prof.run_dir}")
     if not args.no_report:
         print_run_report(prof.run_dir, sys.stdout)
-        print(f"\nBrowse it:  torch-gprof tui {prof.run_dir}   or   tensorboard --logdir {args.logdir}")
+        gprof_cmd, tb_cmd = _command("torch-gprof", "gprof"), _command("tensorboard", "tensorboard.main")
+        print(f"\nBrowse it:  {gprof_cmd} tui {prof.run_dir}   or   {tb_cmd} --logdir {args.logdir}  (the gprof tab)")
