@@ -52,9 +52,11 @@ def accessor(fqn: str, root: str = "model") -> str:
 
 
 def suggest(chains: list[dict[str, Any]], hazards: list[dict[str, Any]],
-            module_types: dict[str, str] | None = None) -> list[dict[str, Any]]:
-    """Ranked suggestions from a step's fusion chains and hazards (plain JSON in, JSON out)."""
+            module_types: dict[str, str] | None = None, builtin: set[str] | None = None) -> list[dict[str, Any]]:
+    """Ranked suggestions from a step's fusion chains and hazards (plain JSON in, JSON out).
+    ``builtin``: modules whose class comes with PyTorch, which need ``torch.compile(module)``."""
     module_types = module_types or {}
+    builtin = builtin or set()
     chains = [c for c in chains if c["phase"] in COMPILED_PHASES and c["est_time_saved_ns"] > 0]
     hazardous: set[str] = set()
     for h in hazards:
@@ -83,7 +85,7 @@ def suggest(chains: list[dict[str, Any]], hazards: list[dict[str, Any]],
         out.append({
             "module": members[0] if len(members) == 1 else f"{parent}.*" if parent else "*",
             "modules": members, "type": module_types.get(members[0]),
-            "snippet": _snippet(members),
+            "snippet": _snippet(members, members[0] in builtin),
             "est_time_saved_ns": saved, "chains": [c["id"] for c in cs],
             "hazards_avoided": [{"kind": h["kind"], "op": h["op"], "module": h["module"], "source": h["source"]}
                                 for h in avoided],
@@ -116,14 +118,21 @@ def _group_repeats(modules: list[str], types: dict[str, str]) -> list[list[str]]
     return [groups[k] for k in order]
 
 
-def _snippet(members: list[str]) -> str:
+def _snippet(members: list[str], builtin: bool = False) -> str:
+    """In-place ``.compile()`` keeps state_dict keys; PyTorch's own module classes need
+    ``torch.compile(module)`` instead, since Dynamo skips their files when called in place."""
     if len(members) == 1:
-        return f"{accessor(members[0])}.compile()"
-    parent = members[0].rpartition(".")[0]
+        a = accessor(members[0])
+        return f"{a} = torch.compile({a})" if builtin else f"{a}.compile()"
+    parent = accessor(members[0].rpartition(".")[0])
     idx = [int(m.rpartition(".")[2]) for m in members]
     if idx == list(range(idx[0], idx[0] + len(idx))) and idx[0] == 0:
-        return f"for block in {accessor(parent)}:\n    block.compile()"
-    return f"for i in {idx}:\n    {accessor(parent)}[i].compile()"
+        if builtin:
+            return f"for i, block in enumerate({parent}):\n    {parent}[i] = torch.compile(block)"
+        return f"for block in {parent}:\n    block.compile()"
+    if builtin:
+        return f"for i in {idx}:\n    {parent}[i] = torch.compile({parent}[i])"
+    return f"for i in {idx}:\n    {parent}[i].compile()"
 
 
 def analyse(graph: StepGraph) -> list[dict[str, Any]]:
@@ -136,7 +145,8 @@ def analyse(graph: StepGraph) -> list[dict[str, Any]]:
     hs = graph.analyses.get("hazards")
     if not isinstance(hs, list):
         hs = hazards.analyse(graph)
-    return suggest(f["chains"], hs, {fqn: m.type for fqn, m in graph.modules.items()})
+    return suggest(f["chains"], hs, {fqn: m.type for fqn, m in graph.modules.items()},
+                   {fqn for fqn, m in graph.modules.items() if m.builtin})
 
 
 def format_text(step: dict[str, Any]) -> list[str]:

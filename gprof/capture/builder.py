@@ -390,7 +390,8 @@ class StepBuilder:
         self._new_sizes = {sid: nb for sid, nb, _ in free_events if sid in self._alloc_at}
         self._new_sizes.update({sid: nb for sid, nb in live_sizes.items() if sid in self._alloc_at})
         memory = self.memory_summary(free_events, categories, baseline_bytes)
-        modules = {fqn: ModuleInfo(fqn, t) for fqn, t in self.scope.types.items()}
+        builtin = self.scope.builtin
+        modules = {fqn: ModuleInfo(fqn, t, builtin.get(fqn, False)) for fqn, t in self.scope.types.items()}
         self.meta.node_count = self.n
         self.meta.aggregate_only = bool(aggregates)
         self.meta.devices = tuple(sorted(self.devices))

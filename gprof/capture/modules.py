@@ -54,6 +54,7 @@ class ModuleScope:
         self._roots: weakref.WeakKeyDictionary[nn.Module, str] = weakref.WeakKeyDictionary()
         self._root_names: set[str] = set()
         self.types: dict[str, str] = {}
+        self.builtin: dict[str, bool] = {}
         #: id(param) -> (weakref to the parameter, "module.param")
         self.params: dict[int, tuple[weakref.ref, str]] = {}
         self._stacks: dict[int, list[str]] = {}
@@ -71,6 +72,7 @@ class ModuleScope:
                 continue
             self._names[mod] = fqn
             self.types[fqn] = type(mod).__name__
+            self.builtin[fqn] = type(mod).__module__.startswith("torch.")
             for pname, p in mod.named_parameters(recurse=False):
                 self.params[id(p)] = (weakref.ref(p), f"{fqn}.{pname}" if fqn else pname)
 
@@ -109,6 +111,7 @@ class ModuleScope:
             name = base
             self._names[mod] = name
             self.types[name] = type(mod).__name__
+            self.builtin[name] = type(mod).__module__.startswith("torch.")
             self._register_tree(mod, name)
         return name
 

@@ -79,6 +79,9 @@ class Edge:
 class ModuleInfo:
     fqn: str
     type: str
+    #: the class comes with PyTorch (torch.nn.*): in-place ``module.compile()`` leaves such modules
+    #: eager on this torch (Dynamo skips torch's own files), so snippets use ``torch.compile(module)``
+    builtin: bool = False
 
 
 @dataclass(slots=True)

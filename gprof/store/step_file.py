@@ -29,7 +29,7 @@ CREATE TABLE nodes(
     alloc_bytes INTEGER, freed_bytes INTEGER, live_bytes INTEGER, flops INTEGER, source TEXT,
     thread INTEGER, fwd INTEGER, param TEXT, grad_fn TEXT, attrs TEXT);
 CREATE TABLE edges(src INTEGER NOT NULL, dst INTEGER NOT NULL, storage INTEGER, nbytes INTEGER);
-CREATE TABLE modules(fqn TEXT PRIMARY KEY, type TEXT);
+CREATE TABLE modules(fqn TEXT PRIMARY KEY, type TEXT, builtin INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE analyses(name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE aggregates(op TEXT PRIMARY KEY, count INTEGER, total_ns INTEGER);
 """
@@ -149,7 +149,8 @@ class StepWriter:
                          (nbytes, start, stop))
 
     def set_modules(self, modules: Iterable[ModuleInfo]) -> None:
-        self._db.executemany("INSERT OR REPLACE INTO modules VALUES (?,?)", ((m.fqn, m.type) for m in modules))
+        self._db.executemany("INSERT OR REPLACE INTO modules VALUES (?,?,?)",
+                             ((m.fqn, m.type, int(m.builtin)) for m in modules))
 
     def set_analysis(self, name: str, value: Any) -> None:
         self._db.execute("INSERT OR REPLACE INTO analyses VALUES (?,?)", (name, json.dumps(value)))
@@ -301,7 +302,7 @@ class StepReader:
         return [Edge(*r) for r in rows]
 
     def modules(self) -> dict[str, ModuleInfo]:
-        return {fqn: ModuleInfo(fqn, t) for fqn, t in self._query("SELECT fqn, type FROM modules")}
+        return {fqn: ModuleInfo(fqn, t, bool(b)) for fqn, t, b in self._query("SELECT fqn, type, builtin FROM modules")}
 
     def analyses(self) -> dict[str, Any]:
         return {k: json.loads(v) for k, v in self._query("SELECT name, value FROM analyses")}
