@@ -170,9 +170,15 @@ def verify(model: nn.Module, step_fn: Callable[[nn.Module, Any], Any], batch: An
             r_out["error"] = "the module did not run during the step"
         report["regions"].append(r_out)
     torch._dynamo.reset()
+    # user classes compile in place (state_dict keys kept); PyTorch's own classes stay eager in place
+    # on this torch, so they are swapped for torch.compile(module) in their parent, as the snippet says
+    swapped: dict[str, tuple[nn.Module, nn.Module]] = {}
     for r, r_out in zip(regions, report["regions"]):
         for fqn in r["modules"]:
             sub = model.get_submodule(fqn)
+            if type(sub).__module__.startswith("torch.") and fqn:
+                swapped[fqn] = (sub, torch.compile(sub))
+                continue
             sub.compile()
             compiled[fqn] = sub._compiled_call_impl
             sub._compiled_call_impl = None
@@ -181,6 +187,9 @@ def verify(model: nn.Module, step_fn: Callable[[nn.Module, Any], Any], batch: An
     def use(fqns: Sequence[str]) -> None:
         for fqn, impl in compiled.items():
             model.get_submodule(fqn)._compiled_call_impl = impl if fqn in fqns else None
+        for fqn, (eager, opt) in swapped.items():
+            parent, _, name = fqn.rpartition(".")
+            setattr(model.get_submodule(parent), name, opt if fqn in fqns else eager)
 
     try:
         for r, r_out in zip(regions, report["regions"]):

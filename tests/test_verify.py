@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 
 import gprof.verify as gv
 from gprof.cli import main as cli
@@ -79,3 +80,31 @@ def test_no_suggestion_means_nothing_to_compile():
     assert report["regions"] == [] and report["verdict"].startswith("nothing to compile")
     assert report["whole_model"]["graph_breaks"] == 0 and report["whole_model"]["all_breaks_in_hazards"]
     assert "nothing to compile" in gv.format_report(report)
+
+
+def test_a_pytorch_container_region_is_really_compiled() -> None:
+    """In place, this torch leaves nn.Sequential eager; verify swaps in torch.compile(module), as the
+    snippet says, and puts the original back."""
+    torch.manual_seed(0)
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.seq = nn.Sequential(nn.Linear(16, 16), nn.GELU(), nn.Linear(16, 16))
+            self.head = nn.Linear(16, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(self.seq(x)).pow(2).mean()
+
+    model = Net()
+    seq = model.seq
+
+    def step(m: nn.Module, batch: torch.Tensor) -> torch.Tensor:
+        loss = m(batch)
+        loss.backward()
+        return loss
+
+    report = gv.verify(model, step, torch.randn(8, 16), suggestions=["seq"], repeats=1)
+    (region,) = report["regions"]
+    assert region["kernels"]["generated"] >= 1, region
+    assert model.seq is seq, "the eager module is back in place after verify"
