@@ -69,3 +69,29 @@ def test_compiled_module_is_one_opaque_node_each_way(tmp_path):
     assert bwd.fwd == fwd.idx and fwd.dur_ns > 0
     # no eager GELU ran: the compiled code did
     assert not any(n.op.startswith("aten.gelu") for n in g.nodes)
+
+
+def test_in_place_compiled_user_module_is_one_opaque_node(tmp_path):
+    class Block(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = torch.nn.Linear(8, 8)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.tanh(self.lin(x)) * 2
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(Block(), torch.nn.Linear(8, 1))
+    model[0].compile()
+    x = torch.randn(4, 8)
+    model(x).sum().backward()  # compile outside the profiler
+    from torch._dynamo.utils import counters
+
+    frames_before = counters["frames"]["total"]
+    with gprof.profile(logdir=tmp_path, run="inplace", analyze=False) as prof:
+        model(x).sum().backward()
+    assert counters["frames"]["total"] == frames_before, "profiling must not trigger a recompile"
+    g = prof.graphs[-1]
+    regions = [n for n in g.nodes if n.op == "gprof.compiled_region"]
+    assert [(n.phase, n.module) for n in regions] == [("forward", "0"), ("backward", "0")]
+    assert not any(n.op.startswith("aten.tanh") for n in g.nodes), "the fused tanh ran as compiled code"

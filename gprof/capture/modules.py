@@ -18,6 +18,12 @@ from torch import nn
 
 
 def _is_compiled(mod: nn.Module) -> bool:
+    """``torch.compile(module)``, or ``module.compile()`` on a user class (in place, PyTorch's own
+    classes stay eager on this torch, so their ops are recorded one by one)."""
+    if mod._compiled_call_impl is not None:
+        return not type(mod).__module__.startswith("torch.")
+    if type(mod).__name__ != "OptimizedModule":
+        return False
     from torch._dynamo.eval_frame import OptimizedModule  # imported late: Dynamo is slow to import
 
     return isinstance(mod, OptimizedModule)
@@ -140,7 +146,7 @@ class ModuleScope:
         stack = self._stacks.setdefault(ident, [])
         name = self.name_of(mod, stack[-1] if stack else None)
         stack.append(name)
-        if type(mod).__name__ == "OptimizedModule" and ident not in self.regions and _is_compiled(mod):
+        if ident not in self.regions and _is_compiled(mod):
             self.regions[ident] = [name, mod, time.perf_counter_ns(), 0]
 
     @torch._dynamo.disable
