@@ -74,10 +74,9 @@ def step_summary(r: StepReader, top: int = 15) -> dict[str, Any]:
 
 def module_table(r: StepReader) -> list[dict[str, Any]]:
     """Per module, inclusive of submodules: forward/backward time, allocations, saved activations."""
-    table = "agg_op_stats" if r.has_table("agg_op_stats") else None  # precomputed at write time
-    rows = r.sql(
+    rows = r.sql(  # from the aggregates written with the step when the file has them
         "SELECT module, phase, SUM(count), SUM(dur_ns), SUM(alloc_bytes), SUM(flops) FROM agg_op_stats "
-        "WHERE module IS NOT NULL GROUP BY module, phase" if table else
+        "WHERE module IS NOT NULL GROUP BY module, phase" if r.has_table("agg_op_stats") else
         "SELECT module, phase, COUNT(*), SUM(dur_ns), SUM(alloc_bytes), SUM(flops) FROM nodes "
         "WHERE module IS NOT NULL GROUP BY module, phase")
     agg: dict[str, dict[str, Any]] = {}

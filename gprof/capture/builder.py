@@ -16,7 +16,7 @@ from gprof.capture import recorder as R
 from gprof.capture.collectives import BucketTracker
 from gprof.graph.keys import KeyCounter
 from gprof.graph.model import Edge, MemorySummary, ModuleInfo, Node, StepGraph, StepMeta, TensorMeta
-from gprof.store.step_file import StepWriter, encode_tensors, node_row
+from gprof.store.step_file import StepWriter, node_row
 
 #: a forward op may create several autograd nodes (e.g. a custom Function); never map more than this
 _MAX_SEQ_SPAN = 16
@@ -24,6 +24,22 @@ _MAX_SEQ_SPAN = 16
 
 def _module_of_param(name: str) -> str:
     return name.rpartition(".")[0]
+
+
+_view_ops: dict[str, bool] = {}
+
+
+def _is_view(op: str) -> bool:
+    """Does the op (by its recorded name) only alias its input? The recorder's FuncInfo says."""
+    v = _view_ops.get(op)
+    if v is None:
+        try:
+            ns, name, overload = op.split(".", 2)
+            v = R.op_info(getattr(getattr(getattr(torch.ops, ns), name), overload)).is_view
+        except (AttributeError, ValueError, RuntimeError):  # not an aten-style op (e.g. a compiled region)
+            v = False
+        _view_ops[op] = v
+    return v
 
 
 class StepBuilder:
@@ -58,7 +74,7 @@ class StepBuilder:
         self._node_module: list[str | None] = []
         self._node_source: list[str | None] = []
         self._writer_of: dict[int, int] = {}
-        self._alloc_at: dict[int, tuple[int, int]] = {}  # sid -> (node idx, nbytes)
+        self._alloc_at: dict[int, int] = {}  # sid -> index of the node that allocated it
         self._alloc_phase: dict[int, str] = {}
         self._tensor_cache: dict[tuple, tuple[str, str, str, int, tuple[int, ...]]] = {}
         self._source_cache: dict[tuple[Any, int], str] = {}
@@ -99,11 +115,13 @@ class StepBuilder:
         return s
 
     # ------------------------------------------------------------------------------ records
-    def consume(self, records: Iterable[tuple]) -> None:
+    def consume(self, records: Iterable[tuple]) -> Node | None:
         """Build a chunk of records; rows and edges go to the file at once, objects are kept only
-        while the step stays under ``keep_limit`` nodes (analyses and ``prof.graphs`` use them)."""
+        while the step stays under ``keep_limit`` nodes (analyses and ``prof.graphs`` use them).
+        Returns the last node built (the debugger builds one record at a time and needs its key)."""
         rows = []
         first_edge = len(self.edges)
+        node = None
         for rec in records:
             node = self._build(rec)
             if self.keep_nodes:
@@ -118,6 +136,7 @@ class StepBuilder:
             self.nodes = []
         if not self.keep_nodes:
             self.edges = []
+        return node
 
     def _state_module(self, rec: tuple) -> str | None:
         sm = self.state_modules
@@ -133,19 +152,6 @@ class StepBuilder:
         if ns is None:
             return None
         return ns if any(t.device.startswith("cuda") for t in (*inputs, *outputs)) else None
-
-    def consume_one(self, rec: tuple) -> Node:
-        """Build one record now (the debugger needs each node's key as it happens)."""
-        e0 = len(self.edges)
-        node = self._build(rec)
-        if self.keep_nodes:
-            self.nodes.append(node)
-        if self.writer is not None:
-            self.writer.add_node_rows([node_row(node)])
-            self.writer.add_edges(self.edges[e0:])
-        if not self.keep_nodes:
-            self.edges = []
-        return node
 
     def _build(self, rec: tuple) -> Node:
         idx = self.n
@@ -206,12 +212,14 @@ class StepBuilder:
             if src is not None and src not in seen_src:
                 seen_src.add(src)
                 self.edges.append(Edge(src, idx, t.storage, t.nbytes))
+        # a view writes nothing: consumers of the view link to the storage's real producer
+        is_view = _is_view(op)
         for raw, t in zip(rec[R.RAW_OUTPUTS], outputs):
             if raw[0] < 0:
-                self._alloc_at[t.storage] = (idx, 0)
+                self._alloc_at[t.storage] = idx
                 self._alloc_phase[t.storage] = phase
                 writer_of[t.storage] = idx
-            elif not self._is_view(op):
+            elif not is_view:
                 writer_of[t.storage] = idx
 
         if phase == "backward" and module is not None and fwd is not None:
@@ -222,7 +230,7 @@ class StepBuilder:
                     self._saved_reads.add((module, t.storage))
         if phase == "backward":
             for raw, t in zip(rec[R.RAW_OUTPUTS], outputs):
-                if raw[0] < 0 or not self._is_view(op):
+                if raw[0] < 0 or not is_view:
                     self._written_in_backward.add(t.storage)
         if param is not None:
             self.grad_sids.update(t.storage for t in inputs)
@@ -255,23 +263,6 @@ class StepBuilder:
         self._buckets.observe(node)
         return node
 
-    #: op name -> does it only alias its input (shared by all builders)
-    _view_ops: dict[str, bool] = {}
-
-    def _is_view(self, op: str) -> bool:
-        v = self._view_ops.get(op)
-        if v is None:
-            v = False
-            try:
-                ns, name, overload = op.split(".", 2)
-                f = getattr(getattr(getattr(torch.ops, ns), name), overload)
-                rets = f._schema.returns
-                v = bool(rets) and all(r.alias_info is not None and not r.alias_info.is_write for r in rets)
-            except (AttributeError, ValueError, RuntimeError):
-                v = False
-            self._view_ops[op] = v
-        return v
-
     # ------------------------------------------------------------------------------ finish
     def memory_summary(self, free_events: list[tuple[int, int, int]], categories: dict[int, str],
                        baseline_bytes: int, curve_points: int = 1000) -> MemorySummary:
@@ -293,7 +284,7 @@ class StepBuilder:
             if at is None:
                 start[cat] = start.get(cat, 0) + nb
             else:
-                events.append((at[0], cat, nb))
+                events.append((at, cat, nb))
             f = freed_at.get(sid)
             if f is not None:
                 events.append((f, cat, -nb))

@@ -113,10 +113,15 @@ def _shape_of(x: Any) -> Any:
     return x
 
 
-def _func_info(func: Any) -> FuncInfo:
+def op_info(func: Any) -> FuncInfo:
+    """The op's :class:`FuncInfo`, cached on the op object (facts about the op, the same in every session)."""
+    try:
+        return func._gprof_info
+    except AttributeError:
+        pass
     info = FuncInfo(func)
     try:
-        func._gprof_info = info  # facts about the op itself, the same for every session
+        func._gprof_info = info
     except (AttributeError, TypeError):  # an op object that takes no attributes: no caching
         pass
     return info
@@ -269,7 +274,7 @@ class Recorder(TorchDispatchMode):
         try:  # an attribute on the OpOverload: a dict lookup would run OpOverload's Python __hash__
             info = func._gprof_info
         except AttributeError:
-            info = _func_info(func)
+            info = op_info(func)
         timer = self.device_timer
         if timer is None:
             t0 = perf_counter_ns()
@@ -342,10 +347,10 @@ class Recorder(TorchDispatchMode):
                 flops = count_flops(flop_fn, args, kwargs, out)
         autograd = self._autograd_info() if in_backward else None
         if autograd is not None and autograd[1] == _COMPILED_BACKWARD:
-            if self._merge_compiled_backward(autograd, t0, dur, ins, outs, alloc):
-                if timer is not None:  # the region's pairs add up on its one node
-                    timer.assign(slot, self.total_recorded - 1)
-                return out
+            self._merge_compiled_backward(autograd, t0, dur, ins, outs, alloc)
+            if timer is not None:  # the region's pairs add up on its one node
+                timer.assign(slot, self.total_recorded - 1)
+            return out
         freed = tracker.freed_since
         tracker.freed_since = 0
         if in_backward or not self.session.with_stack:
@@ -377,18 +382,17 @@ class Recorder(TorchDispatchMode):
 
     def _region_end(self, name: str, start: int, ops: int, args: Any, out: Any) -> None:
         """A torch.compile'd module returned: record it as one opaque node (its kernels are fused)."""
-        if not self._recording_active():
+        if not self.session._recording:
             return
         dur = perf_counter_ns() - start
         tracker = self.session.memory
-        ins = [self._meta(t, tracker, False)[0] for t in _flat_tensors(args)]
+        ins = _input_metas(_flat_tensors(args), tracker)
         outs, alloc = [], 0
         for t in _flat_tensors(out):
-            m, nb = self._meta(t, tracker, True)
+            m, nb = self._output_meta(t, tracker)
             outs.append(m)
             alloc += nb
         ident = _get_ident()
-        stack = self.session.scope._stacks.get(ident)
         self.buffer.append((
             COMPILED_REGION_OP, start, dur, ident, name, False,
             _peek_seq(), None, self._user_frame() if self.session.with_stack else None, ins, outs, alloc,
@@ -398,7 +402,7 @@ class Recorder(TorchDispatchMode):
         self.total_recorded += 1
 
     def _merge_compiled_backward(self, autograd: tuple, t0: int, dur: int, ins: list, outs: list,
-                                 alloc: int) -> bool:
+                                 alloc: int) -> None:
         """Fold the extern calls of one compiled backward into a single region node."""
         buf = self.buffer
         if buf and buf[-1][RAW_OP] == COMPILED_REGION_OP and buf[-1][RAW_AUTOGRAD] == autograd:
@@ -409,28 +413,23 @@ class Recorder(TorchDispatchMode):
             buf[-1] = (*last[:RAW_DUR], t0 + dur - last[RAW_START], *last[RAW_DUR + 1:RAW_INPUTS],
                        last[RAW_INPUTS] + ins, last[RAW_OUTPUTS] + outs, last[RAW_ALLOC] + alloc,
                        last[RAW_FREED] + tracker.take_freed(), tracker.live_bytes, 0, last[RAW_OPTIMIZER], extra)
-            return True
+            return
         ident = _get_ident()
-        stack = self.session.scope._stacks.get(ident)
+        stack = self._stacks.get(ident)
         buf.append((COMPILED_REGION_OP, t0, dur, ident, stack[-1] if stack else None, True, _peek_seq(), autograd,
                     None, ins, outs, alloc, self.session.memory.take_freed(), self.session.memory.live_bytes, 0,
                     self.in_optimizer, {"compiled_region": "backward", "ops_seen": 1}))
         self.total_recorded += 1
-        return True
-
-    def _recording_active(self) -> bool:
-        return self.session._recording
 
     @staticmethod
-    def _meta(t: torch.Tensor, tracker: Any, is_out: bool) -> tuple[tuple, int]:
+    def _output_meta(t: torch.Tensor, tracker: Any) -> tuple[tuple, int]:
+        """(meta, newly allocated bytes) of an output, the hot loop's rule for the rare paths."""
         try:
             sid, nb, new = tracker.register(t.untyped_storage(), t.is_meta)
-            t.shape  # noqa: B018 - nested tensors have no sizes
-        except (RuntimeError, NotImplementedError):
+            meta = (-sid if new else sid, t.shape, t.dtype, t.device)
+        except (RuntimeError, NotImplementedError):  # no storage or no sizes (sparse, nested)
             return _opaque_meta(t), 0
-        if is_out and new:
-            return (-sid, t.shape, t.dtype, t.device), nb
-        return (sid, t.shape, t.dtype, t.device), 0
+        return meta, nb if new else 0
 
     def _track_range(self, marker: str, args: tuple) -> None:
         """record_function ranges nest like the context managers they are, and close on exceptions,

@@ -209,7 +209,7 @@ class Session:
         def build_last() -> Any:
             if timer is not None:
                 builder.device_times.update(timer.resolve())
-            return builder.consume_one(rec.buffer.pop())
+            return builder.consume((rec.buffer.pop(),))
 
         rec.flush = flush
         rec.build_last = build_last

@@ -232,6 +232,7 @@ class StepReader:
             )
         meta["devices"] = tuple(meta.get("devices", ()))
         self.meta = StepMeta(**meta)
+        self._tables: set[str] | None = None
         self.memory = MemorySummary(**memory)
 
     # Access --------------------------------------------------------------------------------
@@ -315,7 +316,10 @@ class StepReader:
         return {op: [c, t] for op, c, t in self._query("SELECT op, count, total_ns FROM aggregates")}
 
     def has_table(self, name: str) -> bool:
-        return bool(self._query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)))
+        """Optional tables (the write-time aggregates) are read once per open file."""
+        if self._tables is None:
+            self._tables = {n for (n,) in self._query("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        return name in self._tables
 
     def sql(self, query: str, params: Sequence[Any] = ()) -> list[tuple]:
         """Read-only SQL for views that aggregate (op tables, module tables) inside SQLite."""
