@@ -23,6 +23,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python benchmarks/x.py` from anywhere: the examples import as a package
     sys.path.insert(0, str(ROOT))
 
+#: the examples' training step (the model returns its loss): every benchmark times this one
+from examples._harness import step as train_step  # noqa: E402
+
 Make = Callable[[], tuple[nn.Module, torch.optim.Optimizer, list[Any]]]
 Step = Callable[[nn.Module, torch.optim.Optimizer, Any], torch.Tensor]
 
@@ -68,12 +71,6 @@ def ops_per_step(model: nn.Module, opt: torch.optim.Optimizer, batch: Any, step:
     return c.n
 
 
-def train_step(model: nn.Module, opt: torch.optim.Optimizer, batch: Any) -> torch.Tensor:
-    loss = model(*batch)
-    loss.backward()
-    opt.step()
-    opt.zero_grad()
-    return loss
 
 
 # ----------------------------------------------------------------------------------- models
@@ -157,6 +154,18 @@ def make_transformer() -> tuple[nn.Module, torch.optim.Optimizer, list[Any]]:
     from examples import transformer
 
     return transformer.make()
+
+
+MODELS: dict[str, Make] = {"transformer": make_transformer, "gpt2": make_gpt, "tiny": make_tiny}
+
+
+def model_names(parser: Any, text: str) -> list[str]:
+    """``--models a,b`` -> names, or a parser error that lists the choices."""
+    names = [m.strip() for m in text.split(",") if m.strip()]
+    unknown = [m for m in names if m not in MODELS]
+    if unknown:
+        parser.error(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODELS)}")
+    return names
 
 
 # ----------------------------------------------------------------------------------- timing

@@ -27,7 +27,7 @@ except ImportError:  # run as `python benchmarks/overhead.py`
 
 import gprof
 
-MODELS: dict[str, C.Make] = {"transformer": C.make_transformer, "gpt2": C.make_gpt, "tiny": C.make_tiny}
+MODELS = C.MODELS
 #: (rounds, steps per round) that keep each model near 20-40 s on 2 cores
 DEFAULT_PLAN = {"transformer": (7, 3), "gpt2": (7, 3), "tiny": (9, 5)}
 #: the pass-through mode's cost per op measured on a quiet machine (../shared/notes/recording-facts.md);
@@ -150,10 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, help="interleaved rounds per model (default: per model)")
     p.add_argument("--steps", type=int, help="steps per configuration per round (default: per model)")
     args = p.parse_args(argv)
-    names = [m.strip() for m in args.models.split(",") if m.strip()]
-    unknown = [m for m in names if m not in MODELS]
-    if unknown:
-        p.error(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODELS)}")
+    names = C.model_names(p, args.models)
     C.single_thread()
     warnings.simplefilter("ignore")  # torch.profiler's "profiler already enabled"-style notices
     print(C.header("overhead.py: in-step cost of recording"))

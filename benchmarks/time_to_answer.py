@@ -26,7 +26,7 @@ except ImportError:  # run as `python benchmarks/time_to_answer.py`
 
 import gprof
 
-MODELS = {"transformer": C.make_transformer, "gpt2": C.make_gpt, "tiny": C.make_tiny}
+MODELS = C.MODELS
 STEPS = 5
 
 
@@ -104,10 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--models", default="transformer,gpt2", help="comma-separated: " + ", ".join(MODELS))
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
     args = p.parse_args(argv)
-    names = [m.strip() for m in args.models.split(",") if m.strip()]
-    unknown = [m for m in names if m not in MODELS]
-    if unknown:
-        p.error(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODELS)}")
+    names = C.model_names(p, args.models)
     C.single_thread()
     warnings.simplefilter("ignore")
     print(C.header("time_to_answer.py: wall time added to 5 steps until the answer is on disk"))

@@ -49,20 +49,26 @@ def test_bad_options_are_rejected(tmp_path):
         gprof.profile(logdir=tmp_path, tensor_preview=-1)
 
 
-def test_compiled_module_is_one_opaque_node_each_way(tmp_path):
-    torch.manual_seed(0)
-    inner = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.GELU(), torch.nn.Linear(8, 8))
-    model = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.compile(inner))
-    x = torch.randn(4, 8)
-    model(x).sum().backward()  # compile outside the profiler
+def _profile_compiled(model: torch.nn.Module, tmp_path) -> tuple[gprof.StepGraph, list[gprof.Node]]:
+    """Compile by running once outside the profiler, record one step, and check that recording
+    did not make Dynamo compile anything new. Returns the graph and its compiled-region nodes."""
     from torch._dynamo.utils import counters
 
+    x = torch.randn(4, 8)
+    model(x).sum().backward()
     frames_before = counters["frames"]["total"]
     with gprof.profile(logdir=tmp_path, run="compiled", analyze=False) as prof:
         model(x).sum().backward()
     assert counters["frames"]["total"] == frames_before, "profiling must not trigger a recompile"
     g = prof.graphs[-1]
-    regions = [n for n in g.nodes if n.op == "gprof.compiled_region"]
+    return g, [n for n in g.nodes if n.op == "gprof.compiled_region"]
+
+
+def test_compiled_module_is_one_opaque_node_each_way(tmp_path):
+    torch.manual_seed(0)
+    inner = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.GELU(), torch.nn.Linear(8, 8))
+    model = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.compile(inner))
+    g, regions = _profile_compiled(model, tmp_path)
     assert [n.phase for n in regions] == ["forward", "backward"]
     fwd, bwd = regions
     assert fwd.module == "1" and bwd.module == "1"
@@ -83,15 +89,6 @@ def test_in_place_compiled_user_module_is_one_opaque_node(tmp_path):
     torch.manual_seed(0)
     model = torch.nn.Sequential(Block(), torch.nn.Linear(8, 1))
     model[0].compile()
-    x = torch.randn(4, 8)
-    model(x).sum().backward()  # compile outside the profiler
-    from torch._dynamo.utils import counters
-
-    frames_before = counters["frames"]["total"]
-    with gprof.profile(logdir=tmp_path, run="inplace", analyze=False) as prof:
-        model(x).sum().backward()
-    assert counters["frames"]["total"] == frames_before, "profiling must not trigger a recompile"
-    g = prof.graphs[-1]
-    regions = [n for n in g.nodes if n.op == "gprof.compiled_region"]
+    g, regions = _profile_compiled(model, tmp_path)
     assert [(n.phase, n.module) for n in regions] == [("forward", "0"), ("backward", "0")]
     assert not any(n.op.startswith("aten.tanh") for n in g.nodes), "the fused tanh ran as compiled code"
