@@ -17,6 +17,7 @@ import torch
 import gprof
 from gprof.capture.builder import StepBuilder
 from gprof.capture.device_timing import DeviceTimer
+from gprof.capture.gc_freeze import FrozenHeap
 from gprof.capture.memory import StorageTracker
 from gprof.capture.modules import ModuleScope
 from gprof.capture.recorder import Recorder
@@ -76,6 +77,7 @@ class Session:
         self._writer: StepWriter | None = None
         self._recording = False
         self._step_start = 0
+        self._frozen_heap = FrozenHeap()
         self._marker: MarkerWriter | None = None
         self._kineto: Any = None
         self.on_step_saved: list[Callable[[StepGraph, Path | None], None]] = []
@@ -218,6 +220,7 @@ class Session:
             self._start_kineto()
         self._recording = True
         self._step_start = time.perf_counter_ns()
+        self._frozen_heap.enter()
         rec.__enter__()
 
     def end_step(self, save: bool = True, error: BaseException | None = None) -> StepGraph | None:
@@ -225,6 +228,12 @@ class Session:
         problem in the recorded data: the user's own exception is what must propagate."""
         if not self._recording:
             return None
+        try:  # the heap stays frozen while the step is built: its graph is new objects too
+            return self._end_step(save, error)
+        finally:
+            self._frozen_heap.exit()
+
+    def _end_step(self, save: bool, error: BaseException | None) -> StepGraph | None:
         rec = self.recorder
         rec.__exit__(None, None, None)
         wall = time.perf_counter_ns() - self._step_start
