@@ -29,11 +29,24 @@ def _is_compiled(mod: nn.Module) -> bool:
     return isinstance(mod, OptimizedModule)
 
 
+def _all_tracked_objects() -> list[Any]:
+    """``gc.get_objects()``, frozen objects included: a recorded step runs on a frozen heap
+    (gprof.capture.gc_freeze), and a process may have frozen its own. Re-freezing after the scan
+    also freezes what was made since, which only spares those objects from rescans."""
+    if not gc.get_freeze_count():
+        return gc.get_objects()
+    gc.unfreeze()
+    try:
+        return gc.get_objects()
+    finally:
+        gc.freeze()
+
+
 def _outermost_owner(mod: nn.Module) -> nn.Module:
     """The topmost module that (transitively) owns ``mod``. One pass over the garbage collector's
     objects, only when a module is first seen outside any other module's forward."""
     parents: dict[int, nn.Module] = {}
-    for obj in gc.get_objects():
+    for obj in _all_tracked_objects():
         try:
             if not issubclass(type(obj), nn.Module):  # type(): never trips a deprecated __class__
                 continue
