@@ -186,6 +186,129 @@ def test_intermediate_needed_later_is_not_counted():
     assert c["intermediate_bytes"] == 0
 
 
+def _kernels(graph: StepGraph, phase: str) -> list[fusion.Kernel]:
+    return fusion.predict(graph)[phase]
+
+
+def _ops(graph: StepGraph, idxs: list[int]) -> list[str]:
+    return [graph.nodes[i].op_short for i in idxs]
+
+
+def test_add_of_a_matmul_result_folds_into_the_extern_call():
+    # Inductor's post-grad pattern rewrites add(mm(a, b), c) into addmm(c, a, b) (a weight used twice)
+    g = G()
+    a, b, c = g.input((64, 48)), g.input((48, 64)), g.input((64, 64))
+    m = g.op("aten.mm.default", [a, b], (64, 64))
+    g.op("aten.add.Tensor", [c, m])
+    ks = _kernels(g.graph, "forward")
+    assert [(k.generated, _ops(g.graph, k.nodes)) for k in ks] == [(False, ["mm", "add"])]
+
+
+def test_add_after_a_reshaped_matmul_result_stays_a_kernel():
+    g = G()
+    a, b, c = g.input((48, 64)), g.input((64, 64)), g.input((4, 12, 64))
+    m = g.op("aten.mm.default", [a, b], (48, 64))
+    v = g.op("aten.view.default", [m], (4, 12, 64), view=True)
+    g.op("aten.add.Tensor", [c, v], (4, 12, 64))
+    assert generated(g.graph) == [["add"]]
+
+
+def test_add_of_a_matmul_result_stays_apart_on_gpu_when_only_pointwise_reads_it():
+    g = G()
+    a, b, c = (g.input(s, device="cuda:0") for s in ((64, 48), (48, 64), (64, 64)))
+    m = g.op("aten.mm.default", [a, b], (64, 64), device="cuda:0")
+    s_ = g.op("aten.add.Tensor", [c, m], device="cuda:0")
+    g.op("aten.relu.default", [s_], device="cuda:0")
+    assert generated(g.graph) == [["add", "relu"]]
+
+
+def _linear_tanh_step(read_by_extern: bool) -> tuple[G, int, int]:
+    """x @ w -> tanh -> (sum | mm); backward: tanh_backward(grad, tanh_out)."""
+    g = G()
+    x, w = g.input((64, 32)), g.input((32, 32))
+    h = g.op("aten.mm.default", [x, w], (64, 32))
+    t = g.op("aten.tanh.default", [h])
+    tanh_idx = len(g.graph.nodes) - 1
+    if read_by_extern:
+        g.op("aten.mm.default", [t, w], (64, 32))
+    else:
+        g.op("aten.sum.default", [t], ())
+    grad = g.input((64, 32))
+    if read_by_extern:  # the weight gradient of the second matmul reads the tanh output
+        g.op("aten.mm.default", [t, grad], (32, 32), phase="backward", fwd=tanh_idx + 1)
+    g.op("aten.tanh_backward.default", [grad, t], phase="backward", fwd=tanh_idx)
+    return g, tanh_idx, len(g.graph.nodes) - 1
+
+
+def test_pointwise_op_on_a_matmul_output_is_recomputed_in_the_backward_kernel_that_reads_it():
+    g, tanh_idx, bwd_idx = _linear_tanh_step(read_by_extern=False)
+    (k,) = [k for k in _kernels(g.graph, "backward") if bwd_idx in k.nodes]
+    assert k.also == [tanh_idx]
+    # recomputed work is listed, not counted as an eager launch
+    assert fusion.analyse(g.graph)["eager_kernels"]["backward"] == 1
+
+
+def test_value_saved_for_a_backward_matmul_is_not_recomputed():
+    g, _, bwd_idx = _linear_tanh_step(read_by_extern=True)
+    (k,) = [k for k in _kernels(g.graph, "backward") if bwd_idx in k.nodes]
+    assert k.also == []
+
+
+def test_chain_over_saved_values_is_recomputed_whole():
+    # cnn: relu(batch_norm(conv)); the conv output is saved for batch norm's backward anyway
+    g = G()
+    x, w = g.input((8, 3, 16, 16)), g.input((16, 3, 3, 3))
+    c = g.op("aten.convolution.default", [x, w], (8, 16, 16, 16))
+    bn = g.op("aten.native_batch_norm.default", [c], (8, 16, 16, 16))
+    r = g.op("aten.relu.default", [bn])
+    g.op("aten.mean.dim", [r], (8, 16, 1, 1))
+    grad = g.input((8, 16, 16, 16))
+    tb = g.op("aten.threshold_backward.default", [grad, r], phase="backward", fwd=2)
+    g.op("aten.native_batch_norm_backward.default", [tb, c], (8, 16, 16, 16), phase="backward", fwd=1)
+    k = next(k for k in _kernels(g.graph, "backward") if 4 in k.nodes)
+    assert _ops(g.graph, sorted(k.also)) == ["native_batch_norm", "relu"]
+    assert all(not k.also for k in _kernels(g.graph, "forward"))
+
+
+def test_mask_of_threshold_backward_is_computed_in_the_forward():
+    # relu on a matmul output that nothing saves: the partitioner saves the boolean mask instead
+    g = G()
+    x, w = g.input((64, 32)), g.input((32, 128))
+    h = g.op("aten.mm.default", [x, w], (64, 128))
+    r = g.op("aten.relu.default", [h])
+    g.op("aten.sum.default", [r], ())
+    grad = g.input((64, 128))
+    g.op("aten.threshold_backward.default", [grad, r], phase="backward", fwd=1)
+    relu_kernel = next(k for k in _kernels(g.graph, "forward") if 1 in k.nodes)
+    assert _ops(g.graph, relu_kernel.also) == ["threshold_backward"]
+    assert all(not k.also for k in _kernels(g.graph, "backward"))
+
+
+def test_backward_work_that_reads_no_gradient_moves_to_the_forward():
+    # pow(x, 2)'s backward: 2 * x reads only forward values; grad * (2 * x) reads the gradient
+    g = G()
+    x, y = g.input((16,)), g.input((16,))
+    d = g.op("aten.sub.Tensor", [x, y])
+    g.op("aten.pow.Tensor_Scalar", [d])
+    grad = g.input((16,))
+    p = g.op("aten.pow.Tensor_Scalar", [d], phase="backward", fwd=1)
+    two_x = g.op("aten.mul.Scalar", [p], phase="backward", fwd=1)
+    g.op("aten.mul.Tensor", [grad, two_x], phase="backward", fwd=1)
+    assert generated(g.graph, "forward") == [["sub", "pow", "pow", "mul"]]
+    assert generated(g.graph, "backward") == [["mul"]]
+
+
+def test_tangent_free_part_of_loss_backward_is_listed_in_the_forward_kernel():
+    g = G()
+    x, w, y = g.input((64, 32)), g.input((32, 32)), g.input((64, 32))
+    h = g.op("aten.mm.default", [x, w], (64, 32))
+    g.op("aten.mse_loss.default", [h, y], ())
+    grad = g.input(())
+    g.op("aten.mse_loss_backward.default", [grad, h, y], (64, 32), phase="backward", fwd=1)
+    (k,) = [k for k in _kernels(g.graph, "forward") if k.generated]
+    assert _ops(g.graph, k.nodes + k.also) == ["mse_loss", "mse_loss_backward"]
+
+
 # ----------------------------------------------------------------------------------- hazards
 @pytest.mark.parametrize("op, inputs, kind", [
     ("aten._local_scalar_dense.default", [("float32", "cpu")], hazards.DATA_DEPENDENT),

@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gprof.analyses import hazards as hz
-from gprof.analyses.opclass import COLLECTIVE, EXTERN, OPTIMIZER, REDUCTION, SCATTER, UNKNOWN, VIEW, node_class
+from gprof.analyses.opclass import (COLLECTIVE, EXTERN, OPTIMIZER, RANDOM, REDUCTION, SCATTER, UNKNOWN, VIEW,
+                                    node_class)
 from gprof.analyses.roofline import Roofline, roofline_for
 from gprof.graph.formatting import fmt_bytes, fmt_ns
 from gprof.graph.model import Node, StepGraph
@@ -54,6 +55,10 @@ class Kernel:
     note: str | None = None
     #: (graph, stage) it runs at, for ordering
     at: tuple[int, int] = (0, 0)
+    #: nodes of the other phase part of whose work this kernel also does, not counted as eager
+    #: launches: forward ops AOTAutograd's partitioner recomputes in a backward kernel, and the
+    #: boolean mask of a backward op (``threshold_backward``) that it computes in the forward
+    also: list[int] = field(default_factory=list)
 
 
 def _numel(shape: tuple[int, ...]) -> int:
@@ -173,6 +178,35 @@ def _through_free(nodes: list[Node], roles: dict[int, str],
     return out
 
 
+def _addmm_folds(nodes: list[Node], roles: dict[int, str], producers: dict[int, list[int]],
+                 consumers: dict[int, list[int]], seg: dict[int, int]) -> dict[int, int]:
+    """Adds Inductor folds into a matmul: ``{add: mm}``. Its post-grad pattern ``addmm``
+    (``torch/_inductor/fx_passes/post_grad.py``) rewrites ``add(mm(a, b), c)`` into the extern call
+    ``addmm(c, a, b)`` when ``c`` has the mm's dtype and expands to its 2-D shape and the mm result
+    has no other user (a gradient accumulated over two uses of a weight is the common case). On a GPU
+    it keeps them apart when every user of the sum is pointwise (``should_prefer_unfused_addmm``).
+    A view between the two (an mm result reshaped to 3-D) is not matched."""
+    by = {n.idx: n for n in nodes}
+    out: dict[int, int] = {}
+    for n in nodes:
+        if n.op_short != "add" or roles[n.idx] != POINT or len(n.inputs) != 2 or not n.outputs:
+            continue
+        mms = [p for p in producers.get(n.idx, ()) if p in by and by[p].op_short == "mm" and seg[p] == seg[n.idx]
+               and consumers.get(p) == [n.idx] and p not in out.values()]
+        if not mms:
+            continue
+        mm = by[max(mms)]
+        out_t, mm_t = n.outputs[0], mm.outputs[0] if mm.outputs else None
+        if mm_t is None or len(mm_t.shape) != 2 or tuple(out_t.shape) != tuple(mm_t.shape):
+            continue
+        if any(t.dtype != mm_t.dtype for t in n.inputs):
+            continue
+        if mm_t.device.startswith("cuda") and all(roles.get(c) == POINT for c in consumers.get(n.idx, ())):
+            continue
+        out[n.idx] = mm.idx
+    return out
+
+
 def predict_phase(nodes: list[Node], graph_producers: dict[int, list[int]], segment_of: dict[int, int] | None = None,
                   eager: set[int] | frozenset[int] = frozenset()) -> list[Kernel]:
     """Kernels of one phase, in order; ``nodes`` are that phase's nodes in op order, ``segment_of``
@@ -189,6 +223,9 @@ def predict_phase(nodes: list[Node], graph_producers: dict[int, list[int]], segm
     for n in nodes:  # the backward of an op that breaks the graph runs eagerly too
         if n.idx in eager and roles[n.idx] != FREE:
             roles[n.idx] = BOUNDARY
+    folded = _addmm_folds(nodes, roles, producers, consumers, seg)
+    for a in folded:
+        roles[a] = BOUNDARY
     stage: dict[int, int | None] = {}
     for n in nodes:
         r = roles[n.idx]
@@ -204,7 +241,9 @@ def predict_phase(nodes: list[Node], graph_producers: dict[int, list[int]], segm
                 reads_data = True
                 continue
             sp = stage.get(p)
-            if rp in (BOUNDARY, ALONE):
+            if folded.get(n.idx) == p:
+                cand = sp or 0  # the add is the mm's epilogue
+            elif rp in (BOUNDARY, ALONE):
                 cand = (sp or 0) + 1
             elif sp is None:
                 continue
@@ -237,9 +276,13 @@ def predict_phase(nodes: list[Node], graph_producers: dict[int, list[int]], segm
             continue
         cls = node_class(n)
         if r in (BOUNDARY, ALONE):
-            if r == ALONE or cls == EXTERN or n.idx in eager:
-                kernels.append(Kernel(n.phase, [n.idx], generated=n.idx not in eager and cls not in (
-                    EXTERN, COLLECTIVE, OPTIMIZER, UNKNOWN), at=(seg[n.idx], stage[n.idx] or 0)))
+            if n.idx in folded and folded[n.idx] in kernel_of:
+                kernel_of[folded[n.idx]].nodes.append(n.idx)
+            elif r == ALONE or cls == EXTERN or n.idx in eager:
+                k = Kernel(n.phase, [n.idx], generated=n.idx not in eager and cls not in (
+                    EXTERN, COLLECTIVE, OPTIMIZER, UNKNOWN), at=(seg[n.idx], stage[n.idx] or 0))
+                kernels.append(k)
+                kernel_of[n.idx] = k
             continue
         sig = _signature(n, r)
         at = (seg[n.idx], stage[n.idx])
@@ -280,15 +323,202 @@ def predict_phase(nodes: list[Node], graph_producers: dict[int, list[int]], segm
     return kernels
 
 
+#: backward ops that read a forward value only through a comparison with a constant: the
+#: partitioner saves that boolean mask (a quarter of the bytes) rather than the value
+MASK_ONLY_BACKWARD = frozenset({"threshold_backward", "hardtanh_backward", "leaky_relu_backward"})
+#: backward ops whose decomposition starts with a part that reads no gradient and is no larger than
+#: what it reads, which the partitioner computes in the forward and saves instead (Inductor's forward
+#: kernels list them, their origins tagged ``is_backward``): layer norm's ``rstd / N`` (not when the
+#: normalisation is recomputed in the backward, which then needs ``rstd`` itself), MSE's
+#: ``2 * (input - target) / N`` (one tensor saved instead of two)
+TANGENT_FREE_PART = frozenset({"native_layer_norm_backward", "mse_loss_backward"})
+
+
+def _partition(graph: StepGraph, kernels: dict[str, list[Kernel]], producers: dict[int, list[int]],
+               seg: dict[int, int]) -> None:
+    """What AOTAutograd's min-cut partitioner (``torch/_functorch/partitioners.py``,
+    ``min_cut_rematerialization_partition``) moves between the forward and the backward graph, in
+    place on ``kernels``. It saves the cheapest set of forward values the backward needs; pointwise
+    work on top of them is recomputed in the backward kernels that read it. At the level of eager ops:
+
+    - a forward value is *available* to the backward when saving it costs nothing extra: a value the
+      backward reads that cannot be recomputed (an extern's or a random op's output, a reduction
+      whose output is over 4x smaller than its input: ``should_ban_recomputation``), one a backward
+      extern reads (a matmul's input, for the weight gradient), a graph input or parameter;
+    - a pointwise forward op (or a normalisation/softmax whose output has its input's size) whose
+      output the backward reads, in the same Dynamo graph, is *recomputed* in each backward kernel
+      that reads it (``Kernel.also``) when its inputs are available or recomputable the same way
+      (cnn: ``relu(batch_norm(conv))`` from the saved conv output and statistics); or when it is not
+      materialised in the forward (no extern reads it) while its other inputs are: a materialised
+      value weighs half a fused one in ``get_node_weight``, so the partitioner saves the matmul output
+      under a ``tanh``/``softmax``/``log_softmax`` and recomputes that op;
+    - otherwise, when the backward reads the value only through a mask (``threshold_backward``), the
+      boolean mask is saved: it is computed in the forward kernel that produces the value;
+    - a pointwise backward op that reads no gradient (only forward values: the ``2 * x`` of
+      ``pow(x, 2)``'s backward) and is no larger than what it reads is moved into the forward kernel
+      of its last producer: its output is saved instead of its inputs (the partitioner places every
+      node outside the tangents' closure in the forward).
+    """
+    fwd = [n for n in graph.nodes if n.phase == "forward"]
+    bwd = [n for n in graph.nodes if n.phase == "backward"]
+    if not fwd or not bwd:
+        return
+    nodes = fwd + bwd
+    by = {n.idx: n for n in nodes}
+    roles = {n.idx: role(n) for n in nodes}
+    prod = _through_free(nodes, roles, producers)
+    cons: dict[int, list[int]] = {}
+    for c, ps in prod.items():
+        for p in ps:
+            cons.setdefault(p, []).append(c)
+    kernel_of = {i: k for ph in ("forward", "backward") for k in kernels[ph] for i in k.nodes}
+    read_bytes: dict[tuple[int, int], int] = {}
+    written: dict[int, set[int]] = {}  # storages a node reads that some node of the step wrote
+    for e in graph.edges:
+        if e.src in by and e.dst in by:
+            read_bytes[(e.src, e.dst)] = max(read_bytes.get((e.src, e.dst), 0), e.nbytes)
+            written.setdefault(e.dst, set()).add(e.storage)
+
+    def is_fwd(i: int) -> bool:
+        return i in by and by[i].phase == "forward"
+
+    def inputs(v: int) -> list[int]:  # producers in the same forward graph (others are graph inputs)
+        return [p for p in prod.get(v, ()) if is_fwd(p) and seg.get(p) == seg.get(v)]
+
+    def out_bytes(n: Node) -> int:
+        return n.outputs[0].nbytes if n.outputs else 0
+
+    def big_read(v: int, b: int) -> bool:  # reads the value itself, not a small statistic of it
+        return read_bytes.get((v, b), out_bytes(by[v])) * 4 > out_bytes(by[v])
+
+    random_derived: set[int] = set()
+    for n in fwd:  # a random op and the pointwise scaling of its mask: cannot be recomputed
+        ins = inputs(n.idx)
+        if node_class(n) == RANDOM or (roles[n.idx] == POINT and ins and all(p in random_derived for p in ins)):
+            random_derived.add(n.idx)
+
+    def shrinks(n: Node) -> bool:
+        return bool(n.inputs) and out_bytes(n) * 4 < max(t.nbytes for t in n.inputs)
+
+    def eligible(n: Node) -> bool:
+        return roles[n.idx] in (POINT, ROW) and n.idx not in random_derived and not shrinks(n)
+
+    readers = {v.idx: [b for b in cons.get(v.idx, ()) if by[b].phase == "backward" and seg.get(b) == seg.get(v.idx)
+                       and roles[b] != FREE] for v in fwd}
+    available: set[int] = set()
+    for v in fwd:
+        big = [b for b in readers[v.idx] if big_read(v.idx, b)]
+        if any(roles[b] in (BOUNDARY, ALONE) for b in big) or (big and not eligible(v)):
+            available.add(v.idx)
+
+    def materialised(v: int) -> bool:
+        return roles[v] in (BOUNDARY, ALONE) or any(
+            roles[c] in (BOUNDARY, ALONE) or seg.get(c) != seg.get(v)
+            for c in cons.get(v, ()) if by[c].phase == "forward")
+
+    recomputed: set[int] = set()
+
+    def recomputable(v: int, seen: frozenset[int] = frozenset()) -> bool:
+        if v in available or v in recomputed:
+            return True
+        if v in seen or not eligible(by[v]):
+            return False
+        return all(recomputable(p, seen | {v}) for p in inputs(v))
+
+    def recompute(v: int) -> None:
+        if v in available or v in recomputed:
+            return
+        recomputed.add(v)
+        for p in inputs(v):
+            recompute(p)
+
+    candidates = [v.idx for v in fwd if eligible(v) and v.idx not in available
+                  and any(big_read(v.idx, b) for b in readers[v.idx])]
+    changed = True
+    while changed:
+        changed = False
+        for v in candidates:
+            if v in recomputed:
+                continue
+            ins = inputs(v)
+            if all(recomputable(p) for p in ins):
+                recompute(v)
+            elif all(by[b].op_short in MASK_ONLY_BACKWARD for b in readers[v]):
+                continue  # decided below, once nothing else can become available
+            elif not materialised(v) and all(p in available or p in recomputed or materialised(p) for p in ins):
+                for p in ins:
+                    if p not in recomputed:
+                        available.add(p)
+                recomputed.add(v)
+            else:
+                continue
+            changed = True
+
+    def needs(v: int) -> list[int]:  # v and the recomputed values it is computed from, in op order
+        out, todo = set(), [v]
+        while todo:
+            x = todo.pop()
+            if x in out:
+                continue
+            out.add(x)
+            todo.extend(p for p in inputs(x) if p in recomputed)
+        return sorted(out)
+
+    for v in sorted(recomputed):
+        for b in readers[v]:
+            k = kernel_of.get(b)
+            if k is not None and k.generated and big_read(v, b):
+                k.also.extend(i for i in needs(v) if i not in k.also)
+    for v in candidates:
+        if v not in recomputed and readers[v] and all(by[b].op_short in MASK_ONLY_BACKWARD for b in readers[v]):
+            k = kernel_of.get(v)
+            if k is not None and k.generated:
+                k.also.extend(b for b in readers[v] if b not in k.also)
+    for b in bwd:
+        f = by.get(b.fwd) if b.fwd is not None else None
+        if b.op_short not in TANGENT_FREE_PART or f is None or f.phase != "forward" or seg.get(f.idx) != seg.get(b.idx):
+            continue
+        if b.op_short == "native_layer_norm_backward" and any(p in recomputed for p in inputs(f.idx)):
+            continue
+        k = kernel_of.get(f.idx)
+        if k is not None and k.generated and b.idx not in k.also:
+            k.also.append(b.idx)
+
+    # tangent-independent backward work moves to the forward
+    hoisted: set[int] = set()
+    for n in bwd:
+        ps = prod.get(n.idx, [])
+        if roles[n.idx] != POINT or node_class(n) == RANDOM or not ps or n.idx not in kernel_of:
+            continue
+        if not all((is_fwd(p) and seg.get(p) == seg.get(n.idx)) or p in hoisted for p in ps):
+            continue
+        if any(t.storage not in written.get(n.idx, ()) for t in n.inputs):
+            continue  # reads a tensor from outside the step: possibly the gradient itself
+        if out_bytes(n) > max((t.nbytes for t in n.inputs), default=0):
+            continue
+        last = max(ps, key=lambda p: (p in hoisted, p))
+        target = kernel_of.get(last)
+        if target is None or not target.generated or target.phase != "forward":
+            continue
+        kernel_of[n.idx].nodes.remove(n.idx)
+        target.nodes.append(n.idx)
+        kernel_of[n.idx] = target
+        hoisted.add(n.idx)
+    if hoisted:
+        kernels["backward"] = [k for k in kernels["backward"] if k.nodes or k.note]
+
+
 def predict(graph: StepGraph) -> dict[str, list[Kernel]]:
-    """Predicted kernels per phase."""
+    """Predicted kernels per phase (see ``_partition`` for what moves between forward and backward)."""
     producers = graph.producers()
     segments, eager = _segments(graph)
     by_phase: dict[str, list[Node]] = {p: [] for p in FUSION_PHASES}
     for n in graph.nodes:
         if n.phase in by_phase:
             by_phase[n.phase].append(n)
-    return {p: predict_phase(ns, producers, segments, eager) for p, ns in by_phase.items()}
+    kernels = {p: predict_phase(ns, producers, segments, eager) for p, ns in by_phase.items()}
+    _partition(graph, kernels, producers, segments)
+    return kernels
 
 
 def _chain(k: Kernel, by_idx: dict[int, Node], out_edges: dict[int, list[tuple[int, int, int]]],
