@@ -104,6 +104,12 @@ def _flat_tensors(x: Any) -> list[torch.Tensor]:
     return []
 
 
+def _shapes(args: tuple) -> tuple:
+    """:func:`_shape_of` of an op's positional arguments: tensors and scalars need no recursion."""
+    return tuple([a.shape if isinstance(a, _Tensor) else _shape_of(a) if type(a) is list or type(a) is tuple else a
+                  for a in args])
+
+
 def _shape_of(x: Any) -> Any:
     """Tensors -> shapes, through lists and tuples: all a shape formula reads."""
     if isinstance(x, torch.Tensor):
@@ -203,14 +209,22 @@ class Recorder(TorchDispatchMode):
         self.aggregate_only = False
         self.aggregates: dict[str, list[int]] = {}
         self.chunk_size = session.chunk_size
+        #: records already handed to the builder this step, and how long the buffer may grow before
+        #: the next chunk is built or the node cap is reached (one length check per op covers both)
+        self._flushed = 0
+        self._room = min(self.chunk_size, self.node_cap)
         #: CUDA event pairs per op (gprof.capture.device_timing); None on CPU, where it costs nothing
         self.device_timer = session.device_timer
         #: store the first N elements of each output (0: off); bounded so a step stays small
         self.preview_elems = session.tensor_preview
         self.flush: Callable[[], None] = lambda: None
-        self.total_recorded = 0
         self._regions = session.scope.regions
         self._stacks = session.scope._stacks
+
+    @property
+    def total_recorded(self) -> int:
+        """Nodes recorded in this step so far (built, or waiting in the buffer)."""
+        return self._flushed + len(self.buffer)
 
     @classmethod
     def _should_skip_dynamo(cls) -> bool:
@@ -296,9 +310,7 @@ class Recorder(TorchDispatchMode):
             if region is not None:  # inside a torch.compile'd module: one opaque node at its end
                 region[3] += 1
                 return out
-        buffer = self.buffer
-        if self.aggregate_only or self.total_recorded >= self.node_cap:
-            self._aggregate(info.name, dur)
+        if len(self.buffer) >= self._room and self._buffer_full(info.name, dur):
             return out
 
         tracker = self.session.memory
@@ -342,7 +354,8 @@ class Recorder(TorchDispatchMode):
         flops: Any = 0
         if flop_fn is not None:
             if info.flop_deferred:
-                flops = (flop_fn, _shape_of(args), {k: _shape_of(v) for k, v in kwargs.items()}, _shape_of(out))
+                flops = (flop_fn, _shapes(args), {k: _shape_of(v) for k, v in kwargs.items()} if kwargs else kwargs,
+                         out.shape if isinstance(out, _Tensor) else _shape_of(out))
             else:
                 flops = count_flops(flop_fn, args, kwargs, out)
         autograd = self._autograd_info() if in_backward else None
@@ -368,17 +381,27 @@ class Recorder(TorchDispatchMode):
             collective_attrs(func, args, kwargs, out) if info.is_collective
             else (_previews(out, self.preview_elems) if self.preview_elems else None),
         )
+        buffer = self.buffer  # after _buffer_full: a built chunk leaves a new list
         buffer.append(rec)
         if timer is not None:
-            timer.assign(slot, self.total_recorded)
-        self.total_recorded += 1
+            timer.assign(slot, self._flushed + len(buffer) - 1)
         if self.observers:
+            self._flushed += 1
             node = self.build_last()
             for obs in self.observers:
                 obs(node, func, args, kwargs, out)
-        elif len(buffer) >= self.chunk_size:
-            self.flush()
         return out
+
+    def _buffer_full(self, name: str, dur: int) -> bool:
+        """The buffer reached its room: build a chunk and go on (False), or, past the node cap,
+        count this op in the aggregates instead of recording it (True)."""
+        if self.aggregate_only or self._flushed + len(self.buffer) >= self.node_cap:
+            self._aggregate(name, dur)
+            return True
+        self._flushed += len(self.buffer)
+        self.flush()
+        self._room = min(self.chunk_size, self.node_cap - self._flushed)
+        return False
 
     def _region_end(self, name: str, start: int, ops: int, args: Any, out: Any) -> None:
         """A torch.compile'd module returned: record it as one opaque node (its kernels are fused)."""
@@ -399,7 +422,6 @@ class Recorder(TorchDispatchMode):
             tracker.take_freed(), tracker.live_bytes, 0, self.in_optimizer,
             {"compiled_region": name, "ops_seen": ops},
         ))
-        self.total_recorded += 1
 
     def _merge_compiled_backward(self, autograd: tuple, t0: int, dur: int, ins: list, outs: list,
                                  alloc: int) -> None:
@@ -419,7 +441,6 @@ class Recorder(TorchDispatchMode):
         buf.append((COMPILED_REGION_OP, t0, dur, ident, stack[-1] if stack else None, True, _peek_seq(), autograd,
                     None, ins, outs, alloc, self.session.memory.take_freed(), self.session.memory.live_bytes, 0,
                     self.in_optimizer, {"compiled_region": "backward", "ops_seen": 1}))
-        self.total_recorded += 1
 
     @staticmethod
     def _output_meta(t: torch.Tensor, tracker: Any) -> tuple[tuple, int]:
@@ -463,7 +484,8 @@ class Recorder(TorchDispatchMode):
         self.buffer = []
         self.aggregate_only = False
         self.aggregates = {}
-        self.total_recorded = 0
+        self._flushed = 0
+        self._room = min(self.chunk_size, self.node_cap)
         self._last_node = None
         self._last_autograd = None
         self.in_optimizer = False
