@@ -2,21 +2,39 @@
 
 For each example: record one eager training step with gprof and predict the forward and backward
 kernels (``gprof.analyses.fusion.predict``); then compile a fresh copy of the model with
-``torch.compile`` (Inductor, CPU), run forward+backward on the same batch, and count the
-``cpp_fused_*`` kernel launches in the generated code. Each Inductor kernel's name lists the
-top-level aten ops it fused (``descriptive_names="original_aten"``), which gives its op set.
+``torch.compile`` (Inductor, CPU, ``dynamic=False``, caches off so that code is generated), run
+forward+backward on the same batch, and count the ``cpp_fused_*`` kernel launches in the output code.
 
-Similarity of a predicted group and an Inductor kernel: Jaccard index of their op-name sets, with
-views (free on both sides, listed by Inductor only because they were inlined) dropped and in-place
-names made functional (``div_`` -> ``div``); eager ops inside an ``nn.Dropout`` are named
-``native_dropout`` as AOT tracing names them. Inductor's names also list ops it recomputes from
-saved values and the internals of its decompositions (``arange``, ``eq``, ``scalar_tensor``), which
-no eager op in that phase matches. So two more columns: *shared*, the Jaccard index with the
-kernel's names restricted to ops the eager phase ran at all (the vocabulary a prediction from eager
-ops can use), and *recall*, the share of a predicted group's ops that its kernel lists. Groups and kernels are matched one to one, in order,
-maximising the summed similarity (an alignment, as both run in dependency order).
+What is compared, per generated kernel: the set of *eager-level ops whose work it does*.
 
-    python benchmarks/fusion_vs_inductor.py [mlp cnn transformer dynamic]
+- Inductor side: the kernel's FX origins (``aggregate_origins`` of its scheduler nodes, recorded
+  from ``CppScheduling.define_kernel``), each named by ``meta["original_aten"]``, the top-level aten
+  op that AOTAutograd traced (the same list that ``descriptive_names="original_aten"`` joins into the
+  kernel name). Five kinds of origin are left out because they name no op whose work the kernel fuses;
+  each is counted and printed with ``-v``:
+  ``view`` (free, listed only because it was inlined); ``constant`` (an origin that reads no tensor:
+  ``full``/``scalar_tensor``/``iota``, inlined as a literal or index expression, and shared between ops
+  by the joint graph's deduplication, so the mlp's ReLU-backward kernels carry ``nll_loss_forward``
+  through a shared 0.0); ``rewrite`` (nodes an Inductor pattern pass traced afresh: no autograd
+  ``seq_nr`` and named by their own op, e.g. the ``arange``/``eq`` of ``scatter_upon_const_tensor``
+  replacing nll_loss_backward's scatter, whose output node keeps the replaced op's name); ``extern
+  input`` (an origin that is itself an extern or fallback call, ``convolution_backward``: the kernel
+  only wrote that call's input in the layout the call needs); ``write-back`` (the ``copy_`` with which
+  AOTAutograd writes an input mutation back, e.g. batch norm's running statistics: eager did that
+  mutation inside the op that is listed).
+- Prediction side: the ops of the group's eager nodes plus ``Kernel.also`` (forward ops the
+  partitioner recomputes in that backward kernel, a backward op's mask computed in the forward), named
+  as AOTAutograd names them: in-place names made functional (``div_`` -> ``div``), and eager's CPU
+  dropout (``bernoulli_`` mask, its scaling, the ``mul`` by it) named ``native_dropout``, the backward
+  of that ``mul`` ``native_dropout_backward``.
+
+Columns: ``jaccard``, the mean Jaccard index of those two sets over matched pairs (the target), and
+``min``; ``names``, the same prediction against the ops parsed from the kernel *names* with only views
+dropped (the raw figure, no provenance cleaning); ``recall``, the share of a group's ops that its
+kernel lists. Groups and kernels are matched one to one, in order, maximising the summed Jaccard
+index (an alignment, as both run in dependency order); ``-v`` prints every pair.
+
+    python benchmarks/fusion_vs_inductor.py [-v] [mlp cnn transformer dynamic]
 """
 from __future__ import annotations
 
@@ -26,6 +44,9 @@ import statistics
 import sys
 import tempfile
 import time
+import warnings
+from unittest import mock
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -87,7 +108,7 @@ def jaccard(a: set[str], b: set[str]) -> float:
 
 
 def recall(a: set[str], b: set[str]) -> float:
-    """Share of the predicted group's (non-view) ops that the Inductor kernel's name lists."""
+    """Share of the predicted group's (non-view) ops that the Inductor kernel lists."""
     a, b = {norm(x) for x in a} - VIEWS, {norm(x) for x in b} - VIEWS
     return len(a & b) / len(a) if a else 1.0
 
@@ -128,78 +149,190 @@ def predicted(name: str) -> tuple[dict[str, list[set[str]]], int, float]:
         times.append(time.perf_counter() - t0)
     by = {n.idx: n for n in g.nodes}
     kernels = fusion.predict(g)
-    sets = {p: [{user_op(by[i], g) for i in k.nodes} for k in kernels[p] if k.generated] for p in ("forward", "backward")}
+    names = aot_names(g)
+    sets = {p: [{names.get(i, by[i].op_short) for i in k.nodes + k.also} for k in kernels[p] if k.generated]
+            for p in ("forward", "backward")}
     return sets, len(g.nodes), statistics.median(times)
 
 
-def user_op(node: fusion.Node, graph: fusion.StepGraph) -> str:
-    """The name Inductor gives an eager op: the top-level aten op the user called. Eager dropout runs
-    as bernoulli_/div_/mul, which AOT tracing records as one ``native_dropout`` (and its backward)."""
-    info = graph.modules.get(node.module or "")
-    if info is not None and info.type == "Dropout":
-        return "native_dropout" if node.phase == "forward" else "native_dropout_backward"
-    return node.op_short
-
-
-def actual(name: str) -> dict[str, list[set[str]]]:
-    from torch._inductor.utils import run_and_get_code
-
-    ex = importlib.import_module(f"examples.{name}")
-    model, _, batches = ex.make(steps=1)
-    torch._dynamo.reset()
-    compiled = torch.compile(model, dynamic=False)
-
-    def fwd_bwd() -> None:
-        compiled(*batches[0]).backward()
-
-    _, codes = run_and_get_code(fwd_bwd)
-    out: dict[str, list[set[str]]] = {"forward": [], "backward": []}
-    for code in codes:
-        body = code[code.find("def call("):]
-        phase = "backward" if "tangents_" in body.split("\n", 3)[1] + body[:2000] else "forward"
-        out[phase].extend(set(split_kernel_name(k)) for k in re.findall(r"^\s+(cpp_fused\w*)\(", body, re.M))
+def aot_names(graph: fusion.StepGraph) -> dict[int, str]:
+    """Eager ops that AOTAutograd traces under another name. Eager dropout on CPU runs as a
+    ``bernoulli_`` mask, an in-place scaling of it and a ``mul`` by it (``at::dropout``'s
+    ``_dropout_impl``); AOTAutograd traces one ``native_dropout``, and the backward of that ``mul``
+    (``grad * mask``) as ``native_dropout_backward``."""
+    producers = graph.producers()
+    mask: set[int] = set()
+    out: dict[int, str] = {}
+    for n in graph.nodes:
+        if n.phase != "forward":
+            continue
+        ps = producers.get(n.idx, [])
+        if n.op_short.startswith("bernoulli") or (n.op_short in ("div_", "mul_") and ps and all(p in mask for p in ps)):
+            mask.add(n.idx)
+            out[n.idx] = "native_dropout"
+        elif n.op_short == "mul" and any(p in mask for p in ps):
+            out[n.idx] = "native_dropout"
+    dropout_mul = {i for i, name in out.items() if name == "native_dropout" and i not in mask}
+    for n in graph.nodes:
+        if n.phase == "backward" and n.fwd in dropout_mul and n.op_short == "mul":
+            out[n.idx] = "native_dropout_backward"
     return out
 
 
-def main(names: list[str]) -> None:
+#: ops Inductor's CPU backend calls as extern kernels or fallbacks (no max-autotune templates)
+EXTERN_TARGETS = ("mm", "addmm", "bmm", "baddbmm", "convolution", "_int_mm")
+
+
+def classify_origins(origins) -> tuple[set[str], dict[str, set[str]]]:
+    """(fused op names, {reason: names left out}) of one kernel's FX origins (see the docstring)."""
+    import torch._inductor.lowering as lowering
+
+    aten = torch.ops.aten
+    kept: set[str] = set()
+    dropped: dict[str, set[str]] = {}
+    for o in origins:
+        if o.op != "call_function":
+            continue
+        oa = o.meta.get("original_aten")
+        if isinstance(oa, torch._ops.OpOverload):
+            name = oa._overloadpacket.__name__
+        elif isinstance(oa, torch._ops.HigherOrderOperator):
+            name = str(oa.name())
+        else:
+            continue  # Inductor's own name skips these too
+        packet = getattr(o.target, "_overloadpacket", None)
+        if norm(name) in VIEWS:
+            reason = "view"
+        elif not o.all_input_nodes:
+            reason = "constant"
+        elif o.meta.get("seq_nr") is None and isinstance(oa, torch._ops.OpOverload) and packet is oa._overloadpacket:
+            reason = "rewrite"
+        elif o.target in lowering.fallbacks or (packet is not None and packet.__name__ in EXTERN_TARGETS):
+            reason = "extern input"
+        elif o.target is aten.copy_.default and getattr(o.args[0], "op", None) == "placeholder":
+            reason = "write-back"
+        else:
+            kept.add(name)
+            continue
+        dropped.setdefault(reason, set()).add(name)
+    return kept, dropped
+
+
+@dataclass
+class InductorKernel:
+    name: str
+    ops: set[str]  # origins, cleaned
+    name_ops: set[str]  # parsed from the kernel name (raw)
+    dropped: dict[str, set[str]]
+
+
+def actual(name: str) -> dict[str, list[InductorKernel]]:
+    import torch._inductor.config as inductor_config
+    from torch._inductor.codegen.cpp import CppScheduling
+    from torch._inductor.graph import GraphLowering
+    from torch._inductor.utils import aggregate_origins
+
+    ex = importlib.import_module(f"examples.{name}")
+    model, _, batches = ex.make(steps=1)
+    pending: dict[str, tuple[set[str], dict[str, set[str]]]] = {}
+    graphs: list[tuple[str, dict[str, tuple[set[str], dict[str, set[str]]]]]] = []
+    define_kernel = CppScheduling.define_kernel
+
+    def recording_define_kernel(self, src_code, nodes, kernel_args=None):
+        kernel_name = define_kernel(self, src_code, nodes, kernel_args)
+        pending.setdefault(kernel_name, classify_origins(aggregate_origins(nodes)))
+        return kernel_name
+
+    def save_output_code(code: str) -> None:
+        graphs.append((code, dict(pending)))
+        pending.clear()
+
+    torch._dynamo.reset()
+    compiled = torch.compile(model, dynamic=False)
+    with mock.patch.object(CppScheduling, "define_kernel", recording_define_kernel), \
+            mock.patch.object(GraphLowering, "save_output_code", staticmethod(save_output_code)), \
+            inductor_config.patch(force_disable_caches=True):
+        compiled(*batches[0]).backward()
+    out: dict[str, list[InductorKernel]] = {"forward": [], "backward": []}
+    for code, kernels in graphs:
+        body = code[code.find("def call("):]
+        phase = "backward" if "tangents_" in body.split("\n", 3)[1] + body[:2000] else "forward"
+        for k in re.findall(r"^\s+(cpp_fused\w*)\(", body, re.M):
+            ops, dropped = kernels[k]
+            out[phase].append(InductorKernel(k, ops, set(split_kernel_name(k)), dropped))
+    return out
+
+
+def fmt(ops: set[str]) -> str:
+    return "{" + ", ".join(sorted({norm(o) for o in ops} - VIEWS)) + "}"
+
+
+def main(names: list[str], verbose: bool = False) -> None:
     torch.set_num_threads(1)
+    warnings.filterwarnings("ignore", message="dynamo_pgo force disabled")
     print(f"torch {torch.__version__}, Inductor CPU backend; counts are kernel launches in the output code")
-    print(f"{'model':<12} {'phase':<9} {'predicted':>9} {'inductor':>8} {'ratio':>6} {'within10%':>9} "
-          f"{'matched':>7} {'jaccard':>8} {'min':>7} {'shared':>7} {'recall':>6}")
+    header = (f"{'model':<12} {'phase':<9} {'predicted':>9} {'inductor':>8} {'ratio':>6} {'within10%':>9} "
+              f"{'matched':>7} {'jaccard':>8} {'min':>7} {'names':>7} {'recall':>6}")
+    print(header)
     rows = []
     analysis_times = []
+    dropped_total: dict[str, int] = {}
     for name in names:
         t0 = time.perf_counter()
         pred, n_nodes, analyse_s = predicted(name)
         act = actual(name)
         analysis_times.append((name, n_nodes, analyse_s))
+        detail = []
         for phase in ("forward", "backward"):
             p, a = pred[phase], act[phase]
-            pairs = align(p, a)
-            sims = [jaccard(p[i], a[j]) for i, j in pairs]
-            vocab = {norm(op) for group in p for op in group}
-            shared = [jaccard(p[i], {op for op in a[j] if norm(op) in vocab}) for i, j in pairs]
-            recalls = [recall(p[i], a[j]) for i, j in pairs]
+            pairs = align(p, [k.ops for k in a])
+            sims = [jaccard(p[i], a[j].ops) for i, j in pairs]
+            raw = [jaccard(p[i], a[j].name_ops) for i, j in pairs]
+            recalls = [recall(p[i], a[j].ops) for i, j in pairs]
+            for k in a:
+                for reason, ops in k.dropped.items():
+                    dropped_total[reason] = dropped_total.get(reason, 0) + len(ops)
             ratio = len(p) / len(a) if a else float("nan")
             ok = abs(len(p) - len(a)) <= 0.1 * len(a)
             mean = sum(sims) / len(sims) if sims else 0.0
+            mean_raw = sum(raw) / len(raw) if raw else 0.0
             mean_recall = sum(recalls) / len(recalls) if recalls else 0.0
-            mean_shared = sum(shared) / len(shared) if shared else 0.0
-            rows.append((name, phase, len(p), len(a), ok, mean, mean_recall, mean_shared))
+            rows.append((name, phase, len(p), len(a), ok, mean, mean_recall, mean_raw))
             print(f"{name:<12} {phase:<9} {len(p):>9} {len(a):>8} {ratio:>6.2f} {'yes' if ok else 'NO':>9} "
-                  f"{len(sims):>7} {mean:>8.2f} {min(sims, default=0):>7.2f} {mean_shared:>7.2f} {mean_recall:>6.2f}")
+                  f"{len(sims):>7} {mean:>8.2f} {min(sims, default=0):>7.2f} {mean_raw:>7.2f} {mean_recall:>6.2f}")
+            if verbose:
+                matched = dict(pairs)
+                detail.append(f"  {name} {phase}")
+                for i, group in enumerate(p):
+                    if i in matched:
+                        k = a[matched[i]]
+                        detail.append(f"    P{i} ~ {k.name}  jaccard {jaccard(group, k.ops):.2f}")
+                        detail.append(f"       predicted {fmt(group)}")
+                        detail.append(f"       inductor  {fmt(k.ops)}"
+                                      + "".join(f"; {r}: {fmt(ops)}" for r, ops in sorted(k.dropped.items())
+                                                if r != "view"))
+                    else:
+                        detail.append(f"    P{i} unmatched {fmt(group)}")
+                for j, k in enumerate(a):
+                    if j not in matched.values():
+                        detail.append(f"    {k.name} unmatched {fmt(k.ops)}")
         tot_p = sum(r[2] for r in rows if r[0] == name)
         tot_a = sum(r[3] for r in rows if r[0] == name)
         print(f"{name:<12} {'total':<9} {tot_p:>9} {tot_a:>8} {tot_p / tot_a:>6.2f} "
               f"{'yes' if abs(tot_p - tot_a) <= 0.1 * tot_a else 'NO':>9}   ({time.perf_counter() - t0:.0f} s)")
+        if detail:
+            print("\n".join(detail))
     print(f"phases within +-10%: {sum(r[4] for r in rows)}/{len(rows)}; "
-          f"mean similarity over phases {sum(r[5] for r in rows) / len(rows):.2f}; "
-          f"phases with mean similarity >= 0.8: {sum(r[5] >= 0.8 for r in rows)}/{len(rows)}; "
-          f"shared-vocabulary jaccard {sum(r[7] for r in rows) / len(rows):.2f} "
+          f"mean jaccard over phases {sum(r[5] for r in rows) / len(rows):.2f} "
+          f"(>= 0.8 in {sum(r[5] >= 0.8 for r in rows)}/{len(rows)}); "
+          f"on kernel names {sum(r[7] for r in rows) / len(rows):.2f} "
           f"(>= 0.8 in {sum(r[7] >= 0.8 for r in rows)}/{len(rows)}); mean recall {sum(r[6] for r in rows) / len(rows):.2f}")
+    print("origin names left out (count over kernels): " + ", ".join(
+        f"{r} {n}" for r, n in sorted(dropped_total.items())))
     print("all analyses on the recorded step (first step, optimizer included), median of 5: " + "; ".join(
         f"{name} {n} nodes {s * 1e3:.1f} ms" for name, n, s in analysis_times))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:] or EXAMPLES)
+    args = sys.argv[1:]
+    main([a for a in args if a != "-v"] or EXAMPLES, verbose="-v" in args)
