@@ -10,7 +10,7 @@ import json
 import os
 import sqlite3
 import tempfile
-from dataclasses import asdict
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
@@ -115,6 +115,12 @@ def row_to_node(row: Sequence[Any], rank: int) -> Node:
 
 # ---------------------------------------------------------------- writing
 
+def _shallow_dict(obj: Any) -> dict[str, Any]:
+    """A flat dataclass as a dict for JSON. ``dataclasses.asdict`` deep-copies every list, which for
+    the memory curve cost more than writing the step's nodes."""
+    return {f.name: getattr(obj, f.name) for f in fields(obj)}
+
+
 class StepWriter:
     """Streams a step into a temp file next to ``path``; :meth:`commit` renames it into place.
 
@@ -164,8 +170,8 @@ class StepWriter:
         meta_items = {
             "format": FORMAT_NAME,
             "schema_version": SCHEMA_VERSION,
-            "meta": asdict(meta),
-            "memory": asdict(memory),
+            "meta": _shallow_dict(meta),
+            "memory": _shallow_dict(memory),
         }
         self._db.executemany("INSERT INTO meta VALUES (?,?)", ((k, json.dumps(v)) for k, v in meta_items.items()))
         self._db.executescript(_INDEXES)
