@@ -2,6 +2,7 @@
 forward partner, the step's FLOPs equal FlopCounterMode's, and peak memory matches MemTracker."""
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
@@ -146,17 +147,40 @@ def test_saved_activations_per_module(recorded_examples) -> None:
 
 def test_submodules_called_directly_keep_their_names(tmp_path) -> None:
     """Training loops often call submodules themselves (``model.encoder(x)``); the nodes must still
-    carry the state_dict names (see /tmp/h6_findings.md F2)."""
+    carry the state_dict names."""
     model, x = seeded_net()
-    with gprof.profile(logdir=tmp_path, run="direct") as prof:
-        h = torch.relu(model.embed(x))
-        loss = model.head(model.block(h)).pow(2).mean()
-        loss.backward()
-    g = prof.graphs[0]
+    g = _record_direct_calls(tmp_path, "direct", model, x)
     fwd_modules = {n.module for n in g.by_phase("forward")} - {None}
     assert {"embed", "block", "block.fc1", "block.act", "block.fc2", "head"} <= fwd_modules, fwd_modules
     params = {n.param for n in g.by_phase("backward") if n.param is not None}
     assert params == {name for name, _ in model.named_parameters()}
+
+
+def _record_direct_calls(tmp_path, run: str, model: torch.nn.Module, x: torch.Tensor):
+    with gprof.profile(logdir=tmp_path, run=run) as prof:
+        h = torch.relu(model.embed(x))
+        loss = model.head(model.block(h)).pow(2).mean()
+        loss.backward()
+    return prof.graphs[0]
+
+
+def test_ownership_stays_right_across_sessions_copies_and_replaced_submodules(tmp_path) -> None:
+    """Ownership is indexed once per process and kept current by a registration hook: a deepcopy
+    (which registers nothing), a replaced submodule and a deleted one must still be named right."""
+    model, x = seeded_net()
+    _record_direct_calls(tmp_path, "first", model, x)
+    twin = copy.deepcopy(model)
+    g = _record_direct_calls(tmp_path, "copy", twin, x)
+    assert {"embed", "block.fc1", "head"} <= {n.module for n in g.by_phase("forward")}
+    model.head = torch.nn.Linear(model.head.in_features, model.head.out_features)
+    g = _record_direct_calls(tmp_path, "replaced", model, x)
+    assert {"embed", "block.fc1", "head"} <= {n.module for n in g.by_phase("forward")}
+    block = model.block
+    del model.block
+    with gprof.profile(logdir=tmp_path, run="orphan") as prof:
+        block(torch.randn(4, block.fc1.in_features)).sum().backward()
+    orphan_modules = {n.module for n in prof.graphs[0].by_phase("forward")} - {None}
+    assert orphan_modules and not any(m.startswith("block") for m in orphan_modules), orphan_modules
 
 
 def test_node_metadata_and_saved_tensor_dataflow(recorded_examples) -> None:

@@ -42,27 +42,73 @@ def _all_tracked_objects() -> list[Any]:
         gc.freeze()
 
 
-def _outermost_owner(mod: nn.Module) -> nn.Module:
-    """The topmost module that (transitively) owns ``mod``. One pass over the garbage collector's
-    objects, only when a module is first seen outside any other module's forward."""
-    parents: dict[int, nn.Module] = {}
-    for obj in _all_tracked_objects():
-        try:
-            if not issubclass(type(obj), nn.Module):  # type(): never trips a deprecated __class__
+class _OwnerIndex:
+    """Which module owns which, process-wide, so a submodule called directly (``model.encoder(x)``)
+    keeps its ``state_dict`` name.
+
+    Building it means one pass over the garbage collector's objects (~50 ms with torch loaded);
+    afterwards a global module-registration hook keeps it current (it runs only when a module is
+    assigned to another, i.e. while models are built), so later profiling sessions in the same
+    process (a notebook) find their model without scanning again. Modules that appear without
+    registering (``copy.deepcopy``, unpickling) are unknown to the index, and looking one up
+    rebuilds it; so does an ownership link that no longer holds (a submodule deleted or replaced).
+    """
+
+    def __init__(self) -> None:
+        self._parent: weakref.WeakKeyDictionary[nn.Module, weakref.ref] = weakref.WeakKeyDictionary()
+        self._known: weakref.WeakSet[nn.Module] = weakref.WeakSet()
+        self._hook: Any = None
+
+    def _rebuild(self) -> None:
+        parent: weakref.WeakKeyDictionary[nn.Module, weakref.ref] = weakref.WeakKeyDictionary()
+        known: weakref.WeakSet[nn.Module] = weakref.WeakSet()
+        for obj in _all_tracked_objects():
+            try:
+                if not issubclass(type(obj), nn.Module):  # type(): never trips a deprecated __class__
+                    continue
+                children = obj.__dict__.get("_modules") or {}
+            except Exception:  # objects with exotic __class__/__dict__ properties
                 continue
-            children = obj.__dict__.get("_modules") or {}
-        except Exception:  # objects with exotic __class__/__dict__ properties
-            continue
-        for child in children.values():
-            if child is not None:
-                parents.setdefault(id(child), obj)
-    cur, seen = mod, {id(mod)}
-    while id(cur) in parents:
-        cur = parents[id(cur)]
-        if id(cur) in seen:
-            break
-        seen.add(id(cur))
-    return cur
+            known.add(obj)
+            for child in children.values():
+                if child is not None and child not in parent:
+                    parent[child] = weakref.ref(obj)
+        self._parent, self._known = parent, known
+        if self._hook is None:
+            self._hook = nn.modules.module.register_module_module_registration_hook(self._on_register)
+
+    def _on_register(self, owner: nn.Module, name: str, child: Any) -> None:
+        if isinstance(child, nn.Module):
+            self._parent.setdefault(child, weakref.ref(owner))
+            self._known.add(owner)
+            self._known.add(child)
+
+    def _walk(self, mod: nn.Module) -> nn.Module | None:
+        """The topmost owner by the index; None where a link no longer holds."""
+        cur, seen = mod, {id(mod)}
+        while True:
+            ref = self._parent.get(cur)
+            owner = ref() if ref is not None else None
+            if owner is None:
+                return cur
+            if not any(c is cur for c in owner._modules.values()):
+                return None
+            if id(owner) in seen:  # a cycle of ownership: stop where it closes
+                return cur
+            seen.add(id(owner))
+            cur = owner
+
+    def outermost_owner(self, mod: nn.Module) -> nn.Module:
+        if mod not in self._known:
+            self._rebuild()
+        top = self._walk(mod)
+        if top is None:
+            self._rebuild()
+            top = self._walk(mod)
+        return top if top is not None else mod
+
+
+_owners = _OwnerIndex()
 
 
 class ModuleScope:
@@ -114,7 +160,7 @@ class ModuleScope:
         if parent is None:
             # Training loops often call a submodule directly (model.encoder(x)): name it from
             # its outermost owner, so it keeps its state_dict name.
-            top = _outermost_owner(mod)
+            top = _owners.outermost_owner(mod)
             root_name = self._roots.get(top)
             if root_name is None:
                 root_name = self._roots[top] = self._new_root_name(top)
