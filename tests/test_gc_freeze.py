@@ -54,10 +54,10 @@ def test_heap_is_unfrozen_when_the_step_raises(tmp_path: Any) -> None:
 def test_a_users_own_freeze_is_kept(tmp_path: Any) -> None:
     gc.freeze()
     try:
-        frozen = gc.get_freeze_count()
         with gprof.profile(logdir=tmp_path, run="r", analyze=False) as prof:
             _step(torch.nn.Linear(4, 4))
             prof.step()
-        assert gc.get_freeze_count() >= frozen, "the user's frozen objects must stay frozen"
+        # frozen objects freed by refcount leave the count, so only "still frozen" is stable
+        assert gc.get_freeze_count() > 0, "the user's frozen heap must stay frozen"
     finally:
         gc.unfreeze()
