@@ -52,3 +52,18 @@ def test_bit_identical_with_schedule_and_debug_observer(name: str, tmp_path) -> 
     assert seen, "the observer was never called"
     assert [g.meta.step for g in prof.graphs] == [1], "schedule(wait=1, active=1, repeat=1) records step 1 only"
     assert_same_training(run_example(name, 3), profiled)
+
+
+def test_the_recorder_calls_ops_as_opoverload_does() -> None:
+    """The recorder calls ``OpOverload._op`` directly (one Python frame less per op). That is only
+    the same call while ``OpOverload.__call__`` does nothing else: a torch upgrade that adds work
+    there must fail here, not silently skip it."""
+    import ast
+    import inspect
+    import textwrap
+
+    from torch._ops import OpOverload
+
+    body = ast.parse(textwrap.dedent(inspect.getsource(OpOverload.__call__))).body[0].body
+    body = [n for n in body if not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))]  # docstring
+    assert len(body) == 1 and ast.unparse(body[0]) == "return self._op(*args, **kwargs)", ast.unparse(body[0])
