@@ -421,3 +421,127 @@ def test_run_all_on_a_built_graph_fills_every_key():
     assert set(out) == {"op_classes", "fusion", "hazards", "compile_suggestions"}
     assert out["compile_suggestions"][0]["module"] == "enc"
     assert out["hazards"][0]["source"] == "t.py:3"
+
+
+def _with_outputs(g: G, storage: int, shapes: list[tuple[int, ...]]) -> list[int]:
+    """Give the node that wrote ``storage`` more outputs (layer norm's backward: grad_input, grad_weight,
+    grad_bias); their storages."""
+    node = g.graph.nodes[g.writer[storage]]
+    extra = [g.input(s) for s in shapes]
+    for sid in extra:
+        g.writer[sid] = node.idx
+    node.outputs = node.outputs + tuple(g.meta[sid] for sid in extra)
+    return extra
+
+
+def _shared_layer_norm_backward() -> tuple[G, list[int], list[int]]:
+    """The same LayerNorm(64) (and Linear) applied twice; backward of the second call, its linear's
+    input- and weight-gradient mms, then the first call; weight/bias gradients accumulated with adds."""
+    g = G()
+    w, wl = g.input((64,)), g.input((64, 64))
+    grad = g.input((48, 64))
+    x1, x2 = g.input((48, 64)), g.input((48, 64))
+    lnb2 = g.op("aten.native_layer_norm_backward.default", [grad, x2, w], (48, 64), phase="backward", fwd=None)
+    gw2, gb2 = _with_outputs(g, lnb2, [(64,), (64,)])
+    gi = g.op("aten.mm.default", [lnb2, wl], (48, 64), phase="backward")
+    g.op("aten.mm.default", [lnb2, x1], (64, 64), phase="backward")  # weight gradient: not needed below
+    h = g.op("aten.add.Tensor", [gi, lnb2], phase="backward")
+    lnb1 = g.op("aten.native_layer_norm_backward.default", [h, x1, w], (48, 64), phase="backward")
+    gw1, gb1 = _with_outputs(g, lnb1, [(64,), (64,)])
+    a1 = g.op("aten.add.Tensor", [gw2, gw1], (64,), phase="backward")
+    a2 = g.op("aten.add.Tensor", [gb2, gb1], (64,), phase="backward")
+    g.op("aten.mm.default", [lnb1, wl], (48, 64), phase="backward")
+    idx = {s: g.writer[s] for s in (lnb2, lnb1, a1, a2)}
+    return g, [idx[lnb2], idx[lnb1]], [idx[a1], idx[a2]]
+
+
+def test_column_reductions_of_a_shared_layer_norm_are_a_kernel_of_their_own():
+    # Inductor fuses both calls' weight/bias column sums with their accumulation adds; that node is
+    # scheduled right after the input-gradient mm, before the weight-gradient mm, which ends a CPU kernel
+    g, (lnb2, lnb1), adds = _shared_layer_norm_backward()
+    ks = [k for k in _kernels(g.graph, "backward") if k.generated]
+    # (the add of the input-gradient mm folds into an addmm: 2-D shapes here)
+    assert [sorted(k.nodes) for k in ks] == [[lnb2], adds, [lnb1]]
+    assert ks[1].also == [lnb2, lnb1]
+
+
+def test_column_reductions_stay_with_the_row_part_when_no_extern_sits_between():
+    g, (lnb2, lnb1), adds = _shared_layer_norm_backward()
+    g.graph.nodes[lnb2 + 2].op = "aten.sum.dim_IntList"  # no weight-gradient mm: nothing to split at
+    g.graph.nodes[lnb2 + 2].outputs = (g.graph.nodes[lnb2 + 2].outputs[0]._replace(shape=(64,)),)
+    ks = [k for k in _kernels(g.graph, "backward") if k.generated]
+    assert not any(k.note and "column" in k.note for k in ks)
+    assert any(set(adds) <= set(k.nodes) and lnb1 in k.nodes for k in ks)
+
+
+def test_value_leaving_a_graph_at_item_gets_its_zero_gradient_backward():
+    # relu(x @ w) feeds the loss; mean().abs().mul(10).clamp(1, 3).item() leaves the graph: AOTAutograd
+    # differentiates it with a zero tangent, fused into relu's backward kernel
+    g = G()
+    x, w = g.input((48, 16)), g.input((16, 64))
+    h = g.op("aten.mm.default", [x, w], (48, 64))
+    r = g.op("aten.relu.default", [h])
+    m = g.op("aten.mean.default", [r], ())
+    a = g.op("aten.abs.default", [m])
+    s = g.op("aten.mul.Tensor", [a])
+    c = g.op("aten.clamp.default", [s])
+    g.op("aten._local_scalar_dense.default", [c], ())
+    g.op("aten.sum.default", [r], ())
+    grad = g.input((48, 64))
+    tb = g.op("aten.threshold_backward.default", [grad, r], phase="backward", fwd=1)
+    k = next(k for k in _kernels(g.graph, "backward") if g.writer[tb] in k.nodes)
+    assert set(k.extra) == {"add", "expand", "div", "sgn", "mul", "ge", "le", "logical_and", "where"}
+    # clamp reads its input (mul of abs): recomputed; abs reads the mean, a reduction's output: saved
+    assert _ops(g.graph, sorted(k.also)) == ["abs", "mul"]
+    assert fusion.analyse(g.graph)["predicted_kernels"]["backward"] == 1
+
+
+def test_branch_with_an_op_outside_the_formula_table_is_left_alone():
+    g = G()
+    x, w = g.input((48, 16)), g.input((16, 64))
+    h = g.op("aten.mm.default", [x, w], (48, 64))
+    r = g.op("aten.relu.default", [h])
+    m = g.op("aten.logsumexp.default", [r], ())
+    g.op("aten._local_scalar_dense.default", [m], ())
+    g.op("aten.sum.default", [r], ())
+    grad = g.input((48, 64))
+    g.op("aten.threshold_backward.default", [grad, r], phase="backward", fwd=1)
+    assert all(not k.extra for k in _kernels(g.graph, "backward"))
+
+
+def test_bias_gradient_sums_of_a_shared_linear_join_the_later_calls_kernel():
+    # both calls' bias-gradient column sums and their accumulation add fuse into one node that runs
+    # with the kernel computing the later sum's input (not the next kernel, after the matmuls)
+    g = G()
+    w, x1 = g.input((64, 64)), g.input((48, 64))
+    grad, t1, t2 = g.input((48, 64)), g.input((48, 64)), g.input((48, 64))
+    g2 = g.op("aten.tanh_backward.default", [grad, t2], phase="backward")
+    s2 = g.op("aten.sum.dim_IntList", [g2], (64,), phase="backward")
+    gi = g.op("aten.mm.default", [g2, w], (48, 64), phase="backward")
+    g.op("aten.mm.default", [g2, x1], (64, 64), phase="backward")
+    h = g.op("aten.mul.Tensor", [gi, t2], phase="backward")
+    g1 = g.op("aten.tanh_backward.default", [h, t1], phase="backward")
+    s1 = g.op("aten.sum.dim_IntList", [g1], (64,), phase="backward")
+    acc = g.op("aten.add.Tensor", [s2, s1], (64,), phase="backward")
+    ks = [sorted(_ops(g.graph, k.nodes)) for k in _kernels(g.graph, "backward") if k.generated]
+    assert ks == [["tanh_backward"], ["add", "mul", "sum", "sum", "tanh_backward"]]
+    assert {g.writer[s] for s in (s1, s2, acc)} <= set(
+        next(k for k in _kernels(g.graph, "backward") if g.writer[g1] in k.nodes).nodes)
+
+
+def test_residual_add_fuses_into_the_layer_norm_backward_that_reads_it():
+    # a bias-gradient sum and the residual-gradient add become ready after the same mm; the add is the
+    # prologue of the layer-norm backward that reads it, not a horizontal partner of the sum
+    g = G()
+    w = g.input((64, 64))
+    grad, resid, x = g.input((256, 64)), g.input((256, 64)), g.input((256, 64))
+    d = g.op("aten.mul.Tensor", [grad, x], phase="backward")
+    gi = g.op("aten.mm.default", [d, w], (256, 64), phase="backward")
+    g.op("aten.sum.dim_IntList", [d], (64,), phase="backward")
+    v = g.op("aten.view.default", [gi], (4, 64, 64), phase="backward", view=True)
+    r3 = g.op("aten.view.default", [resid], (4, 64, 64), phase="backward", view=True)
+    a = g.op("aten.add.Tensor", [r3, v], (4, 64, 64), phase="backward")
+    g.op("aten.native_layer_norm_backward.default", [a, x], (4, 64, 64), phase="backward")
+    ks = [sorted(_ops(g.graph, k.nodes)) for k in _kernels(g.graph, "backward") if k.generated]
+    assert ["add", "native_layer_norm_backward"] in ks
+    assert ["sum"] in ks

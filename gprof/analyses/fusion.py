@@ -12,8 +12,13 @@ The rules follow ``torch/_inductor/scheduler.py`` and the CPU backend (see docs/
   input complete and runs in the next kernel;
 - independent work that becomes ready at the same point lands in the same CPU kernel unless the
   two hold reductions of different shapes (Inductor's CPU backend groups them into one function);
+  a pointwise node there only by that rule moves to the kernel that reads it (``_prefer_vertical``);
 - sources (``bernoulli_`` masks, ``ones_like``) are computed inside their first consumer's kernel;
 - a graph-break hazard (``.item()``, ``nonzero``) ends every kernel: Dynamo splits the graph there;
+  a value computed from parameters that leaves a graph there gets its zero-gradient backward fused
+  into its branch point's backward kernel (``_graph_break_outputs``);
+- the column reductions of a parameter used twice and their gradient-accumulation ``add`` run as one
+  node where the later one is ready (``_split_deferred_column_reductions``);
 - at most 64 nodes per kernel.
 
 An *unfused chain* is a predicted kernel that eager runs as two or more kernels. Its saving is a
@@ -57,8 +62,12 @@ class Kernel:
     at: tuple[int, int] = (0, 0)
     #: nodes of the other phase part of whose work this kernel also does, not counted as eager
     #: launches: forward ops AOTAutograd's partitioner recomputes in a backward kernel, and the
-    #: boolean mask of a backward op (``threshold_backward``) that it computes in the forward
+    #: boolean mask of a backward op (``threshold_backward``) that it computes in the forward; and the
+    #: normalisation backwards whose column part a split-off kernel computes (same phase)
     also: list[int] = field(default_factory=list)
+    #: ops the compiled graph runs that no eager node ran (the zero-gradient backward of a value that
+    #: leaves a graph at a graph break), named as AOTAutograd traces them
+    extra: list[str] = field(default_factory=list)
 
 
 def _numel(shape: tuple[int, ...]) -> int:
@@ -311,16 +320,133 @@ def predict_phase(nodes: list[Node], graph_producers: dict[int, list[int]], segm
             target.reductions.add(sig)
         if len(target.nodes) >= MAX_FUSED_NODES:
             open_here.remove(target)
+    _prefer_vertical(nodes, roles, producers, consumers, kernels, kernel_of)
+    _split_deferred_column_reductions(nodes, roles, producers, seg, stage, kernels, kernel_of)
     # run order: graph by graph (as first met), stage by stage, a stage's generated kernel before
     # the externs that read it
     first_seen: dict[int, int] = {}
     for i, n in enumerate(nodes):
         first_seen.setdefault(seg[n.idx], i)
-    kernels.sort(key=lambda k: (first_seen.get(k.at[0], 0), k.at[1], not k.generated, k.nodes[0]))
+    # (within a stage by earliest member, ``min_order``: a split-off kernel also counts the nodes in ``also``)
+    kernels.sort(key=lambda k: (first_seen.get(k.at[0], 0), k.at[1], not k.generated, min(k.nodes + k.also)))
     if any(n.phase == "forward" and n.op_short == "convolution" and len(n.inputs[0].shape) == 4 for n in nodes):
         # Inductor's layout optimisation converts the conv input and weights to channels-last up front
         kernels.insert(0, Kernel("forward", [], generated=True, note="channels-last conversion for convolutions"))
     return kernels
+
+
+def _prefer_vertical(nodes: list[Node], roles: dict[int, str], producers: dict[int, list[int]],
+                     consumers: dict[int, list[int]], kernels: list[Kernel], kernel_of: dict[int, Kernel]) -> None:
+    """A pointwise node that joined a kernel only horizontally (it reads nothing that kernel computes
+    and nothing there reads it) moves to the kernel of the same stage that reads it. Inductor fuses the
+    pair of nodes that shares the most memory first (``Scheduler.score_fusion`` /
+    ``score_fusion_memory``): a residual gradient ``add`` fuses into the layer-norm backward that reads
+    it (a prologue, ``COMPATIBLE_REDUCTION``), not into an unrelated bias-gradient ``sum`` that happened
+    to become ready at the same point."""
+    for n in nodes:
+        if roles.get(n.idx) != POINT or n.idx not in kernel_of:
+            continue
+        k = kernel_of[n.idx]
+        if not k.generated:
+            continue
+        here = set(k.nodes)
+        if any(p in here for p in producers.get(n.idx, ())) or any(c in here for c in consumers.get(n.idx, ())):
+            continue
+        readers = {id(kernel_of[c]): kernel_of[c] for c in consumers.get(n.idx, ()) if c in kernel_of}
+        if len(readers) != 1:
+            continue
+        (k2,) = readers.values()
+        if k2 is k or not k2.generated or k2.at != k.at:
+            continue
+        k.nodes.remove(n.idx)
+        k2.nodes = sorted(k2.nodes + [n.idx])
+        kernel_of[n.idx] = k2
+    kernels[:] = [k for k in kernels if k.nodes or k.note]
+
+
+def _split_deferred_column_reductions(nodes: list[Node], roles: dict[int, str], producers: dict[int, list[int]],
+                                      seg: dict[int, int], stage: dict[int, int | None], kernels: list[Kernel],
+                                      kernel_of: dict[int, Kernel]) -> None:
+    """Where Inductor runs the column reductions of a parameter used by two calls (a block run twice).
+
+    Its gradient is ``add(g_later, g_earlier)`` of two column reductions over the rows: a bias
+    gradient ``sum(0)``, or layer norm's weight and bias gradients, which the decomposition
+    (``torch/_decomp/decompositions.py`` ``native_layer_norm_backward``) computes apart from the row
+    reductions of the input gradient. The two reductions have the same ranges and fuse
+    (``CppScheduling._why_fuse_nodes``: ``SAME_VARS_REDUCE``), and the accumulation ``add`` joins them
+    over their shared outer loop (``CppScheduling.can_fuse_vertical_outer_loop``). That one fused node
+    runs once *both* are ready, not with the earlier call's backward. ``Scheduler.fuse_nodes`` orders
+    fused nodes by ``min_order`` (their earliest member) and ``topological_sort_schedule`` emits each
+    right after its dependencies; the CPU backend ends a kernel at every extern call
+    (``Scheduler.codegen``: ``flush()`` when ``node.is_extern()``), otherwise consecutive nodes share a
+    kernel. So the node joins the kernel that computes its last input:
+
+    - a ``sum`` over leading dims: the kernel of the value it sums (not the next kernel, where an
+      unshared bias gradient lands after its call's matmuls);
+    - a normalisation backward's column part: it reads the gradient coming out of an extern (the
+      input-gradient ``mm``) and is emitted right after it; when another extern it does not need sits
+      between the earlier contribution and the rest of the kernel in op order (the earlier call's
+      weight-gradient ``mm``), the adds and both column parts form a kernel of their own
+      (``Kernel.also``: the two normalisation backwards), else they join that kernel."""
+    by = {n.idx: n for n in nodes}
+    ancestors: dict[int, set[int]] = {}
+    for n in nodes:  # op order is a topological order
+        acc: set[int] = set()
+        for p in producers.get(n.idx, ()):
+            if p in by:
+                acc.add(p)
+                acc |= ancestors.get(p, set())
+        ancestors[n.idx] = acc
+
+    def column_part(p: int, a: Node) -> bool:  # a reads a column reduction that p computes
+        pn = by[p]
+        if roles[p] == COLUMN:
+            return any(t.storage == pn.outputs[0].storage for t in a.inputs)
+        if roles[p] != ROW or len(pn.outputs) < 2 or _numel(pn.outputs[0].shape) != _numel(pn.inputs[0].shape):
+            return False
+        extra = {t.storage for t in pn.outputs[1:]}
+        return any(t.storage in extra for t in a.inputs)
+
+    groups: dict[tuple[int, int], list[tuple[int, list[int]]]] = {}
+    for a in nodes:
+        if a.op_short != "add" or roles[a.idx] != POINT or a.phase != "backward" or stage.get(a.idx) is None:
+            continue
+        cols = sorted(p for p in producers.get(a.idx, ()) if p in by and seg[p] == seg[a.idx] and column_part(p, a))
+        if len(cols) != 2 or {roles[c] for c in cols} not in ({ROW}, {COLUMN}):
+            continue
+        later = max(cols, key=lambda c: (stage[c] or 0, c))
+        groups.setdefault((seg[a.idx], later), []).append((a.idx, cols))
+    for (sg, later), adds in groups.items():
+        sums = sorted({c for _, cs in adds for c in cs if roles[c] == COLUMN})
+        if sums:  # the kernel of the value the later sum reads
+            src = [p for p in producers.get(later, ()) if p in kernel_of and seg.get(p) == sg]
+            home = kernel_of[max(src)] if src else None
+        else:
+            home = kernel_of.get(later)
+        if home is None or not home.generated:
+            continue
+        members = {a for a, _ in adds} | set(sums)
+        for m in members:  # out of the kernels the op-level rules put them in
+            if m in kernel_of and m in kernel_of[m].nodes:
+                kernel_of[m].nodes.remove(m)
+        kernels[:] = [k for k in kernels if k.nodes or k.note]
+        earliest = min(c for _, cs in adds for c in cs)
+        rest = [i for i in home.nodes if i not in members]
+        need = set().union(*(ancestors[m] for m in members))
+        splitters = [] if sums else [
+            k for k in kernels if not k.generated and k.at[0] == sg and k.nodes
+            and rest and earliest < k.nodes[0] < min(rest) and k.nodes[0] not in need]
+        if not splitters:
+            home.nodes = sorted(home.nodes + list(members))
+            for m in members:
+                kernel_of[m] = home
+            continue
+        k = Kernel(home.phase, sorted(members), generated=True, at=home.at,
+                   also=sorted({c for _, cs in adds for c in cs}),
+                   note="column reductions of a shared normalisation's backward, fused with their accumulation")
+        kernels.append(k)
+        for m in members:
+            kernel_of[m] = k
 
 
 #: backward ops that read a forward value only through a comparison with a constant: the
@@ -518,7 +644,108 @@ def predict(graph: StepGraph) -> dict[str, list[Kernel]]:
             by_phase[n.phase].append(n)
     kernels = {p: predict_phase(ns, producers, segments, eager) for p, ns in by_phase.items()}
     _partition(graph, kernels, producers, segments)
+    _graph_break_outputs(graph, kernels, producers, segments)
     return kernels
+
+
+#: backward formulas of ``tools/autograd/derivatives.yaml`` (shipped as
+#: ``torchgen/packaged/autograd/derivatives.yaml``) with their helpers in
+#: ``torch/csrc/autograd/FunctionsManual.cpp``, as the aten ops AOTAutograd traces them:
+#: op -> (backward ops, what of the forward they read: "self" the input, "result" the output, "" nothing).
+#: ``clamp`` is taken with both bounds (``clamp_backward``: ``where((self >= min).logical_and(self <= max),
+#: grad, 0)``); the recorded step keeps no scalar arguments.
+ZERO_GRAD_FORMULAS: dict[str, tuple[tuple[str, ...], str]] = {
+    "mean": (("expand", "div"), ""),  # mean_backward: grad.expand(sizes) / numel
+    "sum": (("expand",), ""),  # sum_backward
+    "abs": (("sgn", "mul"), "self"),  # grad * self.sgn()
+    "mul": (("mul",), ""),  # mul by a scalar: grad * other (two tensors: not modelled)
+    "div": (("div",), ""),  # by a scalar: grad / other
+    "neg": (("neg",), ""),
+    "clamp": (("ge", "le", "logical_and", "where"), "self"),
+    "clamp_min": (("ge", "where"), "self"),
+    "clamp_max": (("le", "where"), "self"),
+    "relu": (("threshold_backward",), "result"),
+    "tanh": (("tanh_backward",), "result"),
+    "sigmoid": (("sigmoid_backward",), "result"),
+    "exp": (("mul",), "result"),
+}
+
+
+def _graph_break_outputs(graph: StepGraph, kernels: dict[str, list[Kernel]], producers: dict[int, list[int]],
+                         seg: dict[int, int]) -> None:
+    """A value computed from parameters that leaves a Dynamo graph into a graph-break hazard
+    (``h.mean().clamp(1, 3).item()``) is an output of that graph with ``requires_grad``. Eager never
+    differentiates it (nothing from it reaches the loss), but AOTAutograd traces the joint graph for
+    every differentiable output (``torch/_functorch/_aot_autograd/``: each such output gets a tangent
+    input; an unused one is a zero tensor) and runs the ops' backward formulas on it, the result
+    accumulated (``add``) into the gradient of the value the branch left from. Inductor fuses that
+    pointwise work into the backward kernel that consumes that gradient (the branch point's own
+    backward). Listed in ``Kernel.extra`` (formulas from ``ZERO_GRAD_FORMULAS``) and ``Kernel.also``
+    (forward ops recomputed for a formula that reads its input; a reduction's output is saved); a chain
+    with an op outside the table is left alone. Counts do not change: the work joins an existing kernel."""
+    nodes = [n for n in graph.nodes if n.phase in ("forward", "backward")]
+    by = {n.idx: n for n in nodes}
+    partner: dict[int, list[int]] = {}
+    for n in nodes:
+        if n.phase == "backward" and n.fwd is not None:
+            partner.setdefault(n.fwd, []).append(n.idx)
+    roles = {n.idx: role(n) for n in nodes}
+    prod = _through_free(nodes, roles, producers)
+    kernel_of = {i: k for k in kernels.get("backward", []) for i in k.nodes}
+    fwd = [n for n in nodes if n.phase == "forward"]
+    requires: set[int] = set()
+    for n in fwd:  # floating outputs of differentiated ops, or of ops reading one
+        floating = bool(n.outputs) and "float" in n.outputs[0].dtype
+        if floating and (n.idx in partner or any(p in requires for p in prod.get(n.idx, ()))):
+            requires.add(n.idx)
+    for h in fwd:
+        if hz.hazard_kind(h) is None:
+            continue
+        chain: list[int] = []
+        todo = [p for p in prod.get(h.idx, ()) if p in requires and p not in partner]
+        branch: set[int] = set()
+        ok = bool(todo)
+        while todo and ok:
+            v = todo.pop()
+            if v in chain:
+                continue
+            if seg.get(v) != seg.get(h.idx) or by[v].op_short not in ZERO_GRAD_FORMULAS:
+                ok = False
+                break
+            chain.append(v)
+            for p in prod.get(v, ()):
+                if p not in requires:
+                    continue
+                if p in partner:
+                    branch.add(p)
+                else:
+                    todo.append(p)
+        if not ok or not chain or len(branch) != 1:
+            continue
+        (b,) = branch
+        target = next((kernel_of[i] for i in partner[b] if i in kernel_of and kernel_of[i].generated), None)
+        if target is None:
+            continue
+        chain.sort()
+        ops: list[str] = ["add"]  # accumulated into the branch point's gradient
+        reads: set[int] = set()
+        for v in reversed(chain):
+            names, what = ZERO_GRAD_FORMULAS[by[v].op_short]
+            ops.extend(names)
+            if what == "self":
+                reads.update(p for p in prod.get(v, ()) if p in chain)
+            elif what == "result":
+                reads.add(v)
+        recomputed: set[int] = set()
+        todo = [v for v in reads if roles.get(v) == POINT]  # reductions are saved, pointwise recomputed
+        while todo:
+            v = todo.pop()
+            if v in recomputed:
+                continue
+            recomputed.add(v)
+            todo.extend(p for p in prod.get(v, ()) if p in chain and roles.get(p) == POINT)
+        target.extra.extend(o for o in dict.fromkeys(ops) if o not in target.extra)
+        target.also.extend(v for v in sorted(recomputed) if v not in target.also)
 
 
 def _chain(k: Kernel, by_idx: dict[int, Node], out_edges: dict[int, list[tuple[int, int, int]]],
