@@ -10,7 +10,7 @@ What is compared, per generated kernel: the set of *eager-level ops whose work i
 - Inductor side: the kernel's FX origins (``aggregate_origins`` of its scheduler nodes, recorded
   from ``CppScheduling.define_kernel``), each named by ``meta["original_aten"]``, the top-level aten
   op that AOTAutograd traced (the same list that ``descriptive_names="original_aten"`` joins into the
-  kernel name). Five kinds of origin are left out because they name no op whose work the kernel fuses;
+  kernel name). Six kinds of origin are left out because they name no op whose work the kernel fuses;
   each is counted and printed with ``-v``:
   ``view`` (free, listed only because it was inlined); ``constant`` (an origin that reads no tensor:
   ``full``/``scalar_tensor``/``iota``, inlined as a literal or index expression, and shared between ops
@@ -21,9 +21,15 @@ What is compared, per generated kernel: the set of *eager-level ops whose work i
   input`` (an origin that is itself an extern or fallback call, ``convolution_backward``: the kernel
   only wrote that call's input in the layout the call needs); ``write-back`` (the ``copy_`` with which
   AOTAutograd writes an input mutation back, e.g. batch norm's running statistics: eager did that
-  mutation inside the op that is listed).
+  mutation inside the op that is listed); ``read`` (an origin of a buffer the kernel reads that
+  another kernel wrote: a reduction lowered while its input was still an unrealised pointwise node
+  inherits that node's origins, ``GraphLowering.run_node``'s ``gather_origins``, though the input is
+  realised later and the kernel only loads it, e.g. a bias-gradient ``sum`` after the kernel that
+  wrote the gradient for a matmul).
 - Prediction side: the ops of the group's eager nodes plus ``Kernel.also`` (forward ops the
-  partitioner recomputes in that backward kernel, a backward op's mask computed in the forward), named
+  partitioner recomputes in that backward kernel, a backward op's mask computed in the forward) and
+  ``Kernel.extra`` (ops no eager node ran: the zero-gradient backward of a value leaving a graph at a
+  graph break), named
   as AOTAutograd names them: in-place names made functional (``div_`` -> ``div``), and eager's CPU
   dropout (``bernoulli_`` mask, its scaling, the ``mul`` by it) named ``native_dropout``, the backward
   of that ``mul`` ``native_dropout_backward``.
@@ -150,7 +156,8 @@ def predicted(name: str) -> tuple[dict[str, list[set[str]]], int, float]:
     by = {n.idx: n for n in g.nodes}
     kernels = fusion.predict(g)
     names = aot_names(g)
-    sets = {p: [{names.get(i, by[i].op_short) for i in k.nodes + k.also} for k in kernels[p] if k.generated]
+    sets = {p: [{names.get(i, by[i].op_short) for i in k.nodes + k.also} | set(k.extra)
+                for k in kernels[p] if k.generated]
             for p in ("forward", "backward")}
     return sets, len(g.nodes), statistics.median(times)
 
@@ -183,7 +190,25 @@ def aot_names(graph: fusion.StepGraph) -> dict[int, str]:
 EXTERN_TARGETS = ("mm", "addmm", "bmm", "baddbmm", "convolution", "_int_mm")
 
 
-def classify_origins(origins) -> tuple[set[str], dict[str, set[str]]]:
+def read_origins(nodes) -> set:
+    """FX origins of the buffers a kernel reads that another kernel wrote: their work is done there.
+    A reduction lowered while its input was still an unrealised pointwise node inherits that node's
+    origins (``GraphLowering.run_node``: ``origins |= gather_origins(args, kwargs)``, which collects the
+    origins of unrealised inputs), though the input is realised later and the kernel only loads it."""
+    from torch._inductor.virtualized import V
+
+    written = {name for n in nodes for name in n.get_buffer_names()}
+    out: set = set()
+    for n in nodes:
+        for dep in n.read_writes.reads:
+            buf = V.graph.scheduler.name_to_buf.get(dep.name) if V.graph.scheduler else None
+            if dep.name in written or buf is None:
+                continue
+            out |= set(getattr(buf.node, "origins", ()) or ())
+    return out
+
+
+def classify_origins(origins, read: set | frozenset = frozenset()) -> tuple[set[str], dict[str, set[str]]]:
     """(fused op names, {reason: names left out}) of one kernel's FX origins (see the docstring)."""
     import torch._inductor.lowering as lowering
 
@@ -211,6 +236,8 @@ def classify_origins(origins) -> tuple[set[str], dict[str, set[str]]]:
             reason = "extern input"
         elif o.target is aten.copy_.default and getattr(o.args[0], "op", None) == "placeholder":
             reason = "write-back"
+        elif o in read:
+            reason = "read"
         else:
             kept.add(name)
             continue
@@ -240,7 +267,7 @@ def actual(name: str) -> dict[str, list[InductorKernel]]:
 
     def recording_define_kernel(self, src_code, nodes, kernel_args=None):
         kernel_name = define_kernel(self, src_code, nodes, kernel_args)
-        pending.setdefault(kernel_name, classify_origins(aggregate_origins(nodes)))
+        pending.setdefault(kernel_name, classify_origins(aggregate_origins(nodes), read_origins(nodes)))
         return kernel_name
 
     def save_output_code(code: str) -> None:
