@@ -1,0 +1,131 @@
+"""The per-node and per-pair rules of Inductor's scheduler that fusion prediction is built from.
+
+A node's *role* says how it takes part in a kernel (free view, fence, pointwise, row/column/full
+reduction); two nodes fuse vertically when the consumer reads what the producer wrote over an
+iteration space they share. :mod:`gprof.analyses.fusion` groups a phase with these rules and
+:mod:`gprof.analyses.aot_partition` moves work between the phases.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from gprof.analyses import hazards as hz
+from gprof.analyses.opclass import (COLLECTIVE, EXTERN, OPTIMIZER, REDUCTION, SCATTER, UNKNOWN, VIEW,
+                                    node_class)
+from gprof.graph.model import Node
+
+# fusion roles
+FREE, BOUNDARY, ALONE, POINT, ROW, COLUMN, FULL = "free", "boundary", "alone", "point", "row", "column", "full"
+
+
+@dataclass(slots=True, eq=False)
+class Kernel:
+    """One predicted kernel: an extern call or a generated (fused) kernel."""
+
+    phase: str
+    nodes: list[int]
+    generated: bool
+    #: reduction signatures (rows, rnumel) inside; two different ones never share a CPU kernel
+    reductions: set[tuple[int, int]] = field(default_factory=set)
+    #: why a kernel exists that no eager op matches
+    note: str | None = None
+    #: (graph, stage) it runs at, for ordering
+    at: tuple[int, int] = (0, 0)
+    #: nodes of the other phase part of whose work this kernel also does, not counted as eager
+    #: launches: forward ops AOTAutograd's partitioner recomputes in a backward kernel, and the
+    #: boolean mask of a backward op (``threshold_backward``) that it computes in the forward; and the
+    #: normalisation backwards whose column part a split-off kernel computes (same phase)
+    also: list[int] = field(default_factory=list)
+    #: ops the compiled graph runs that no eager node ran (the zero-gradient backward of a value that
+    #: leaves a graph at a graph break), named as AOTAutograd traces them
+    extra: list[str] = field(default_factory=list)
+
+
+def numel(shape: tuple[int, ...]) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def squeeze_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(d for d in shape if d != 1)
+
+
+def role(node: Node) -> str:
+    cls = node_class(node)
+    if cls == VIEW:
+        return FREE
+    if hz.hazard_kind(node) is not None:
+        return BOUNDARY
+    if cls in (EXTERN, COLLECTIVE, OPTIMIZER, UNKNOWN):
+        return ALONE if cls != EXTERN else BOUNDARY
+    if node.op_short in SCATTER:
+        return ALONE
+    if cls != REDUCTION:
+        return POINT
+    if not node.inputs or not node.outputs:
+        return POINT
+    i, o = node.inputs[0].shape, node.outputs[0].shape
+    ni, no = numel(i), numel(o)
+    if no <= 1:
+        return FULL
+    if no == ni:
+        return ROW  # composite (layer norm, softmax): full-size output, per-row statistics
+    if len(o) == len(i):  # keepdim: the reduced dims are the ones that became 1
+        reduced = [d for d in range(len(i)) if o[d] == 1 and i[d] != 1]
+        return ROW if reduced == list(range(len(i) - len(reduced), len(i))) else COLUMN
+    sq = squeeze_shape(o)
+    return ROW if squeeze_shape(i)[:len(sq)] == sq else COLUMN
+
+
+def iteration_spaces(node: Node, r: str) -> tuple[int, ...]:
+    """Iteration spaces a consumer may share with this node."""
+    out = numel(node.outputs[0].shape) if node.outputs else 0
+    if r in (ROW, COLUMN):
+        return (numel(node.inputs[0].shape), out) if r == ROW else (out,)
+    if r == FULL:
+        return (1,)
+    return (out,)
+
+
+def signature(node: Node, r: str) -> tuple[int, int] | None:
+    if r not in (ROW, COLUMN):
+        return None
+    ni = numel(node.inputs[0].shape)
+    last = node.inputs[0].shape[-1] if node.inputs[0].shape else 1
+    rows = ni // max(1, last) if numel(node.outputs[0].shape) == ni else numel(node.outputs[0].shape)
+    return (rows, ni // max(1, rows)) if r == ROW else (-rows, ni // max(1, rows))
+
+
+def compatible(p: Node, rp: str, c: Node, rc: str) -> bool:
+    """Can consumer ``c`` run in the same kernel as producer ``p`` (vertical fusion)?"""
+    if rc == FULL:
+        return True
+    if rc == COLUMN:
+        return False
+    need = numel(c.inputs[0].shape) if rc == ROW else (numel(c.outputs[0].shape) if c.outputs else 0)
+    spaces = iteration_spaces(p, rp)
+    if rp == POINT and rc == POINT and need and spaces[0] and (spaces[0] % need == 0 or need % spaces[0] == 0):
+        return True  # a slice of what the producer wrote (q/k/v of a packed projection), or its select_backward
+    return need in spaces
+
+_ALLOCATIONS = ("empty", "empty_like", "empty_strided", "new_empty", "new_empty_strided")
+
+
+def through_free(nodes: list[Node], roles: dict[int, str],
+                  producers: dict[int, list[int]]) -> dict[int, list[int]]:
+    """Producers with free nodes looked through: an ``_unsafe_view`` of an mm output hands the mm's
+    data on, while an ``empty_like`` reads only a shape and hands nothing on."""
+    via: dict[int, list[int]] = {}
+    out: dict[int, list[int]] = {}
+    for n in nodes:
+        real: list[int] = []
+        for p in producers.get(n.idx, ()):
+            real.extend(via[p] if p in via else ([] if roles.get(p) == FREE else [p]))
+        real = list(dict.fromkeys(real))
+        if roles[n.idx] == FREE:
+            via[n.idx] = [] if n.op_short in _ALLOCATIONS else real
+        else:
+            out[n.idx] = real
+    return out
