@@ -69,19 +69,27 @@ class _OwnerIndex:
                 children = obj.__dict__.get("_modules") or {}
             except Exception:  # objects with exotic __class__/__dict__ properties
                 continue
-            known.add(obj)
-            for child in children.values():
-                if child is not None and child not in parent:
-                    parent[child] = weakref.ref(obj)
+            try:
+                known.add(obj)
+                for child in children.values():
+                    if child is not None and child not in parent:
+                        parent[child] = weakref.ref(obj)
+            except TypeError:  # an unhashable module class: not indexed, named under its caller
+                continue
         self._parent, self._known = parent, known
         if self._hook is None:
             self._hook = nn.modules.module.register_module_module_registration_hook(self._on_register)
 
     def _on_register(self, owner: nn.Module, name: str, child: Any) -> None:
+        # Runs inside every module assignment of the process, profiled or not: it must never raise
+        # (a module class with __eq__ but no __hash__ cannot be a weak key).
         if isinstance(child, nn.Module):
-            self._parent.setdefault(child, weakref.ref(owner))
-            self._known.add(owner)
-            self._known.add(child)
+            try:
+                self._parent.setdefault(child, weakref.ref(owner))
+                self._known.add(owner)
+                self._known.add(child)
+            except TypeError:
+                pass
 
     def _walk(self, mod: nn.Module) -> nn.Module | None:
         """The topmost owner by the index; None where a link no longer holds."""
