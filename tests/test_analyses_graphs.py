@@ -545,3 +545,30 @@ def test_residual_add_fuses_into_the_layer_norm_backward_that_reads_it():
     ks = [sorted(_ops(g.graph, k.nodes)) for k in _kernels(g.graph, "backward") if k.generated]
     assert ["add", "native_layer_norm_backward"] in ks
     assert ["sum"] in ks
+
+
+def test_embedding_backward_scatter_is_generated_in_the_kernel_of_its_gradient():
+    # CPU, float32: embedding_dense_backward decomposes to new_zeros + index_put(accumulate=True), which
+    # Inductor generates as an atomic-add scatter inside the kernel of the nodes around it
+    g = G()
+    grad, x = g.input((4, 64, 128)), g.input((4, 64, 128))
+    idx = g.input((4, 64), dtype="int64")
+    d = g.op("aten.mul.Tensor", [grad, x], phase="backward")
+    g.op("aten.embedding_dense_backward.default", [d, idx], (512, 128), phase="backward")
+    assert generated(g.graph, "backward") == [["mul", "embedding_dense_backward"]]
+
+
+@pytest.mark.parametrize("index_dtype, device", [("bool", "cpu"), ("int64", "cuda")])
+def test_scatter_that_falls_back_or_runs_on_a_gpu_stays_a_kernel_of_its_own(index_dtype, device):
+    g = G()
+    base, v = g.input((64, 32), device=device), g.input((64, 32), device=device)
+    idx = g.input((64, 32) if index_dtype == "bool" else (64,), dtype=index_dtype, device=device)
+    a = g.op("aten.relu.default", [g.op("aten.mul.Tensor", [v, v], device=device)], device=device)
+    g.op("aten.index_put.default", [base, idx, a], device=device)
+    assert generated(g.graph) == [["mul", "relu"], ["index_put"]]
+    if index_dtype == "bool":  # the same on a CPU with an integer index: generated in the kernel
+        g = G()
+        base, v, idx = g.input((64, 32)), g.input((64, 32)), g.input((64,), dtype="int64")
+        a = g.op("aten.relu.default", [g.op("aten.mul.Tensor", [v, v])])
+        g.op("aten.index_put.default", [base, idx, a])
+        assert generated(g.graph) == [["mul", "relu", "index_put"]]

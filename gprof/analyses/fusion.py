@@ -14,6 +14,9 @@ The rules follow ``torch/_inductor/scheduler.py`` and the CPU backend (see docs/
   two hold reductions of different shapes (Inductor's CPU backend groups them into one function);
   a pointwise node there only by that rule moves to the kernel that reads it (``_prefer_vertical``);
 - sources (``bernoulli_`` masks, ``ones_like``) are computed inside their first consumer's kernel;
+- an accumulating scatter Inductor generates rather than calls (``embedding_dense_backward``,
+  ``index_put`` on a CPU with a floating accumulation and no boolean index) is a node of the kernel
+  around it, iterating over its values (``fusion_rules.generated_scatter``); others are a kernel each;
 - a graph-break hazard (``.item()``, ``nonzero``) ends every kernel: Dynamo splits the graph there;
   a value computed from parameters that leaves a graph there gets its zero-gradient backward fused
   into its branch point's backward kernel (``graph_break_outputs``);

@@ -16,6 +16,13 @@ from gprof.graph.model import Node
 
 # fusion roles
 FREE, BOUNDARY, ALONE, POINT, ROW, COLUMN, FULL = "free", "boundary", "alone", "point", "row", "column", "full"
+#: an accumulating scatter that Inductor generates code for rather than calling a fallback
+SCATTER_ADD = "scatter_add"
+
+#: ops that Inductor lowers to ``index_put(zeros, indices, values, accumulate=True)`` or that are that op:
+#: ``embedding_dense_backward``'s decomposition (``torch/_decomp/decompositions.py``, registered for
+#: every device but XPU in ``torch/_inductor/decomposition.py``) is ``new_zeros`` + ``index_put``
+GENERATED_SCATTERS = frozenset({"embedding_dense_backward", "index_put", "index_put_", "_index_put_impl_"})
 
 
 @dataclass(slots=True, eq=False)
@@ -61,7 +68,7 @@ def role(node: Node) -> str:
     if cls in (EXTERN, COLLECTIVE, OPTIMIZER, UNKNOWN):
         return ALONE if cls != EXTERN else BOUNDARY
     if node.op_short in SCATTER:
-        return ALONE
+        return SCATTER_ADD if generated_scatter(node) else ALONE
     if cls != REDUCTION:
         return POINT
     if not node.inputs or not node.outputs:
@@ -77,6 +84,30 @@ def role(node: Node) -> str:
         return ROW if reduced == list(range(len(i) - len(reduced), len(i))) else COLUMN
     sq = squeeze_shape(o)
     return ROW if squeeze_shape(i)[:len(sq)] == sq else COLUMN
+
+
+def generated_scatter(node: Node) -> bool:
+    """Does Inductor's CPU backend generate this scatter inside a ``cpp_fused_*`` kernel? Its
+    ``index_put_impl_`` lowering (``torch/_inductor/lowering.py``) emits an ``ir.Scatter`` with an
+    atomic-add store unless it falls back: deterministic mode, a boolean index, or an accumulation
+    dtype ``needs_fallback_due_to_atomic_add_limitations`` rules out (``int64``/``bool`` on a CPU).
+    The generated node is a plain scheduler node, so it shares the kernel of the nodes around it
+    (``CppScheduling``'s kernel group ends only at an extern call)."""
+    if node.op_short not in GENERATED_SCATTERS or not node.outputs:
+        return False
+    out = node.outputs[0]
+    if not out.device.startswith("cpu") or "float" not in out.dtype:
+        return False
+    return not any(t.dtype.rsplit(".", 1)[-1] in ("bool", "uint8") for t in node.inputs)
+
+
+def scatter_values(node: Node) -> int:
+    """Elements a generated scatter iterates over: its values (``embedding_dense_backward``: the
+    gradient, its first input; ``index_put``: the last floating input)."""
+    if node.op_short == "embedding_dense_backward":
+        return numel(node.inputs[0].shape) if node.inputs else 0
+    floats = [t for t in node.inputs[1:] if "float" in t.dtype]
+    return numel(floats[-1].shape) if floats else 0
 
 
 def iteration_spaces(node: Node, r: str) -> tuple[int, ...]:
@@ -104,9 +135,12 @@ def compatible(p: Node, rp: str, c: Node, rc: str) -> bool:
         return True
     if rc == COLUMN:
         return False
-    need = numel(c.inputs[0].shape) if rc == ROW else (numel(c.outputs[0].shape) if c.outputs else 0)
+    if rc == SCATTER_ADD:  # a loop over the values, writing anywhere in its output
+        need = scatter_values(c)
+    else:
+        need = numel(c.inputs[0].shape) if rc == ROW else (numel(c.outputs[0].shape) if c.outputs else 0)
     spaces = iteration_spaces(p, rp)
-    if rp == POINT and rc == POINT and need and spaces[0] and (spaces[0] % need == 0 or need % spaces[0] == 0):
+    if rp == POINT and rc in (POINT, SCATTER_ADD) and need and spaces[0] and (spaces[0] % need == 0 or need % spaces[0] == 0):
         return True  # a slice of what the producer wrote (q/k/v of a packed projection), or its select_backward
     return need in spaces
 
