@@ -89,19 +89,33 @@ def test_pointwise_prologue_and_epilogue_fuse_into_row_reduction():
 
 
 def test_column_reduction_waits_for_its_input():
+    # a bias-gradient style sum(0) runs after the matmul that reads the same value, in the next kernel
     g = G()
-    x = g.input((64, 32))
-    a = g.op("aten.relu.default", [x])
+    x, w = g.input((64, 32)), g.input((32, 32))
+    a = g.op("aten.relu.default", [g.op("aten.mm.default", [x, w])])
+    g.op("aten.mm.default", [a, w])
     g.op("aten.sum.dim_IntList", [a], (1, 32))  # bias-gradient style: reduces the leading dim
     assert generated(g.graph) == [["relu"], ["sum"]]
 
 
 def test_broadcast_read_of_a_smaller_pointwise_result_starts_a_new_kernel():
     g = G()
-    x, y = g.input((7,)), g.input((64, 32))
-    a = g.op("aten.neg.default", [x])
+    x, y, w = g.input((1, 7)), g.input((64, 32)), g.input((7, 7))
+    a = g.op("aten.neg.default", [g.op("aten.mm.default", [x, w])], (7,))
+    g.op("aten.mm.default", [g.op("aten.view.default", [a], (1, 7), view=True), w], (1, 7))
     g.op("aten.add.Tensor", [y, a], (64, 32))
     assert generated(g.graph) == [["neg"], ["add"]]
+
+
+def test_kernels_of_consecutive_stages_with_no_extern_between_are_one_cpu_kernel():
+    # the CPU backend ends a kernel only at an extern call: a column sum that cannot fuse with the
+    # pointwise op it reads still shares its function when nothing is emitted between them
+    g = G()
+    x, y = g.input((64, 32)), g.input((7,))
+    a = g.op("aten.relu.default", [x])
+    g.op("aten.sum.dim_IntList", [a], (1, 32))
+    g.op("aten.add.Tensor", [x, g.op("aten.neg.default", [y])], (64, 32))
+    assert [sorted(k) for k in generated(g.graph)] == [["add", "neg", "relu", "sum"]]
 
 
 @pytest.mark.parametrize("rows, cols, kernels", [(1024, 256, [["sum"], ["native_layer_norm"]]),

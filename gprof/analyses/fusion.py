@@ -11,7 +11,13 @@ The rules follow ``torch/_inductor/scheduler.py`` and the CPU backend (see docs/
   input or output numel); a reduction over leading dims (a bias-gradient ``sum(0)``) needs its
   input complete and runs in the next kernel;
 - independent work that becomes ready at the same point lands in the same CPU kernel unless the
-  two hold reductions of different shapes (Inductor's CPU backend groups them into one function);
+  two hold reductions of different shapes. The CPU backend itself puts every run of non-extern nodes
+  into one function (``Scheduler._codegen`` flushes only at an extern call); the split stands for the
+  order ``reorder_for_peak_memory`` (``torch/_inductor/memory.py``) picks when one of its topological
+  sorts beats the graph's own order on estimated peak memory, which moves a bias-gradient ``sum``
+  between a linear's two gradient ``mm``s (the transformer example). When the graph's order wins
+  (the held-out GPT-2-like model) the ``sum`` shares the next kernel and the split over-predicts;
+  kernels of consecutive stages with no extern call between them are one (``_join_consecutive_stages``);
   a pointwise node there only by that rule moves to the kernel that reads it (``_prefer_vertical``);
 - sources (``bernoulli_`` masks, ``ones_like``) are computed inside their first consumer's kernel;
 - an accumulating scatter Inductor generates rather than calls (``embedding_dense_backward``,
@@ -216,10 +222,34 @@ def predict_phase(nodes: list[Node], graph_producers: dict[int, list[int]], segm
         first_seen.setdefault(seg[n.idx], i)
     # (within a stage by earliest member, ``min_order``: a split-off kernel also counts the nodes in ``also``)
     kernels.sort(key=lambda k: (first_seen.get(k.at[0], 0), k.at[1], not k.generated, min(k.nodes + k.also)))
+    _join_consecutive_stages(kernels)
     if any(n.phase == "forward" and n.op_short == "convolution" and len(n.inputs[0].shape) == 4 for n in nodes):
         # Inductor's layout optimisation converts the conv input and weights to channels-last up front
         kernels.insert(0, Kernel("forward", [], generated=True, note="channels-last conversion for convolutions"))
     return kernels
+
+
+def _join_consecutive_stages(kernels: list[Kernel]) -> None:
+    """Generated kernels of consecutive stages of one graph with no extern call between them in run
+    order are one CPU kernel. The CPU backend ends a kernel only at an extern call (``Scheduler._codegen``
+    calls ``flush()`` when ``node.is_extern()``; ``CppScheduling`` adds every other node to its open kernel
+    group), so a node that cannot fuse with its producer (a column ``sum`` over what the producer wrote)
+    still shares that function when nothing else is emitted between them: the position-embedding
+    gradient's batch ``sum`` and the scatter after it, in the kernel of the last layer-norm backward.
+    Kernels of the same stage kept apart by their reduction shapes are left apart (see ``fits``)."""
+    out: list[Kernel] = []
+    for k in kernels:
+        prev = out[-1] if out else None
+        if (prev is not None and prev.generated and k.generated and not prev.note and not k.note
+                and prev.nodes and k.nodes and prev.at[0] == k.at[0] and prev.at[1] < k.at[1]):
+            prev.nodes = sorted(prev.nodes + k.nodes)
+            prev.also.extend(i for i in k.also if i not in prev.also)
+            prev.extra.extend(o for o in k.extra if o not in prev.extra)
+            prev.reductions |= k.reductions
+            prev.at = k.at  # the next stage joins only if it directly follows this one's last stage
+            continue
+        out.append(k)
+    kernels[:] = out
 
 
 def _prefer_vertical(nodes: list[Node], roles: dict[int, str], producers: dict[int, list[int]],
