@@ -36,9 +36,7 @@ def step_summary(r: StepReader, top: int = 15) -> dict[str, Any]:
         {"op": op, "count": c, "total_ns": t, "mean_ns": t // c if c else 0, "flops": f}
         for op, c, t, f in r.sql(
             "SELECT op, SUM(count), SUM(dur_ns), SUM(flops) FROM agg_op_stats GROUP BY op ORDER BY SUM(dur_ns) DESC "
-            "LIMIT ?" if r.has_table("agg_op_stats") else
-            "SELECT op, COUNT(*), SUM(dur_ns), SUM(flops) FROM nodes GROUP BY op ORDER BY SUM(dur_ns) DESC LIMIT ?",
-            (top,))
+            "LIMIT ?", (top,))
     ]
     modules = module_table(r)
     out: dict[str, Any] = {
@@ -74,10 +72,8 @@ def step_summary(r: StepReader, top: int = 15) -> dict[str, Any]:
 
 def module_table(r: StepReader) -> list[dict[str, Any]]:
     """Per module, inclusive of submodules: forward/backward time, allocations, saved activations."""
-    rows = r.sql(  # from the aggregates written with the step when the file has them
+    rows = r.sql(  # from the aggregates written with the step
         "SELECT module, phase, SUM(count), SUM(dur_ns), SUM(alloc_bytes), SUM(flops) FROM agg_op_stats "
-        "WHERE module IS NOT NULL GROUP BY module, phase" if r.has_table("agg_op_stats") else
-        "SELECT module, phase, COUNT(*), SUM(dur_ns), SUM(alloc_bytes), SUM(flops) FROM nodes "
         "WHERE module IS NOT NULL GROUP BY module, phase")
     agg: dict[str, dict[str, Any]] = {}
     saved = r.memory.saved_activations

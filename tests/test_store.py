@@ -207,3 +207,20 @@ def test_profile_rejects_run_names_that_escape_the_logdir(tmp_path, name) -> Non
         with gprof.profile(logdir=logdir, run=name.format(tmp=tmp_path)):
             torch.ones(3).add(1)
     assert not (tmp_path / "evil").exists(), "a step was written outside the logdir"
+
+
+def test_a_file_without_write_time_aggregates_reads_the_same(recorded_examples, tmp_path) -> None:
+    """Files written before the aggregate tables existed get them as views when opened: every
+    reader queries one set of names, and the rows equal the ones written with the step."""
+    src = _first_file(recorded_examples["transformer"].run_dir)
+    old = tmp_path / "old.sqlite"
+    shutil.copy(src, old)
+    with sqlite3.connect(old) as db:
+        db.execute("DROP TABLE agg_op_stats")
+        db.execute("DROP TABLE agg_op_edges")
+    queries = ["SELECT * FROM agg_op_stats ORDER BY 1, 2, 3", "SELECT * FROM agg_op_edges ORDER BY 1, 2, 3, 4, 5, 6"]
+    with StepReader(src) as new_file, StepReader(old) as old_file:
+        assert old_file.sql("SELECT name FROM sqlite_master WHERE name IN ('agg_op_stats', 'agg_op_edges')") == []
+        for q in queries:
+            rows = new_file.sql(q)
+            assert rows and old_file.sql(q) == rows

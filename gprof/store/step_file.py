@@ -33,21 +33,22 @@ CREATE TABLE modules(fqn TEXT PRIMARY KEY, type TEXT, builtin INTEGER NOT NULL D
 CREATE TABLE analyses(name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE aggregates(op TEXT PRIMARY KEY, count INTEGER, total_ns INTEGER);
 """
-#: Aggregates every viewer needs, computed once when the step is written (in SQLite, so a
-#: million-node step costs seconds at capture instead of a cold viewer spending them per request).
-#: Optional for readers: files written before they existed simply lack the tables.
-_AGGREGATES = """
-CREATE TABLE agg_op_stats AS
+#: Aggregates every viewer needs, by table name. They are computed once when the step is written
+#: (in SQLite, so a million-node step costs seconds at capture instead of a cold viewer spending them
+#: per request); a file written before they existed gets them as temporary views when it is opened,
+#: so readers always query these names.
+AGGREGATE_QUERIES = {
+    "agg_op_stats": """
     SELECT module, phase, op, COUNT(*) AS count, SUM(dur_ns) AS dur_ns, SUM(device_ns) AS device_ns,
            SUM(alloc_bytes) AS alloc_bytes, MAX(live_bytes) AS max_live_bytes, SUM(flops) AS flops,
            MIN(dur_ns) AS min_dur_ns, MAX(dur_ns) AS max_dur_ns
-    FROM nodes GROUP BY 1, 2, 3;
-CREATE TABLE agg_op_edges AS
+    FROM nodes GROUP BY 1, 2, 3""",
+    "agg_op_edges": """
     SELECT a.module AS src_module, a.phase AS src_phase, a.op AS src_op,
            b.module AS dst_module, b.phase AS dst_phase, b.op AS dst_op,
            SUM(e.nbytes) AS nbytes, COUNT(*) AS count
-    FROM edges e JOIN nodes a ON a.idx = e.src JOIN nodes b ON b.idx = e.dst GROUP BY 1, 2, 3, 4, 5, 6;
-"""
+    FROM edges e JOIN nodes a ON a.idx = e.src JOIN nodes b ON b.idx = e.dst GROUP BY 1, 2, 3, 4, 5, 6""",
+}
 _INDEXES = """
 CREATE INDEX nodes_module ON nodes(module);
 CREATE INDEX nodes_key ON nodes(key);
@@ -175,7 +176,8 @@ class StepWriter:
         }
         self._db.executemany("INSERT INTO meta VALUES (?,?)", ((k, json.dumps(v)) for k, v in meta_items.items()))
         self._db.executescript(_INDEXES)
-        self._db.executescript(_AGGREGATES)
+        for name, query in AGGREGATE_QUERIES.items():
+            self._db.execute(f"CREATE TABLE {name} AS {query}")
         self._db.commit()
         self._db.close()
         os.replace(self._tmp, self.path)
@@ -238,8 +240,11 @@ class StepReader:
             )
         meta["devices"] = tuple(meta.get("devices", ()))
         self.meta = StepMeta(**meta)
-        self._tables: set[str] | None = None
         self.memory = MemorySummary(**memory)
+        tables = {n for (n,) in self._query("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        for name, query in AGGREGATE_QUERIES.items():
+            if name not in tables:  # an older file: the same rows, computed when read
+                self._query(f"CREATE TEMP VIEW {name} AS {query}")
 
     # Access --------------------------------------------------------------------------------
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
@@ -320,12 +325,6 @@ class StepReader:
 
     def aggregates(self) -> dict[str, list[int]]:
         return {op: [c, t] for op, c, t in self._query("SELECT op, count, total_ns FROM aggregates")}
-
-    def has_table(self, name: str) -> bool:
-        """Optional tables (the write-time aggregates) are read once per open file."""
-        if self._tables is None:
-            self._tables = {n for (n,) in self._query("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        return name in self._tables
 
     def sql(self, query: str, params: Sequence[Any] = ()) -> list[tuple]:
         """Read-only SQL for views that aggregate (op tables, module tables) inside SQLite."""

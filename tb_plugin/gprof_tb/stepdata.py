@@ -149,45 +149,31 @@ class StepData:
         return self.memo("op_stats", self._op_stat_rows)
 
     def _op_stat_rows(self) -> list[tuple]:
-        if self.reader.has_table("agg_op_stats"):  # precomputed when the step was written
-            return self.sql("SELECT * FROM agg_op_stats")
-        return self.sql("SELECT module, phase, op, COUNT(*), SUM(dur_ns), SUM(device_ns), SUM(alloc_bytes), "
-                        "MAX(live_bytes), SUM(flops), MIN(dur_ns), MAX(dur_ns) FROM nodes GROUP BY 1, 2, 3")
+        return self.sql("SELECT * FROM agg_op_stats")  # precomputed when the step was written
 
     def op_edges(self) -> list[tuple]:
         """(src module, src phase, src op, dst module, dst phase, dst op, bytes, count)."""
         return self.memo("op_edges", self._op_edge_rows)
 
     def _op_edge_rows(self) -> list[tuple]:
-        if self.reader.has_table("agg_op_edges"):
-            return self.sql("SELECT * FROM agg_op_edges")
-        return self.sql("SELECT a.module, a.phase, a.op, b.module, b.phase, b.op, SUM(e.nbytes), COUNT(*) "
-                        "FROM edges e JOIN nodes a ON a.idx = e.src JOIN nodes b ON b.idx = e.dst "
-                        "GROUP BY 1, 2, 3, 4, 5, 6")
+        return self.sql("SELECT * FROM agg_op_edges")
 
     def module_phase_stats(self) -> list[tuple]:
         """(module, phase, count, dur_ns, device_ns, alloc_bytes, max_live_bytes, flops) per module and phase."""
         return self.memo("module_phase", self._module_phase_rows)
 
     def _module_phase_rows(self) -> list[tuple]:
-        if self.reader.has_table("agg_op_stats"):
-            return self.sql("SELECT module, phase, SUM(count), SUM(dur_ns), SUM(device_ns), SUM(alloc_bytes), "
-                            "MAX(max_live_bytes), SUM(flops) FROM agg_op_stats GROUP BY module, phase")
-        return self.sql("SELECT module, phase, COUNT(*), SUM(dur_ns), SUM(device_ns), SUM(alloc_bytes), "
-                        "MAX(live_bytes), SUM(flops) FROM nodes GROUP BY module, phase")
+        return self.sql("SELECT module, phase, SUM(count), SUM(dur_ns), SUM(device_ns), SUM(alloc_bytes), "
+                        "MAX(max_live_bytes), SUM(flops) FROM agg_op_stats GROUP BY module, phase")
 
     def module_edges(self) -> list[tuple]:
         """Dataflow merged to (src module, src phase, dst module, dst phase) -> (bytes, count)."""
         return self.memo("module_edges", self._module_edge_rows)
 
     def _module_edge_rows(self) -> list[tuple]:
-        if self.reader.has_table("agg_op_edges"):
-            return self.sql("SELECT src_module, src_phase, dst_module, dst_phase, SUM(nbytes), SUM(count) "
-                            "FROM agg_op_edges WHERE src_module IS NOT dst_module OR src_phase != dst_phase "
-                            "GROUP BY 1, 2, 3, 4")
-        return self.sql("SELECT a.module, a.phase, b.module, b.phase, SUM(e.nbytes), COUNT(*) FROM edges e "
-                        "JOIN nodes a ON a.idx = e.src JOIN nodes b ON b.idx = e.dst "
-                        "WHERE a.module IS NOT b.module OR a.phase != b.phase GROUP BY 1, 2, 3, 4")
+        return self.sql("SELECT src_module, src_phase, dst_module, dst_phase, SUM(nbytes), SUM(count) "
+                        "FROM agg_op_edges WHERE src_module IS NOT dst_module OR src_phase != dst_phase "
+                        "GROUP BY 1, 2, 3, 4")
 
     def direct_nodes(self, module: str | None) -> list[tuple]:
         """The nodes whose innermost module is exactly ``module`` (None: outside every module)."""
