@@ -10,23 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from gprof.analyses.items import SNIPPET_FIELDS, analysis_items, item_snippet
 from gprof_tb.stepdata import StepData
 
 ANALYSES = ("fusion", "hazards", "compile_suggestions", "op_classes")
-_LIST_FIELDS = ("chains", "items", "hazards", "suggestions", "regions", "candidates", "results")
 _IDX_FIELDS = ("nodes", "node_idx", "node_ids", "indices", "node", "idx")
 _KEY_FIELDS = ("keys", "node_keys", "key", "node_key")
-_SNIPPET_FIELDS = ("snippet", "code", "compile_snippet")
-
-
-def _items(value: Any) -> list[dict[str, Any]]:
-    if isinstance(value, list):
-        return [v if isinstance(v, dict) else {"value": v} for v in value]
-    if isinstance(value, dict):
-        for name in _LIST_FIELDS:
-            if isinstance(value.get(name), list):
-                return _items(value[name])
-    return []
 
 
 def _refs(item: dict[str, Any], fields: tuple[str, ...], kind: type) -> list[Any]:
@@ -46,8 +35,8 @@ def _normalise(item: dict[str, Any], data: StepData) -> dict[str, Any]:
         rows = data.sql("SELECT idx FROM nodes WHERE key = ?", (key,))
         if rows:
             nodes.append(rows[0][0])
-    snippet = next((item[f] for f in _SNIPPET_FIELDS if isinstance(item.get(f), str)), None)
-    skip = set(_IDX_FIELDS) | set(_KEY_FIELDS) | set(_SNIPPET_FIELDS)
+    snippet = item_snippet(item)
+    skip = set(_IDX_FIELDS) | set(_KEY_FIELDS) | set(SNIPPET_FIELDS)
     fields = {k: v for k, v in item.items() if k not in skip and isinstance(v, (str, int, float, bool, type(None)))}
     lists = {k: v for k, v in item.items() if k not in skip and isinstance(v, list) and len(v) <= 50
              and all(isinstance(x, (str, int, float)) for x in v)}
@@ -81,7 +70,7 @@ def _view(data: StepData) -> dict[str, Any]:
             continue
         error = value.get("error") if isinstance(value, dict) and len(value) == 1 else None
         summary = _flatten(value) if isinstance(value, dict) else {}
-        items = [] if name == "op_classes" else [_normalise(i, data) for i in _items(value)]
+        items = [] if name == "op_classes" else [_normalise(i, data) for i in analysis_items(value)]
         out[name] = {"present": True, "error": error, "items": items, "summary": summary}
     return out
 

@@ -13,11 +13,12 @@ from textual.widgets import (
     DataTable, Footer, Header, Input, ListItem, ListView, Sparkline, Static, TabbedContent, TabPane, TextArea, Tree,
 )
 
+from gprof.analyses.items import analysis_items, item_snippet
 from gprof.graph.formatting import fmt_bytes, fmt_ns
 from gprof.store import Run, open_run
 from gprof_tui.help import HelpScreen
 from gprof_tui.render import module_label, node_details
-from gprof_tui.stepdata import PAGE_SIZE, SORT_COLUMNS, NodeQuery, StepData, analysis_items, item_snippet, item_title
+from gprof_tui.stepdata import PAGE_SIZE, SORT_COLUMNS, NodeQuery, StepData, item_title
 
 NODE_COLUMNS = ("idx", "op", "phase", "module", "time", "alloc", "live")
 _SORT_KEYS = list(SORT_COLUMNS)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from gprof.analyses.items import SNIPPET_FIELDS
 from gprof.graph.model import Node
 from gprof.report import module_table
 from gprof.store import Run, StepReader
@@ -19,8 +20,6 @@ PAGE_SIZE = 200
 SORT_COLUMNS = {"idx": "idx", "op": "op", "phase": "phase", "module": "module", "time": "dur_ns",
                 "alloc": "alloc_bytes", "live": "live_bytes", "flops": "flops"}
 
-_ANALYSIS_LISTS = ("chains", "items", "hazards", "suggestions", "regions", "candidates", "results")
-_SNIPPET_FIELDS = ("snippet", "code", "compile_snippet")
 
 
 @dataclass
@@ -117,24 +116,9 @@ class StepData:
         return self.reader.analyses()
 
 
-def analysis_items(value: Any) -> list[dict[str, Any]]:
-    """An analysis result as a list of item dicts: the list itself, or the first list field."""
-    if isinstance(value, list):
-        return [v if isinstance(v, dict) else {"value": v} for v in value]
-    if isinstance(value, dict):
-        for name in _ANALYSIS_LISTS:
-            if isinstance(value.get(name), list):
-                return analysis_items(value[name])
-    return []
-
-
-def item_snippet(item: dict[str, Any]) -> str | None:
-    return next((item[f] for f in _SNIPPET_FIELDS if isinstance(item.get(f), str)), None)
-
-
 def item_title(item: dict[str, Any]) -> str:
     """One line naming an analysis item: its scalar fields, short first."""
     fields = [(k, v) for k, v in item.items()
-              if isinstance(v, (str, int, float)) and not isinstance(v, bool) and k not in _SNIPPET_FIELDS]
+              if isinstance(v, (str, int, float)) and not isinstance(v, bool) and k not in SNIPPET_FIELDS]
     fields.sort(key=lambda kv: len(str(kv[1])))
     return "  ".join(f"{k}={v}" for k, v in fields[:6]) or "(item)"
