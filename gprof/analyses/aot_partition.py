@@ -8,7 +8,7 @@ that leave a graph at a graph break). Each function here edits predicted kernels
 from __future__ import annotations
 
 from gprof.analyses import hazards as hz
-from gprof.analyses.fusion_rules import ALONE, BOUNDARY, FREE, POINT, ROW, Kernel, role, through_free
+from gprof.analyses.fusion_rules import ALONE, BOUNDARY, FREE, POINT, ROW, Kernel, consumers_of, role, through_free
 from gprof.analyses.opclass import RANDOM, node_class
 from gprof.graph.model import Node, StepGraph
 
@@ -54,10 +54,7 @@ def partition(graph: StepGraph, kernels: dict[str, list[Kernel]], producers: dic
     by = {n.idx: n for n in nodes}
     roles = {n.idx: role(n) for n in nodes}
     prod = through_free(nodes, roles, producers)
-    cons: dict[int, list[int]] = {}
-    for c, ps in prod.items():
-        for p in ps:
-            cons.setdefault(p, []).append(c)
+    cons = consumers_of(prod)
     kernel_of = {i: k for ph in ("forward", "backward") for k in kernels[ph] for i in k.nodes}
     read_bytes: dict[tuple[int, int], int] = {}
     written: dict[int, set[int]] = {}  # storages a node reads that some node of the step wrote

@@ -40,8 +40,8 @@ from typing import Any
 
 from gprof.analyses import hazards as hz
 from gprof.analyses.aot_partition import graph_break_outputs, partition
-from gprof.analyses.fusion_rules import (ALONE, BOUNDARY, COLUMN, FREE, POINT, ROW, Kernel, compatible, numel, role,
-                                         signature, through_free)
+from gprof.analyses.fusion_rules import (ALONE, BOUNDARY, COLUMN, FREE, POINT, ROW, Kernel, compatible, consumers_of,
+                                         numel, role, signature, through_free)
 from gprof.analyses.opclass import COLLECTIVE, EXTERN, OPTIMIZER, UNKNOWN, node_class
 from gprof.analyses.roofline import Roofline, roofline_for
 from gprof.graph.formatting import fmt_bytes, fmt_ns
@@ -117,10 +117,7 @@ def predict_phase(nodes: list[Node], graph_producers: dict[int, list[int]], segm
     idx_in = {n.idx: n for n in nodes}
     roles = {n.idx: role(n) for n in nodes}
     producers = through_free(nodes, roles, graph_producers)
-    consumers: dict[int, list[int]] = {}
-    for c, ps in producers.items():
-        for p in ps:
-            consumers.setdefault(p, []).append(c)
+    consumers = consumers_of(producers)
     seg = {n.idx: segment_of.get(n.idx, 0) for n in nodes}
     for n in nodes:  # the backward of an op that breaks the graph runs eagerly too
         if n.idx in eager and roles[n.idx] != FREE:

@@ -163,3 +163,12 @@ def through_free(nodes: list[Node], roles: dict[int, str],
         else:
             out[n.idx] = real
     return out
+
+
+def consumers_of(producers: dict[int, list[int]]) -> dict[int, list[int]]:
+    """The producer map turned around: node -> the nodes that read it, in op order."""
+    out: dict[int, list[int]] = {}
+    for c, ps in producers.items():
+        for p in ps:
+            out.setdefault(p, []).append(c)
+    return out
