@@ -8,7 +8,7 @@ that leave a graph at a graph break). Each function here edits predicted kernels
 from __future__ import annotations
 
 from gprof.analyses import hazards as hz
-from gprof.analyses.fusion_rules import ALONE, BOUNDARY, FREE, POINT, ROW, Kernel, consumers_of, role, through_free
+from gprof.analyses.fusion_rules import ALONE, BOUNDARY, FREE, POINT, ROW, Kernel, consumers_of, through_free
 from gprof.analyses.opclass import RANDOM, node_class
 from gprof.graph.model import Node, StepGraph
 
@@ -22,7 +22,7 @@ TANGENT_FREE_PART = frozenset({"native_layer_norm_backward", "mse_loss_backward"
 
 
 def partition(graph: StepGraph, kernels: dict[str, list[Kernel]], producers: dict[int, list[int]],
-               seg: dict[int, int]) -> None:
+              node_roles: dict[int, str], seg: dict[int, int]) -> None:
     """What AOTAutograd's min-cut partitioner (``torch/_functorch/partitioners.py``,
     ``min_cut_rematerialization_partition``) moves between the forward and the backward graph, in
     place on ``kernels``. It saves the cheapest set of forward values the backward needs; pointwise
@@ -52,7 +52,7 @@ def partition(graph: StepGraph, kernels: dict[str, list[Kernel]], producers: dic
         return
     nodes = fwd + bwd
     by = {n.idx: n for n in nodes}
-    roles = {n.idx: role(n) for n in nodes}
+    roles = {n.idx: node_roles[n.idx] for n in nodes}
     prod = through_free(nodes, roles, producers)
     cons = consumers_of(prod)
     kernel_of = {i: k for ph in ("forward", "backward") for k in kernels[ph] for i in k.nodes}
@@ -215,7 +215,7 @@ ZERO_GRAD_FORMULAS: dict[str, tuple[tuple[str, ...], str]] = {
 
 
 def graph_break_outputs(graph: StepGraph, kernels: dict[str, list[Kernel]], producers: dict[int, list[int]],
-                         seg: dict[int, int]) -> None:
+                        node_roles: dict[int, str], seg: dict[int, int]) -> None:
     """A value computed from parameters that leaves a Dynamo graph into a graph-break hazard
     (``h.mean().clamp(1, 3).item()``) is an output of that graph with ``requires_grad``. Eager never
     differentiates it (nothing from it reaches the loss), but AOTAutograd traces the joint graph for
@@ -232,7 +232,7 @@ def graph_break_outputs(graph: StepGraph, kernels: dict[str, list[Kernel]], prod
     for n in nodes:
         if n.phase == "backward" and n.fwd is not None:
             partner.setdefault(n.fwd, []).append(n.idx)
-    roles = {n.idx: role(n) for n in nodes}
+    roles = {n.idx: node_roles[n.idx] for n in nodes}
     prod = through_free(nodes, roles, producers)
     kernel_of = {i: k for k in kernels.get("backward", []) for i in k.nodes}
     fwd = [n for n in nodes if n.phase == "forward"]

@@ -109,13 +109,15 @@ def _addmm_folds(nodes: list[Node], roles: dict[int, str], producers: dict[int, 
     return out
 
 
-def predict_phase(nodes: list[Node], graph_producers: dict[int, list[int]], segment_of: dict[int, int] | None = None,
+def predict_phase(nodes: list[Node], graph_producers: dict[int, list[int]], node_roles: dict[int, str],
+                  segment_of: dict[int, int] | None = None,
                   eager: set[int] | frozenset[int] = frozenset()) -> list[Kernel]:
-    """Kernels of one phase, in order; ``nodes`` are that phase's nodes in op order, ``segment_of``
-    the Dynamo graph of each node and ``eager`` the nodes that stay outside every graph."""
+    """Kernels of one phase, in order; ``nodes`` are that phase's nodes in op order, ``node_roles``
+    the step's roles (computed once per step), ``segment_of`` the Dynamo graph of each node and
+    ``eager`` the nodes that stay outside every graph."""
     segment_of = segment_of or {}
     idx_in = {n.idx: n for n in nodes}
-    roles = {n.idx: role(n) for n in nodes}
+    roles = {n.idx: node_roles[n.idx] for n in nodes}  # this phase's only: others are not looked through
     producers = through_free(nodes, roles, graph_producers)
     consumers = consumers_of(producers)
     seg = {n.idx: segment_of.get(n.idx, 0) for n in nodes}
@@ -374,9 +376,10 @@ def predict(graph: StepGraph) -> dict[str, list[Kernel]]:
     for n in graph.nodes:
         if n.phase in by_phase:
             by_phase[n.phase].append(n)
-    kernels = {p: predict_phase(ns, producers, segments, eager) for p, ns in by_phase.items()}
-    partition(graph, kernels, producers, segments)
-    graph_break_outputs(graph, kernels, producers, segments)
+    roles = {n.idx: role(n) for ns in by_phase.values() for n in ns}
+    kernels = {p: predict_phase(ns, producers, roles, segments, eager) for p, ns in by_phase.items()}
+    partition(graph, kernels, producers, roles, segments)
+    graph_break_outputs(graph, kernels, producers, roles, segments)
     return kernels
 
 
