@@ -69,6 +69,7 @@ sys.path.insert(0, str(ROOT))
 
 import gprof  # noqa: E402
 from gprof.analyses import fusion, run_all  # noqa: E402
+from gprof.graph.model import StepGraph  # noqa: E402
 
 EXAMPLES = ["mlp", "cnn", "transformer", "dynamic"]
 #: models the rules were not developed against (``benchmarks/_common.py``); opt-in by name
@@ -182,7 +183,7 @@ def predicted(name: str) -> tuple[dict[str, list[set[str]]], int, float]:
     return sets, len(g.nodes), statistics.median(times)
 
 
-def aot_names(graph: fusion.StepGraph) -> dict[int, str]:
+def aot_names(graph: StepGraph) -> dict[int, str]:
     """Eager ops that AOTAutograd traces under another name. Eager dropout on CPU runs as a
     ``bernoulli_`` mask, an in-place scaling of it and a ``mul`` by it (``at::dropout``'s
     ``_dropout_impl``); AOTAutograd traces one ``native_dropout``, and the backward of that ``mul``
