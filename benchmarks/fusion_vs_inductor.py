@@ -391,11 +391,16 @@ def main(names: list[str], verbose: bool = False) -> None:
 
 
 if __name__ == "__main__":
-    args = sys.argv[1:]
-    names = [a for a in args if a != "-v"] or EXAMPLES
-    unknown = [a for a in names if a not in EXAMPLES + HELD_OUT]
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("models", nargs="*", default=EXAMPLES,
+                        help=f"examples: {', '.join(EXAMPLES)} (default: all); held-out: {', '.join(HELD_OUT)}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print every predicted group against its kernel")
+    args = parser.parse_args()
+    unknown = [a for a in args.models if a not in EXAMPLES + HELD_OUT]
     if unknown:
-        sys.exit(f"unknown model(s) {', '.join(unknown)}; examples: {', '.join(EXAMPLES)}; "
-                 f"held-out: {', '.join(HELD_OUT)}")
+        parser.error(f"unknown model(s) {', '.join(unknown)}; examples: {', '.join(EXAMPLES)}; "
+                     f"held-out: {', '.join(HELD_OUT)}")
     # examples first, then the held-out models under their own heading
-    main(sorted(names, key=lambda a: a in HELD_OUT), verbose="-v" in args)
+    main(sorted(args.models, key=lambda a: a in HELD_OUT), verbose=args.verbose)
