@@ -12,8 +12,9 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -24,7 +25,6 @@ if str(ROOT) not in sys.path:  # `python benchmarks/x.py` from anywhere: the exa
     sys.path.insert(0, str(ROOT))
 
 #: the examples' training step (the model returns its loss): every benchmark times this one
-from examples._harness import step as train_step  # noqa: E402
 
 Make = Callable[[], tuple[nn.Module, torch.optim.Optimizer, list[Any]]]
 Step = Callable[[nn.Module, torch.optim.Optimizer, Any], torch.Tensor]

@@ -23,8 +23,8 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import header  # noqa: E402
-from examples import ddp_train  # noqa: E402
+from benchmarks._common import header
+from examples import ddp_train
 
 
 def _model() -> DDP:

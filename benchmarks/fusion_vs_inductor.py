@@ -56,11 +56,11 @@ import sys
 import tempfile
 import time
 import warnings
-from unittest import mock
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import torch
 
@@ -90,7 +90,7 @@ def split_kernel_name(name: str) -> list[str]:
     body = re.sub(r"^cpp_fused_?", "", re.sub(r"_\d+$", "", name))
     names = aten_names()
 
-    @lru_cache(maxsize=None)
+    @cache
     def parse(i: int) -> tuple[str, ...] | None:
         if i >= len(body):
             return ()
@@ -164,9 +164,8 @@ def predicted(name: str) -> tuple[dict[str, list[set[str]]], int, float]:
     """Predicted op sets per phase, the step's node count and the median time of all analyses on it."""
     make, step = load(name)
     model, opt, batches = make()
-    with tempfile.TemporaryDirectory() as d:
-        with gprof.profile(logdir=d, run=name, analyze=False) as prof:
-            step(model, opt, batches[0])
+    with tempfile.TemporaryDirectory() as d, gprof.profile(logdir=d, run=name, analyze=False) as prof:
+        step(model, opt, batches[0])
     g = prof.graphs[-1]
     times = []
     for _ in range(5):

@@ -30,7 +30,12 @@ except ImportError:  # run as `python benchmarks/gpu_check.py`
     import _common as C
 
 from gprof.capture.device_timing import (
-    CudaEvents, DeviceTimedMode, DeviceTimer, device_times_by_op, kineto_kernel_times, kineto_op_name,
+    CudaEvents,
+    DeviceTimedMode,
+    DeviceTimer,
+    device_times_by_op,
+    kineto_kernel_times,
+    kineto_op_name,
 )
 
 TOLERANCE = 0.05

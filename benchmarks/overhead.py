@@ -16,7 +16,8 @@ from __future__ import annotations
 import argparse
 import tempfile
 import warnings
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
 

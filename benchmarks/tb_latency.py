@@ -175,11 +175,10 @@ def _pct(xs: list[float], q: float) -> float:
 
 
 def bench_routes(logdir: Path, nodes: int, rounds: int) -> dict[str, dict[str, float]]:
+    from gprof_tb.loader import GprofLoader
     from tensorboard.backend.application import TensorBoardWSGI
     from tensorboard.plugins import base_plugin
     from werkzeug.test import Client
-
-    from gprof_tb.loader import GprofLoader
 
     plugin = GprofLoader().load(base_plugin.TBContext(logdir=str(logdir)))
     client = Client(TensorBoardWSGI([plugin]))

@@ -17,9 +17,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from gprof_tui.stepdata import NodeQuery, StepData
+
 from gprof.graph.model import MemorySummary, ModuleInfo, StepMeta
 from gprof.store import StepWriter, open_run, plugin_dir, step_filename
-from gprof_tui.stepdata import NodeQuery, StepData
 
 SUBMODULES = ("attn.q", "attn.k", "attn.v", "attn.out", "mlp.fc1", "mlp.fc2", "norm1", "norm2")
 OPS = ("aten.addmm.default", "aten.view.default", "aten.gelu.default", "aten.add.Tensor", "aten.mul.Tensor",
@@ -60,9 +61,8 @@ async def first_screen(run_dir: Path) -> tuple[float, float, float]:
     """Seconds from starting the app to (the first node page and the module tree drawn, the
     module tree's time and memory totals drawn), and the CPU seconds this process used until the
     first screen (all threads): a figure a loaded machine inflates much less than wall time."""
-    from textual.widgets import DataTable, Tree
-
     from gprof_tui.browse import BrowseApp
+    from textual.widgets import DataTable, Tree
 
     t0 = time.perf_counter()
     c0 = time.process_time()

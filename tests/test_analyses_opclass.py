@@ -63,9 +63,8 @@ def test_table_agrees_with_inductor():
     decomposes into generated code, and every extern one is a fallback, an mm-like lowering
     Inductor emits as an extern call, or absent from its lowerings."""
     lowering = pytest.importorskip("torch._inductor.lowering", reason="Inductor not importable in this torch build")
-    from torch._inductor.decomposition import select_decomp_table
-
     import torch
+    from torch._inductor.decomposition import select_decomp_table
 
     decomps = select_decomp_table()
     generated_classes = (opclass.POINTWISE, opclass.REDUCTION, opclass.DATA_MOVEMENT)

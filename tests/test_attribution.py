@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 import torch
+from conftest import EXAMPLE_NAMES, RECORDED_STEPS, load_example, seeded_net
 from torch.distributed._tools.mem_tracker import MemTracker
 from torch.utils.flop_counter import FlopCounterMode
 
 import gprof
-from conftest import EXAMPLE_NAMES, RECORDED_STEPS, load_example, seeded_net
 from gprof.report import run_report
 from gprof.store import open_run
 

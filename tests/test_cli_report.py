@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, gprof_cli
+
 from gprof.cli import main
 
 #: the fields docs/report-schema.md promises in every step object

@@ -63,7 +63,7 @@ def test_gprof_debug_is_callable_whichever_import_came_first(tmp_path: Path) -> 
     import sys
 
     import gprof
-    import gprof.debug.client  # noqa: F401 - leaves the package, not the function, on `gprof`
+    import gprof.debug.client
 
     with gprof.profile(logdir=tmp_path, run="callable") as prof:
         session = sys.modules["gprof.debug"](prof, ["inf"], quiet=True)

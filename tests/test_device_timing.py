@@ -14,7 +14,12 @@ import pytest
 import torch
 
 from gprof.capture.device_timing import (
-    CudaEvents, DeviceTimedMode, DeviceTimer, HostEvents, device_times_by_op, kineto_kernel_times,
+    CudaEvents,
+    DeviceTimedMode,
+    DeviceTimer,
+    HostEvents,
+    device_times_by_op,
+    kineto_kernel_times,
     kineto_op_name,
 )
 

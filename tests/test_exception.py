@@ -7,10 +7,10 @@ import json
 
 import pytest
 import torch
+from conftest import gprof_cli
 from torch import nn
 
 import gprof
-from conftest import gprof_cli
 from gprof.cli import main
 
 
@@ -32,12 +32,11 @@ class Exploding(nn.Module):
 def test_exception_propagates_unchanged_and_partial_step_is_saved(tmp_path) -> None:
     err = Boom("loss went sideways")
     model = Exploding(err)
-    with pytest.raises(Boom) as caught:
-        with gprof.profile(logdir=tmp_path, run="crash") as prof:
-            good = nn.Linear(4, 4)
-            good(torch.randn(2, 4)).sum().backward()
-            prof.step()
-            model(torch.randn(2, 4))
+    with pytest.raises(Boom) as caught, gprof.profile(logdir=tmp_path, run="crash") as prof:
+        good = nn.Linear(4, 4)
+        good(torch.randn(2, 4)).sum().backward()
+        prof.step()
+        model(torch.randn(2, 4))
     assert caught.value is err, "the user's exception object must propagate, not a wrapper"
     assert caught.value.__cause__ is None and caught.value.__context__ is None
     assert caught.traceback[-1].name == "forward", "the traceback must end where the user raised"
@@ -62,9 +61,8 @@ def test_exception_in_backward_hook_propagates(tmp_path) -> None:
         raise err
 
     model[0].weight.register_hook(hook)
-    with pytest.raises(ValueError) as caught:
-        with gprof.profile(logdir=tmp_path, run="bw"):
-            model(torch.randn(2, 4)).sum().backward()
+    with pytest.raises(ValueError) as caught, gprof.profile(logdir=tmp_path, run="bw"):
+        model(torch.randn(2, 4)).sum().backward()
     assert caught.value is err
     g = gprof.load(tmp_path / "bw")
     assert not g.meta.complete and "bad gradient" in g.meta.error
@@ -72,19 +70,17 @@ def test_exception_in_backward_hook_propagates(tmp_path) -> None:
 
 
 def test_keyboard_interrupt_propagates_and_saves(tmp_path) -> None:
-    with pytest.raises(KeyboardInterrupt):
-        with gprof.profile(logdir=tmp_path, run="ctrlc"):
-            torch.ones(4).mul(2)
-            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt), gprof.profile(logdir=tmp_path, run="ctrlc"):
+        torch.ones(4).mul(2)
+        raise KeyboardInterrupt
     g = gprof.load(tmp_path / "ctrlc")
     assert not g.meta.complete and "KeyboardInterrupt" in g.meta.error
 
 
 def test_recording_stops_after_the_exception(tmp_path) -> None:
-    with pytest.raises(Boom):
-        with gprof.profile(logdir=tmp_path, run="after"):
-            torch.ones(4).mul(2)
-            raise Boom("x")
+    with pytest.raises(Boom), gprof.profile(logdir=tmp_path, run="after"):
+        torch.ones(4).mul(2)
+        raise Boom("x")
     torch.ones(4).mul(3)  # must not be recorded, nor crash
     assert [n.op for n in gprof.load(tmp_path / "after").nodes] == ["aten.ones.default", "aten.mul.Tensor"]
 
@@ -93,11 +89,10 @@ def test_recording_stops_after_the_exception(tmp_path) -> None:
 def test_report_reads_the_incomplete_step(tmp_path, capsys) -> None:
     """``--json`` through a real ``python -m gprof`` process; the text report in-process (same
     ``gprof.cli.main``), since each interpreter start costs seconds of torch imports."""
-    with pytest.raises(Boom):
-        with gprof.profile(logdir=tmp_path, run="crash") as prof:
-            nn.Linear(4, 4)(torch.randn(2, 4)).sum().backward()
-            prof.step()
-            Exploding(Boom("late failure"))(torch.randn(2, 4))
+    with pytest.raises(Boom), gprof.profile(logdir=tmp_path, run="crash") as prof:
+        nn.Linear(4, 4)(torch.randn(2, 4)).sum().backward()
+        prof.step()
+        Exploding(Boom("late failure"))(torch.randn(2, 4))
     assert main(["report", str(tmp_path / "crash"), "--all-steps"]) == 0
     text = capsys.readouterr().out
     assert "== step 0  rank 0/1  complete" in text

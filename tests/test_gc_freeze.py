@@ -44,10 +44,9 @@ def test_heap_is_frozen_during_a_recorded_step_only(tmp_path: Any) -> None:
 
 def test_heap_is_unfrozen_when_the_step_raises(tmp_path: Any) -> None:
     model = torch.nn.Linear(4, 4)
-    with pytest.raises(ZeroDivisionError):
-        with gprof.profile(logdir=tmp_path, run="r", analyze=False):
-            _step(model)
-            1 / 0
+    with pytest.raises(ZeroDivisionError), gprof.profile(logdir=tmp_path, run="r", analyze=False):
+        _step(model)
+        1 / 0
     assert gc.get_freeze_count() == 0
 
 

@@ -14,18 +14,19 @@ from __future__ import annotations
 import contextlib
 import math
 import random
+from collections.abc import Callable
 from itertools import islice
 from pathlib import Path
-from typing import Any, Callable, ContextManager
+from typing import Any, ContextManager
 
 import numpy as np
 import pytest
 import torch
+from conftest import bitwise_equal
 from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_modes
 from torch.utils._pytree import tree_flatten
 
 import gprof
-from conftest import bitwise_equal
 from gprof.graph.model import StepGraph
 
 SAMPLES_PER_OP = 3

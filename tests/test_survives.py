@@ -3,15 +3,16 @@
 the profile, compares results bit for bit, and checks the recorded graph's phases, links and modules."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 import torch
+from conftest import Net, bitwise_equal, seeded_net
 from torch import nn
 from torch.utils._pytree import tree_flatten
 
 import gprof
-from conftest import Net, bitwise_equal, seeded_net
 from gprof.graph.model import StepGraph
 
 

@@ -44,7 +44,7 @@ def _screenshot_path(tmp_path: Path) -> Path:
     return tmp_path / "tb_tab.png"
 
 
-def _box(frame, box_id: str):  # noqa: ANN001, ANN202
+def _box(frame, box_id: str):
     return frame.locator(f"g.node[data-box='{box_id}']")
 
 

@@ -21,7 +21,7 @@ from werkzeug.test import Client
 
 import gprof
 from gprof.report import step_summary
-from gprof.store import StepReader, find_runs, plugin_dir, step_filename, write_step
+from gprof.store import find_runs, plugin_dir, step_filename, write_step
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = "/data/plugin/gprof/"
@@ -362,7 +362,7 @@ def test_graph_same_before_and_after_the_op_tables(logdir: Path) -> None:
         return (sorted(map(json.dumps, g["boxes"])), sorted(map(json.dumps, g["edges"])))
 
     before = collapsed_graph(data, *args, limit=2)
-    assert "op_edges" not in data._memo  # noqa: SLF001 - the point is which path ran
+    assert "op_edges" not in data._memo
     data.op_stats(), data.op_edges()
     after = collapsed_graph(data, *args, limit=2)
     assert canonical(before) == canonical(after) and any(b["kind"] == "ops" for b in after["boxes"])

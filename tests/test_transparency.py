@@ -6,7 +6,6 @@ Every example is trained with and without ``gprof.profile``; losses, the gradien
 from __future__ import annotations
 
 import pytest
-
 from conftest import EXAMPLE_NAMES, RECORDED_STEPS, ExampleTrace, bitwise_equal, run_example
 
 

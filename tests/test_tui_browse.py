@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import pytest
+from gprof_tui.browse import BrowseApp, BrowseScreen
+from gprof_tui.help import HelpScreen
 from textual.widgets import DataTable, Sparkline, Static, TabbedContent, TextArea, Tree
 
 import gprof
@@ -14,8 +17,6 @@ from examples._harness import train
 from gprof.cli import main
 from gprof.graph.model import MemorySummary, ModuleInfo, Node, StepMeta, TensorMeta
 from gprof.store import StepWriter, plugin_dir, step_filename
-from gprof_tui.browse import BrowseApp, BrowseScreen
-from gprof_tui.help import HelpScreen
 
 
 @pytest.fixture(scope="module")

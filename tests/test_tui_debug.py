@@ -3,17 +3,18 @@ a training step that runs on a worker thread in this process."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
-from textual.widgets import DataTable, ListView, Static
-
-from gprof.debug import DebugClient
 from gprof_tui.browse import BrowseScreen
 from gprof_tui.debug import DebugApp
 from gprof_tui.help import HelpScreen
 from test_debug_server import WorkerRun, reference_digest
+from textual.widgets import DataTable, ListView, Static
+
+from gprof.debug import DebugClient
 
 #: an exception on a UI, client or server thread is a failure, not a warning
 pytestmark = pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")

@@ -40,8 +40,21 @@ from typing import Any
 
 from gprof.analyses import hazards as hz
 from gprof.analyses.aot_partition import graph_break_outputs, partition
-from gprof.analyses.fusion_rules import (ALONE, BOUNDARY, COLUMN, FREE, POINT, ROW, Kernel, compatible, consumers_of,
-                                         numel, role, signature, through_free)
+from gprof.analyses.fusion_rules import (
+    ALONE,
+    BOUNDARY,
+    COLUMN,
+    FREE,
+    POINT,
+    ROW,
+    Kernel,
+    compatible,
+    consumers_of,
+    numel,
+    role,
+    signature,
+    through_free,
+)
 from gprof.analyses.opclass import COLLECTIVE, EXTERN, OPTIMIZER, UNKNOWN, node_class
 from gprof.analyses.roofline import Roofline, roofline_for
 from gprof.graph.formatting import fmt_bytes, fmt_ns

@@ -10,8 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from gprof.analyses import hazards as hz
-from gprof.analyses.opclass import (COLLECTIVE, EXTERN, OPTIMIZER, REDUCTION, SCATTER, UNKNOWN, VIEW,
-                                    node_class)
+from gprof.analyses.opclass import COLLECTIVE, EXTERN, OPTIMIZER, REDUCTION, SCATTER, UNKNOWN, VIEW, node_class
 from gprof.graph.model import Node
 
 # fusion roles

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import torch
@@ -107,7 +107,7 @@ def _inductor_tables(f: Any) -> str | None:
     return None
 
 
-@lru_cache(maxsize=None)
+@cache
 def classify(op: str) -> OpInfo:
     """Class of an op name such as ``aten.add.Tensor``."""
     parts = op.split(".")

@@ -8,7 +8,8 @@ from __future__ import annotations
 import math
 import os
 from array import array
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import torch
 

@@ -24,8 +24,9 @@ import json
 import os
 import threading
 from collections import defaultdict
+from collections.abc import Iterable
 from time import perf_counter_ns
-from typing import Any, Iterable, Protocol
+from typing import Any, Protocol
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode

@@ -8,7 +8,7 @@ in backward as new Python objects on the same storage).
 from __future__ import annotations
 
 import weakref
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 
@@ -20,8 +20,17 @@ class _StorageRef(weakref.ref):
 
 
 class StorageTracker:
-    __slots__ = ("live", "live_bytes", "freed_since", "next_sid", "free_events", "late_seen", "op_counter",
-                 "_free_callback", "__weakref__")
+    __slots__ = (
+        "__weakref__",
+        "_free_callback",
+        "free_events",
+        "freed_since",
+        "late_seen",
+        "live",
+        "live_bytes",
+        "next_sid",
+        "op_counter",
+    )
 
     def __init__(self) -> None:
         #: storage cdata -> (sid, nbytes, weakref)

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Callable, ClassVar
+from typing import ClassVar
 
 from torch.profiler import ProfilerAction
 from torch.profiler import schedule as _torch_schedule
@@ -82,7 +83,7 @@ class profile:
         return self.session.run_dir
 
     @property
-    def recorder(self):  # noqa: ANN201 - the debugger attaches observers here
+    def recorder(self):
         return self.session.recorder
 
     def _action(self) -> ProfilerAction:

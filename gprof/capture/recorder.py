@@ -18,8 +18,9 @@ from __future__ import annotations
 import sys
 import threading
 import warnings
+from collections.abc import Callable
 from time import perf_counter_ns
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch._dynamo.trace_rules
@@ -73,7 +74,7 @@ COMPILED_REGION_OP = "gprof.compiled_region"
 class FuncInfo:
     """Per-overload facts, computed once."""
 
-    __slots__ = ("name", "call", "flop_fn", "flop_deferred", "skip", "range_marker", "is_view", "is_collective")
+    __slots__ = ("call", "flop_deferred", "flop_fn", "is_collective", "is_view", "name", "range_marker", "skip")
 
     def __init__(self, func: Any) -> None:
         from torch.utils.flop_counter import flop_registry

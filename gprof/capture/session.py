@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import socket
-import threading
 import time
 import traceback
 import warnings
 import weakref
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 

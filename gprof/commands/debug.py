@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from gprof.debug.client import DebugClient
 from gprof.debug.spec import BreakpointSpecError, parse_breakpoint

@@ -13,8 +13,9 @@ from __future__ import annotations
 import sys
 import time
 import types
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from gprof.debug.client import DebugClient, DebugCommandError, DebugConnectionError, address_file_name, resolve_target
 from gprof.debug.controller import Debugger

@@ -10,9 +10,10 @@ import json
 import os
 import socket
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from gprof.store.runs import PLUGIN_SUBDIR, find_runs
 

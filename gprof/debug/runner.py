@@ -12,7 +12,7 @@ import contextlib
 import os
 import runpy
 import sys
-from typing import Iterator
+from collections.abc import Iterator
 
 from gprof.debug import DEFAULT_BREAKS, DebugSession
 

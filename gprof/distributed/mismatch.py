@@ -7,8 +7,9 @@ the recorded sequences names the first call where two ranks part ways, with both
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from gprof.capture.collectives import LOCAL_OPS
 from gprof.graph.formatting import dtype_abbrev

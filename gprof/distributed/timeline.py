@@ -13,8 +13,8 @@ times on one rank's own clock are compared with each other, so no cross-host clo
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from gprof.graph.model import Node
 

@@ -55,11 +55,17 @@ def _device(n: Node) -> str:
     return f"/device:{kind.upper()}:{index or 0}"
 
 
-def build(reader: StepReader, phases: tuple[str, ...] = PHASES, max_nodes: int = DEFAULT_MAX_NODES):  # noqa: ANN201
+def build(reader: StepReader, phases: tuple[str, ...] = PHASES, max_nodes: int = DEFAULT_MAX_NODES):
     """(GraphDef, RunMetadata) for the step's nodes in ``phases``."""
     from tensorboard.compat.proto import (
-        allocation_description_pb2, attr_value_pb2, config_pb2, graph_pb2, step_stats_pb2,
-        tensor_description_pb2, tensor_shape_pb2, versions_pb2,
+        allocation_description_pb2,
+        attr_value_pb2,
+        config_pb2,
+        graph_pb2,
+        step_stats_pb2,
+        tensor_description_pb2,
+        tensor_shape_pb2,
+        versions_pb2,
     )
 
     wanted = tuple(p for p in phases if p in PHASES)

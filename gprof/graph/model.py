@@ -5,8 +5,9 @@ analysis written against a live profile works unchanged on a file from last week
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator, NamedTuple
+from typing import Any, NamedTuple
 
 PHASES = ("forward", "backward", "optimizer", "other")
 

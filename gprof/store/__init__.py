@@ -6,7 +6,14 @@ from pathlib import Path
 
 from gprof.graph.model import StepGraph
 from gprof.store.runs import (
-    PLUGIN_NAME, Run, StepFile, UnknownRunError, find_runs, open_run, plugin_dir, step_filename,
+    PLUGIN_NAME,
+    Run,
+    StepFile,
+    UnknownRunError,
+    find_runs,
+    open_run,
+    plugin_dir,
+    step_filename,
 )
 from gprof.store.step_file import SCHEMA_VERSION, StepReader, StepWriter, StoreError, write_step
 

@@ -10,12 +10,19 @@ import json
 import os
 import sqlite3
 import tempfile
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 from gprof.graph.model import (
-    Edge, MemorySummary, ModuleInfo, Node, StepGraph, StepMeta, TensorMeta,
+    Edge,
+    MemorySummary,
+    ModuleInfo,
+    Node,
+    StepGraph,
+    StepMeta,
+    TensorMeta,
 )
 
 SCHEMA_VERSION = 1

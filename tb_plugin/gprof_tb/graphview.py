@@ -14,7 +14,6 @@ import numpy as np
 
 from gprof.graph.keys import NO_MODULE
 from gprof.graph.model import PHASES
-
 from gprof_tb.analysisview import node_marks
 from gprof_tb.stepdata import StepData
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 from typing import Any
 
 from gprof.graph.model import Node
-
 from gprof_tb.analysisview import analyses_view, node_marks, regions_of
 from gprof_tb.stepdata import StepData
 

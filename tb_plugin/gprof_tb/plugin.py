@@ -12,8 +12,9 @@ import json
 import mimetypes
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from tensorboard import errors
 from tensorboard.backend import http_util
@@ -23,7 +24,6 @@ from werkzeug import wrappers
 from gprof.graph.model import PHASES
 from gprof.store import PLUGIN_NAME, Run, StepFile, StoreError, find_runs
 from gprof.store.runs import UnknownRunError
-
 from gprof_tb.analysisview import analyses_view
 from gprof_tb.graphview import collapsed_graph
 from gprof_tb.nodeview import node_detail, step_diff

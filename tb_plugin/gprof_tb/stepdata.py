@@ -12,8 +12,9 @@ import os
 import re
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from gprof.report import module_table, step_summary
 from gprof.store import StepReader
@@ -93,7 +94,7 @@ class StepData:
                 for key, compute in jobs:
                     try:
                         self.memo(key, compute)
-                    except Exception:  # noqa: BLE001 - not cached; the next request retries and reports it
+                    except Exception:
                         log.exception("computing %s for %s failed", key, self.path)
                     finally:
                         with self._guard:

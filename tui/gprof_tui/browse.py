@@ -1,7 +1,8 @@
 """Browse a recorded run: module tree, paged node table, details, analyses tabs, memory plot."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from rich.markup import escape
 from textual import on, work
@@ -10,7 +11,18 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import (
-    DataTable, Footer, Header, Input, ListItem, ListView, Sparkline, Static, TabbedContent, TabPane, TextArea, Tree,
+    DataTable,
+    Footer,
+    Header,
+    Input,
+    ListItem,
+    ListView,
+    Sparkline,
+    Static,
+    TabbedContent,
+    TabPane,
+    TextArea,
+    Tree,
 )
 
 from gprof.analyses.items import analysis_items, item_snippet
@@ -63,18 +75,17 @@ class BrowseScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Header()
         with TabbedContent(id="tabs"):
-            with TabPane("Graph", id="tab-graph"):
-                with Horizontal():
-                    with Vertical(id="modules-box"):
-                        yield Static("modules: [green]forward time[/]  [magenta]backward time[/]  [yellow]allocated[/]")
-                        yield Tree("(root)", id="modules")
-                    with Vertical(id="right"):
-                        yield Input(placeholder="filter: op, module, key or source (Enter applies, Esc clears)",
-                                    id="filter")
-                        yield Static("", id="status")
-                        yield DataTable(id="nodes", cursor_type="row", zebra_stripes=True)
-                        with VerticalScroll(id="details-box"):
-                            yield Static("select a node", id="details")
+            with TabPane("Graph", id="tab-graph"), Horizontal():
+                with Vertical(id="modules-box"):
+                    yield Static("modules: [green]forward time[/]  [magenta]backward time[/]  [yellow]allocated[/]")
+                    yield Tree("(root)", id="modules")
+                with Vertical(id="right"):
+                    yield Input(placeholder="filter: op, module, key or source (Enter applies, Esc clears)",
+                                id="filter")
+                    yield Static("", id="status")
+                    yield DataTable(id="nodes", cursor_type="row", zebra_stripes=True)
+                    with VerticalScroll(id="details-box"):
+                        yield Static("select a node", id="details")
             # the other tabs are filled when first viewed (_build_tab): the first screen pays only for Graph
             yield TabPane("Unfused chains", id="tab-fusion")
             yield TabPane("Compile suggestions", id="tab-compile")

@@ -8,8 +8,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 from gprof.debug.client import DebugConnectionError, resolve_target
 

@@ -3,7 +3,8 @@ and drives it over the debug protocol. It never touches the debugged process oth
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from rich.markup import escape
 from textual import on
