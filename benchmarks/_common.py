@@ -2,7 +2,7 @@
 
 Every benchmark compares configurations measured in one process, one thread, interleaved
 round by round, and reports medians: on a shared 2-core machine, a number from another run (or
-taken while a neighbour was busy) is not comparable (../shared/notes/recording-facts.md).
+taken while a neighbour was busy) is not comparable (docs/recording-facts.md).
 """
 from __future__ import annotations
 

@@ -31,7 +31,7 @@ import gprof
 MODELS = C.MODELS
 #: (rounds, steps per round) that keep each model near 20-40 s on 2 cores
 DEFAULT_PLAN = {"transformer": (7, 3), "gpt2": (7, 3), "tiny": (9, 5)}
-#: the pass-through mode's cost per op measured on a quiet machine (../shared/notes/recording-facts.md);
+#: the pass-through mode's cost per op measured on a quiet machine (docs/recording-facts.md);
 #: on a loaded machine every Python-side cost scales with it, so costs are also given in "floors"
 QUIET_FLOOR_US = 6.0
 

@@ -2,7 +2,7 @@
 the gprof recorder and under a pass-through TorchDispatchMode.
 
 The baseline is a pass-through mode, not plain eager, because any Python mode moves a few linalg ops
-onto another code path (../shared/notes/recording-facts.md). Every float32 CPU OpInfo runs, with at
+onto another code path (docs/recording-facts.md). Every float32 CPU OpInfo runs, with at
 most ``SAMPLES_PER_OP`` samples each to stay inside the test budget; one OpInfo is one profiled step,
 so the recorder, the step builder and the store all see every op. Outputs *and* inputs (in-place ops)
 are compared byte for byte; an op that raises must raise the same exception type in both. A second
