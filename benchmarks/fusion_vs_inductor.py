@@ -49,6 +49,8 @@ are left out of the example summary line (they get a line of their own).
 """
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import importlib
 import re
 import statistics
@@ -59,6 +61,7 @@ import warnings
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 from unittest import mock
 
@@ -69,6 +72,7 @@ sys.path.insert(0, str(ROOT))
 
 import gprof  # noqa: E402
 from gprof.analyses import fusion, run_all  # noqa: E402
+from gprof.analyses.gpu_specs import GpuSpec, gpu_spec  # noqa: E402
 from gprof.graph.model import StepGraph  # noqa: E402
 
 EXAMPLES = ["mlp", "cnn", "transformer", "dynamic"]
@@ -87,7 +91,7 @@ def aten_names() -> frozenset[str]:
 def split_kernel_name(name: str) -> list[str]:
     """``cpp_fused_native_layer_norm_relu_0`` -> ``['native_layer_norm', 'relu']``: the longest aten
     names that parse the whole body (names are joined with ``_`` and may start with ``_`` themselves)."""
-    body = re.sub(r"^cpp_fused_?", "", re.sub(r"_\d+$", "", name))
+    body = re.sub(r"^(cpp|triton_[a-z]+)_fused_?", "", re.sub(r"_\d+$", "", name))
     names = aten_names()
 
     @cache
@@ -155,12 +159,23 @@ def load(name: str) -> tuple[Any, Any]:
             from benchmarks import _common as C
         except ImportError:  # run as a script: benchmarks/ is on sys.path
             import _common as C
-        return (lambda: C.MODELS[name](steps=1)), C.train_step
+        from examples._harness import step
+
+        return (lambda: C.MODELS[name](steps=1)), step
     ex = importlib.import_module(f"examples.{name}")
     return (lambda: ex.make(steps=1)), ex.step
 
 
-def predicted(name: str) -> tuple[dict[str, list[set[str]]], int, float]:
+def harness_gpu() -> GpuSpec:
+    """The device Inductor's Triton scheduler sees here: on a CPU its ``DeviceProperties`` report the CPU
+    count as SMs, which its split-reduction heuristic reads; the prediction is checked with that count."""
+    from torch._inductor.runtime.hints import DeviceProperties
+
+    props = DeviceProperties.create(torch.device("cpu"))
+    return dataclasses.replace(gpu_spec(None), name="Triton on this CPU", sm_count=props.multi_processor_count)
+
+
+def predicted(name: str, target: str = "cpu") -> tuple[dict[str, list[set[str]]], int, float]:
     """Predicted op sets per phase, the step's node count and the median time of all analyses on it."""
     make, step = load(name)
     model, opt, batches = make()
@@ -171,10 +186,10 @@ def predicted(name: str) -> tuple[dict[str, list[set[str]]], int, float]:
     for _ in range(5):
         g.analyses = {}
         t0 = time.perf_counter()
-        run_all(g)
+        run_all(g, target=target)
         times.append(time.perf_counter() - t0)
     by = {n.idx: n for n in g.nodes}
-    kernels = fusion.predict(g)
+    kernels = fusion.predict(g, target, harness_gpu() if target == "cuda" else None)
     names = aot_names(g)
     sets = {p: [{names.get(i, by[i].op_short) for i in k.nodes + k.also} | set(k.extra)
                 for k in kernels[p] if k.generated]
@@ -273,21 +288,44 @@ class InductorKernel:
     dropped: dict[str, set[str]]
 
 
-def actual(name: str) -> dict[str, list[InductorKernel]]:
+@contextlib.contextmanager
+def scheduler_for(target: str) -> Iterator[tuple[type, str]]:
+    """Inductor set up to schedule for ``target``; yields (the backend's scheduling class, the launch
+    pattern of its generated kernels in the output code). ``cuda`` runs the Triton scheduler on CPU tensors
+    (``config.cpu_backend = "triton"``) with the three Triton driver calls stood in for, as
+    ``../shared/notes/inductor-triton-on-cpu.md`` describes: the kernels are generated, never compiled or
+    run, so outputs are garbage and only the code's structure is compared."""
     import torch._inductor.config as inductor_config
-    from torch._inductor.codegen.cpp import CppScheduling
+
+    if target == "cpu":
+        from torch._inductor.codegen.cpp import CppScheduling
+
+        with inductor_config.patch(force_disable_caches=True):
+            yield CppScheduling, r"^\s+(cpp_fused\w*)\("
+        return
+    import torch.utils._triton as triton_utils
+    from torch._inductor.async_compile import AsyncCompile
+    from torch._inductor.codegen.triton import TritonScheduling
+
+    class NotRun:
+        def run(self, *args: Any, **kwargs: Any) -> None:
+            pass
+
+    with inductor_config.patch(force_disable_caches=True, cpu_backend="triton", compile_threads=1), \
+            mock.patch.object(triton_utils, "triton_hash_with_backend", lambda: "NO-DRIVER"), \
+            mock.patch.object(triton_utils, "triton_backend", lambda: None), \
+            mock.patch.object(AsyncCompile, "triton", lambda self, kernel_name, source_code, *a, **k: NotRun()):
+        yield TritonScheduling, r"^\s+(triton_\w+)\.run\("
+
+
+def actual(name: str, target: str = "cpu") -> dict[str, list[InductorKernel]]:
+    """Generated kernel launches per phase of one compiled forward+backward, scheduled for ``target``."""
     from torch._inductor.graph import GraphLowering
     from torch._inductor.utils import aggregate_origins
 
     model, _, batches = load(name)[0]()
     pending: dict[str, tuple[set[str], dict[str, set[str]]]] = {}
     graphs: list[tuple[str, dict[str, tuple[set[str], dict[str, set[str]]]]]] = []
-    define_kernel = CppScheduling.define_kernel
-
-    def recording_define_kernel(self, src_code, nodes, kernel_args=None):
-        kernel_name = define_kernel(self, src_code, nodes, kernel_args)
-        pending.setdefault(kernel_name, classify_origins(aggregate_origins(nodes), read_origins(nodes)))
-        return kernel_name
 
     def save_output_code(code: str) -> None:
         graphs.append((code, dict(pending)))
@@ -295,15 +333,23 @@ def actual(name: str) -> dict[str, list[InductorKernel]]:
 
     torch._dynamo.reset()
     compiled = torch.compile(model, dynamic=False)
-    with mock.patch.object(CppScheduling, "define_kernel", recording_define_kernel), \
-            mock.patch.object(GraphLowering, "save_output_code", staticmethod(save_output_code)), \
-            inductor_config.patch(force_disable_caches=True):
-        compiled(*batches[0]).backward()
+    with scheduler_for(target) as (scheduling, launch):
+        define_kernel = scheduling.define_kernel
+
+        def recording_define_kernel(self, src_code, nodes, *args, **kwargs):
+            kernel_name = define_kernel(self, src_code, nodes, *args, **kwargs)
+            nodes = [n for n in nodes if hasattr(n, "read_writes")]  # Triton's schedule holds markers too
+            pending.setdefault(kernel_name, classify_origins(aggregate_origins(nodes), read_origins(nodes)))
+            return kernel_name
+
+        with mock.patch.object(scheduling, "define_kernel", recording_define_kernel), \
+                mock.patch.object(GraphLowering, "save_output_code", staticmethod(save_output_code)):
+            compiled(*batches[0]).backward()
     out: dict[str, list[InductorKernel]] = {"forward": [], "backward": []}
     for code, kernels in graphs:
         body = code[code.find("def call("):]
         phase = "backward" if "tangents_" in body.split("\n", 3)[1] + body[:2000] else "forward"
-        for k in re.findall(r"^\s+(cpp_fused\w*)\(", body, re.M):
+        for k in re.findall(launch, body, re.M):
             ops, dropped = kernels[k]
             out[phase].append(InductorKernel(k, ops, set(split_kernel_name(k)), dropped))
     return out
@@ -322,10 +368,12 @@ def summary(label: str, rows: list[tuple]) -> str:
             f"(>= 0.8 in {sum(r[7] >= 0.8 for r in rows)}/{n}); mean recall {sum(r[6] for r in rows) / n:.2f}")
 
 
-def main(names: list[str], verbose: bool = False) -> None:
+def main(names: list[str], verbose: bool = False, target: str = "cpu") -> None:
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore", message="dynamo_pgo force disabled")
-    print(f"torch {torch.__version__}, Inductor CPU backend; counts are kernel launches in the output code")
+    backend = ("Inductor CPU backend" if target == "cpu" else
+               f"Inductor Triton scheduler run on this CPU (SMs as it sees them: {harness_gpu().sm_count})")
+    print(f"torch {torch.__version__}, {backend}; counts are kernel launches in the output code")
     header = (f"{'model':<12} {'phase':<9} {'predicted':>9} {'inductor':>8} {'ratio':>6} {'within10%':>9} "
               f"{'matched':>7} {'jaccard':>8} {'min':>7} {'names':>7} {'recall':>6}")
     print(header)
@@ -336,8 +384,8 @@ def main(names: list[str], verbose: bool = False) -> None:
         if name in HELD_OUT and not any(r[0] in HELD_OUT for r in rows):
             print("held-out (not tuned on):")
         t0 = time.perf_counter()
-        pred, n_nodes, analyse_s = predicted(name)
-        act = actual(name)
+        pred, n_nodes, analyse_s = predicted(name, target)
+        act = actual(name, target)
         analysis_times.append((name, n_nodes, analyse_s))
         detail = []
         for phase in ("forward", "backward"):
@@ -395,6 +443,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="*", default=EXAMPLES,
                         help=f"examples: {', '.join(EXAMPLES)} (default: all); held-out: {', '.join(HELD_OUT)}")
+    parser.add_argument("--target", choices=("cpu", "cuda"), default="cpu",
+                        help="cpu: the C++ backend; cuda: Triton, scheduled here without a GPU (needs triton)")
     parser.add_argument("-v", "--verbose", action="store_true", help="print every predicted group against its kernel")
     args = parser.parse_args()
     unknown = [a for a in args.models if a not in EXAMPLES + HELD_OUT]
@@ -402,4 +452,4 @@ if __name__ == "__main__":
         parser.error(f"unknown model(s) {', '.join(unknown)}; examples: {', '.join(EXAMPLES)}; "
                      f"held-out: {', '.join(HELD_OUT)}")
     # examples first, then the held-out models under their own heading
-    main(sorted(args.models, key=lambda a: a in HELD_OUT), verbose=args.verbose)
+    main(sorted(args.models, key=lambda a: a in HELD_OUT), verbose=args.verbose, target=args.target)

@@ -14,7 +14,7 @@ from typing import Any
 
 from gprof.graph.model import StepGraph
 
-Analyse = Callable[[StepGraph], Any]
+Analyse = Callable[..., Any]
 FormatText = Callable[[dict[str, Any]], list[str]]
 
 
@@ -30,15 +30,22 @@ def registry() -> list[tuple[str, Analyse, FormatText]]:
     ]
 
 
-def run_all(graph: StepGraph, only: list[str] | None = None) -> dict[str, Any]:
+#: analyses whose result depends on the fusion target: they take ``target=`` and ``gpu=``
+TARGETED = frozenset({"fusion", "compile_suggestions"})
+
+
+def run_all(graph: StepGraph, only: list[str] | None = None, target: str | None = None,
+            gpu: str | None = None) -> dict[str, Any]:
     """Run the analyses; each result is also put in ``graph.analyses`` at once, so later analyses
-    build on earlier ones instead of recomputing them."""
+    build on earlier ones instead of recomputing them. ``target`` is the fusion target, ``cpu``
+    (Inductor's C++ backend) or ``cuda`` (Triton on the GPU ``gpu`` names, default H100, see
+    ``gprof.analyses.gpu_specs``); ``None`` is the device the step ran on."""
     results: dict[str, Any] = {}
     for name, fn, _ in registry():
         if only is not None and name not in only:
             continue
         try:
-            results[name] = fn(graph)
+            results[name] = fn(graph, target=target, gpu=gpu) if name in TARGETED else fn(graph)
         except Exception as e:  # an analysis bug must not lose the recorded step
             warnings.warn(f"torch-gprof: analysis {name!r} failed: {e}\n{traceback.format_exc()}", RuntimeWarning)
             results[name] = {"error": f"{type(e).__name__}: {e}"}

@@ -47,24 +47,24 @@ from gprof.analyses.fusion_rules import (
     FREE,
     POINT,
     ROW,
+    FusionRules,
     Kernel,
-    compatible,
     consumers_of,
     numel,
     role,
     signature,
     through_free,
 )
+from gprof.analyses.gpu_specs import GpuSpec, gpu_spec
 from gprof.analyses.opclass import COLLECTIVE, EXTERN, OPTIMIZER, UNKNOWN, node_class
 from gprof.analyses.roofline import Roofline, roofline_for
+from gprof.analyses.triton_rules import TritonRules
 from gprof.graph.formatting import fmt_bytes, fmt_ns
 from gprof.graph.model import Node, StepGraph
 
 MAX_FUSED_NODES = 64
 FUSION_PHASES = ("forward", "backward", "optimizer")
 MAX_CHAINS_STORED = 500
-#: a reduction this small (input elements) shares a CPU kernel with reductions of other shapes
-SMALL_REDUCTION = 4096
 
 
 def _segments(graph: StepGraph) -> tuple[dict[int, int], set[int]]:
@@ -94,12 +94,13 @@ def _segments(graph: StepGraph) -> tuple[dict[int, int], set[int]]:
 
 
 def _addmm_folds(nodes: list[Node], roles: dict[int, str], producers: dict[int, list[int]],
-                 consumers: dict[int, list[int]], seg: dict[int, int]) -> dict[int, int]:
+                 consumers: dict[int, list[int]], seg: dict[int, int], target: str) -> dict[int, int]:
     """Adds Inductor folds into a matmul: ``{add: mm}``. Its post-grad pattern ``addmm``
     (``torch/_inductor/fx_passes/post_grad.py``) rewrites ``add(mm(a, b), c)`` into the extern call
     ``addmm(c, a, b)`` when ``c`` has the mm's dtype and expands to its 2-D shape and the mm result
     has no other user (a gradient accumulated over two uses of a weight is the common case). On a GPU
-    it keeps them apart when every user of the sum is pointwise (``should_prefer_unfused_addmm``).
+    it (``target`` ``cuda``) keeps them apart when every user of the sum is pointwise
+    (``should_prefer_unfused_addmm``).
     A view between the two (an mm result reshaped to 3-D) is not matched."""
     by = {n.idx: n for n in nodes}
     out: dict[int, int] = {}
@@ -116,7 +117,7 @@ def _addmm_folds(nodes: list[Node], roles: dict[int, str], producers: dict[int, 
             continue
         if any(t.dtype != mm_t.dtype for t in n.inputs):
             continue
-        if mm_t.device.startswith("cuda") and all(roles.get(c) == POINT for c in consumers.get(n.idx, ())):
+        if target == "cuda" and all(roles.get(c) == POINT for c in consumers.get(n.idx, ())):
             continue
         out[n.idx] = mm.idx
     return out
@@ -124,10 +125,11 @@ def _addmm_folds(nodes: list[Node], roles: dict[int, str], producers: dict[int, 
 
 def predict_phase(nodes: list[Node], graph_producers: dict[int, list[int]], node_roles: dict[int, str],
                   segment_of: dict[int, int] | None = None,
-                  eager: set[int] | frozenset[int] = frozenset()) -> list[Kernel]:
+                  eager: set[int] | frozenset[int] = frozenset(), rules: FusionRules | None = None) -> list[Kernel]:
     """Kernels of one phase, in order; ``nodes`` are that phase's nodes in op order, ``node_roles``
-    the step's roles (computed once per step), ``segment_of`` the Dynamo graph of each node and
-    ``eager`` the nodes that stay outside every graph."""
+    the step's roles (computed once per step), ``segment_of`` the Dynamo graph of each node,
+    ``eager`` the nodes that stay outside every graph and ``rules`` the target's (default: C++)."""
+    rules = rules or FusionRules()
     segment_of = segment_of or {}
     idx_in = {n.idx: n for n in nodes}
     roles = {n.idx: node_roles[n.idx] for n in nodes}  # this phase's only: others are not looked through
@@ -137,7 +139,7 @@ def predict_phase(nodes: list[Node], graph_producers: dict[int, list[int]], node
     for n in nodes:  # the backward of an op that breaks the graph runs eagerly too
         if n.idx in eager and roles[n.idx] != FREE:
             roles[n.idx] = BOUNDARY
-    folded = _addmm_folds(nodes, roles, producers, consumers, seg)
+    folded = _addmm_folds(nodes, roles, producers, consumers, seg, rules.target)
     for a in folded:
         roles[a] = BOUNDARY
     stage: dict[int, int | None] = {}
@@ -163,7 +165,7 @@ def predict_phase(nodes: list[Node], graph_producers: dict[int, list[int]], node
                 continue
             else:
                 reads_data = True
-                cand = sp if r in (BOUNDARY, ALONE) or compatible(idx_in[p], rp, n, r) else sp + 1
+                cand = sp if r in (BOUNDARY, ALONE) or rules.compatible(idx_in[p], rp, n, r) else sp + 1
             s = cand if s is None else max(s, cand)
         if s is None and (reads_data or r in (BOUNDARY, ALONE)):
             s = 0
@@ -177,7 +179,7 @@ def predict_phase(nodes: list[Node], graph_producers: dict[int, list[int]], node
         if roles[n.idx] == FREE or stage[n.idx] is not None:
             continue
         r = roles[n.idx]
-        cons = [stage[c] - (0 if roles[c] in (BOUNDARY, ALONE) or compatible(n, r, idx_in[c], roles[c]) else 1)
+        cons = [stage[c] - (0 if roles[c] in (BOUNDARY, ALONE) or rules.compatible(n, r, idx_in[c], roles[c]) else 1)
                 for c in consumers.get(n.idx, ()) if stage.get(c) is not None and seg[c] == seg[n.idx]]
         stage[n.idx] = min(cons) if cons else last.get(seg[n.idx], 0)
     # one kernel per (graph, stage, reduction shape); externs stay alone
@@ -200,21 +202,18 @@ def predict_phase(nodes: list[Node], graph_producers: dict[int, list[int]], node
             continue
         sig = signature(n, r)
         at = (seg[n.idx], stage[n.idx])
-        small = numel(n.inputs[0].shape) <= SMALL_REDUCTION if sig is not None else False
-
-        def fits(k: Kernel) -> bool:
-            return sig is None or small or k.reductions <= {sig} or all(
-                abs(rows) * rnumel <= SMALL_REDUCTION for rows, rnumel in k.reductions)
-
         open_here = open_at.setdefault(at, [])
         mine = [kernel_of[p] for p in producers.get(n.idx, ()) if p in kernel_of]
-        def follows(k: Kernel) -> bool:  # row reductions chain vertically whatever their shapes
-            return fits(k) or (sig is not None and sig[0] > 0 and all(rows > 0 for rows, _ in k.reductions))
-
+        reads = set(producers.get(n.idx, ()))
         # a producer's kernel at this stage takes it (vertical fusion, checked by compatible);
-        # otherwise any kernel of the stage whose reductions it may share (horizontal)
-        target = next((k for k in mine if k in open_here and follows(k)), None) or next(
-            (k for k in open_here if fits(k)), None)
+        # otherwise any kernel of the stage it may share (horizontal)
+        before, after = rules.extra_kernels(n, r)
+        target = None if before else next(
+            (k for vertical, ks in ((True, [k for k in mine if k in open_here]), (False, open_here)) for k in ks
+             if rules.joins(k, n, r, vertical, [(idx_in[i], roles[i]) for i in k.nodes if i in idx_in],
+                            vertical or any(reads.intersection(producers.get(i, ())) for i in k.nodes))), None)
+        for note in before:  # e.g. a batch norm's statistics, computed before its pointwise part
+            kernels.append(Kernel(n.phase, [], generated=True, at=at, note=note, also=[n.idx]))
         if target is None:
             target = Kernel(n.phase, [], generated=True, at=at)
             kernels.append(target)
@@ -223,8 +222,10 @@ def predict_phase(nodes: list[Node], graph_producers: dict[int, list[int]], node
         kernel_of[n.idx] = target
         if sig is not None:
             target.reductions.add(sig)
-        if len(target.nodes) >= MAX_FUSED_NODES:
+        if len(target.nodes) >= MAX_FUSED_NODES or after:
             open_here.remove(target)
+        for note in after:  # e.g. the second stage of a split reduction
+            kernels.append(Kernel(n.phase, [], generated=True, at=at, note=note, also=[n.idx]))
     _prefer_vertical(nodes, roles, producers, consumers, kernels, kernel_of)
     _split_deferred_column_reductions(nodes, roles, producers, seg, stage, kernels, kernel_of)
     # run order: graph by graph (as first met), stage by stage, a stage's generated kernel before
@@ -234,10 +235,15 @@ def predict_phase(nodes: list[Node], graph_producers: dict[int, list[int]], node
         first_seen.setdefault(seg[n.idx], i)
     # (within a stage by earliest member, ``min_order``: a split-off kernel also counts the nodes in ``also``)
     kernels.sort(key=lambda k: (first_seen.get(k.at[0], 0), k.at[1], not k.generated, min(k.nodes + k.also)))
-    _join_consecutive_stages(kernels)
-    if any(n.phase == "forward" and n.op_short == "convolution" and len(n.inputs[0].shape) == 4 for n in nodes):
-        # Inductor's layout optimisation converts the conv input and weights to channels-last up front
-        kernels.insert(0, Kernel("forward", [], generated=True, note="channels-last conversion for convolutions"))
+    if rules.joins_stages:
+        _join_consecutive_stages(kernels)
+    convs = [n for n in nodes if n.phase == "forward" and n.op_short == "convolution" and len(n.inputs[0].shape) == 4]
+    if convs:
+        # Inductor's layout optimisation converts the conv input and weights to channels-last up front:
+        # one kernel group on the CPU, a kernel per tensor (the first input and each weight) on Triton
+        count = 1 + len(convs) if rules.layout_conversions_per_tensor else 1
+        kernels[:0] = [Kernel("forward", [], generated=True, note="channels-last conversion for convolutions")
+                       for _ in range(count)]
     return kernels
 
 
@@ -288,7 +294,7 @@ def _prefer_vertical(nodes: list[Node], roles: dict[int, str], producers: dict[i
         if k2 is k or not k2.generated or k2.at != k.at:
             continue
         k.nodes.remove(n.idx)
-        k2.nodes = sorted(k2.nodes + [n.idx])
+        k2.nodes = sorted([*k2.nodes, n.idx])
         kernel_of[n.idx] = k2
     kernels[:] = [k for k in kernels if k.nodes or k.note]
 
@@ -377,12 +383,26 @@ def _split_deferred_column_reductions(nodes: list[Node], roles: dict[int, str], 
         for m in members:
             kernel_of[m] = k
 
-#: backward ops that read a forward value only through a comparison with a constant: the
-#: partitioner saves that boolean mask (a quarter of the bytes) rather than the value
+def step_device(graph: StepGraph) -> str:
+    """The device the step ran on: its first output tensor's."""
+    return next((t.device for n in graph.nodes for t in n.outputs), "cpu")
 
 
-def predict(graph: StepGraph) -> dict[str, list[Kernel]]:
-    """Predicted kernels per phase (see ``partition`` for what moves between forward and backward)."""
+def rules_for(target: str | None, graph: StepGraph, gpu: str | GpuSpec | None = None) -> FusionRules:
+    """The rules of a fusion target: ``cpu`` (Inductor's C++ backend) or ``cuda`` (Triton, for the GPU
+    ``gpu`` names, see :mod:`gprof.analyses.gpu_specs`); ``None`` is the device the step ran on."""
+    target = target or ("cuda" if step_device(graph).startswith("cuda") else "cpu")
+    if target == "cpu":
+        return FusionRules()
+    if target == "cuda":
+        return TritonRules(gpu_spec(gpu))
+    raise ValueError(f"unknown fusion target {target!r}: cpu or cuda")
+
+
+def predict(graph: StepGraph, target: str | None = None, gpu: str | GpuSpec | None = None) -> dict[str, list[Kernel]]:
+    """Predicted kernels per phase for ``target`` (see ``rules_for``; ``partition`` says what moves
+    between forward and backward)."""
+    rules = rules_for(target, graph, gpu)
     producers = graph.producers()
     segments, eager = _segments(graph)
     by_phase: dict[str, list[Node]] = {p: [] for p in FUSION_PHASES}
@@ -390,14 +410,14 @@ def predict(graph: StepGraph) -> dict[str, list[Kernel]]:
         if n.phase in by_phase:
             by_phase[n.phase].append(n)
     roles = {n.idx: role(n) for ns in by_phase.values() for n in ns}
-    kernels = {p: predict_phase(ns, producers, roles, segments, eager) for p, ns in by_phase.items()}
+    kernels = {p: predict_phase(ns, producers, roles, segments, eager, rules) for p, ns in by_phase.items()}
     partition(graph, kernels, producers, roles, segments)
     graph_break_outputs(graph, kernels, producers, roles, segments)
     return kernels
 
 
 def _chain(k: Kernel, by_idx: dict[int, Node], out_edges: dict[int, list[tuple[int, int, int]]],
-           roof: Roofline) -> dict[str, Any]:
+           roof: Roofline | GpuSpec) -> dict[str, Any]:
     members = set(k.nodes)
     inter = 0
     for i in k.nodes:
@@ -424,10 +444,15 @@ def _chain(k: Kernel, by_idx: dict[int, Node], out_edges: dict[int, list[tuple[i
     }
 
 
-def analyse(graph: StepGraph) -> dict[str, Any]:
-    kernels = predict(graph)
-    device = next((t.device for n in graph.nodes for t in n.outputs), "cpu")
-    roof = roofline_for(device)
+def analyse(graph: StepGraph, target: str | None = None, gpu: str | GpuSpec | None = None) -> dict[str, Any]:
+    """Kernels and unfused chains for ``target`` (default: the step's device). The saving is priced with
+    the measured roofline of the step's device when the target is that device, else with the datasheet
+    figures of ``gpu`` (:mod:`gprof.analyses.gpu_specs`)."""
+    rules = rules_for(target, graph, gpu)
+    kernels = predict(graph, rules.target, gpu)
+    device = step_device(graph)
+    roof: Roofline | GpuSpec = (roofline_for(device) if device.split(":")[0] == rules.target
+                                else getattr(rules, "gpu", None) or roofline_for("cpu"))
     by_idx = {n.idx: n for n in graph.nodes}
     out_edges: dict[int, list[tuple[int, int, int]]] = {}
     for e in graph.edges:
@@ -445,7 +470,9 @@ def analyse(graph: StepGraph) -> dict[str, Any]:
         "chains_total": len(chains),
         "est_time_saved_ns": sum(c["est_time_saved_ns"] for c in chains),
         "chains": chains[:MAX_CHAINS_STORED],
-        "roofline": {"device": roof.device, "bandwidth_bps": roof.bandwidth_bps, "launch_ns": roof.launch_ns},
+        "target": rules.target,
+        "roofline": {"device": roof.device if isinstance(roof, Roofline) else f"cuda ({roof.name}, datasheet)",
+                     "bandwidth_bps": roof.bandwidth_bps, "launch_ns": roof.launch_ns},
     }
 
 

@@ -143,6 +143,43 @@ def compatible(p: Node, rp: str, c: Node, rc: str) -> bool:
         return True  # a slice of what the producer wrote (q/k/v of a packed projection), or its select_backward
     return need in spaces
 
+#: a reduction this small (input elements) shares a CPU kernel with reductions of other shapes
+SMALL_REDUCTION = 4096
+
+
+class FusionRules:
+    """What decides a kernel's extent on a fusion target; this class answers for Inductor's C++ backend
+    (``target`` ``cpu``) and :class:`gprof.analyses.triton_rules.TritonRules` for Triton (``cuda``).
+    The grouping in :mod:`gprof.analyses.fusion` is shared and asks these questions."""
+
+    target = "cpu"
+    #: generated kernels of consecutive stages with no extern call between them are one kernel
+    #: (``CppScheduling``'s kernel group, flushed only at an extern call)
+    joins_stages = True
+    #: a convolution's channels-last conversion is one kernel per converted tensor (else one kernel)
+    layout_conversions_per_tensor = False
+
+    def compatible(self, p: Node, rp: str, c: Node, rc: str) -> bool:
+        """Can consumer ``c`` run in the same kernel as producer ``p`` (vertical fusion)?"""
+        return compatible(p, rp, c, rc)
+
+    def joins(self, k: Kernel, node: Node, r: str, vertical: bool, members: list[tuple[Node, str]],
+              shares_input: bool) -> bool:
+        """May ``node`` join kernel ``k`` of its stage: ``vertical`` when ``k`` computes one of its
+        inputs, else horizontally (``shares_input``: it reads a buffer a member reads)? On the CPU any
+        work of the stage shares the kernel group unless the two hold reductions of different shapes
+        (small ones share anyway), and row reductions chain vertically whatever their shapes."""
+        sig = signature(node, r)
+        if sig is None or numel(node.inputs[0].shape) <= SMALL_REDUCTION or k.reductions <= {sig} or all(
+                abs(rows) * rnumel <= SMALL_REDUCTION for rows, rnumel in k.reductions):
+            return True
+        return vertical and sig[0] > 0 and all(rows > 0 for rows, _ in k.reductions)
+
+    def extra_kernels(self, node: Node, r: str) -> tuple[list[str], list[str]]:
+        """Notes of the kernels ``node`` needs besides its own, before it and after it."""
+        return [], []
+
+
 _ALLOCATIONS = ("empty", "empty_like", "empty_strided", "new_empty", "new_empty_strided")
 
 

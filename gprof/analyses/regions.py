@@ -135,13 +135,15 @@ def _snippet(members: list[str], builtin: bool = False) -> str:
     return f"for i in {idx}:\n    {parent}[i].compile()"
 
 
-def analyse(graph: StepGraph) -> list[dict[str, Any]]:
-    """Needs the ``fusion`` and ``hazards`` results of the same step (run before it)."""
+def analyse(graph: StepGraph, target: str | None = None, gpu: str | None = None) -> list[dict[str, Any]]:
+    """Needs the ``fusion`` and ``hazards`` results of the same step (run before it, for the same
+    ``target``; a stored fusion result of another target is recomputed)."""
     from gprof.analyses import fusion, hazards
 
     f = graph.analyses.get("fusion")
-    if not isinstance(f, dict) or "chains" not in f:
-        f = fusion.analyse(graph)
+    want = fusion.rules_for(target, graph, gpu).target
+    if not isinstance(f, dict) or "chains" not in f or f.get("target", "cpu") != want:
+        f = fusion.analyse(graph, target, gpu)
     hs = graph.analyses.get("hazards")
     if not isinstance(hs, list):
         hs = hazards.analyse(graph)

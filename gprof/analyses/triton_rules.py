@@ -1,0 +1,183 @@
+"""Inductor's Triton (CUDA) scheduling rules, for fusion prediction re-targeted to a GPU.
+
+The C++ backend and the Triton backend share ``Scheduler.fuse_nodes`` but differ in what becomes one
+kernel, and the grouping in :mod:`gprof.analyses.fusion` asks a :class:`FusionRules` object for each
+difference. Here, each rule with the function inside ``torch/_inductor`` it follows:
+
+- **A kernel is one fused scheduler node.** ``SIMDScheduling.codegen_node`` generates one kernel per
+  (fused) node; there is no kernel group that appends later nodes until an extern call, as
+  ``CppScheduling``'s ``kernel_group`` does (``Scheduler._codegen`` + ``CppScheduling.flush``). So
+  consecutive stages are not joined, and independent work shares a kernel only when the scheduler
+  fuses it: horizontally, when the two read a common buffer over the same iteration space
+  (``Scheduler.get_possible_fusions`` pairs nodes by shared buffer names).
+- **Iteration groups.** Every node has a group ``(numel, rnumel)`` (``SIMDScheduling.group_fn``) and
+  ``SIMDScheduling.can_fuse`` admits: two reductions of the same group; two pointwise nodes of the
+  same numel; a pointwise node into a reduction when its numel is the reduction's ``numel * rnumel``
+  (prologue) or ``numel`` (epilogue), unless the tiling is incompatible (``SIMDKernel.is_compatible``,
+  ``tiling_prevents_reduction_fusion``): a reduction over leading dims (a bias gradient ``sum(0)``,
+  batch norm's statistics, an *outer* reduction) walks its input in another order than the pointwise
+  node that wrote it, so neither its producer nor a pointwise consumer over the full size fuses with it.
+- **Split reductions.** A reduction with few outputs and a long reduction is computed in two kernels
+  (``ir.Reduction.num_splits`` with ``InductorChoices.reduction_split_factor``): a partial reduction
+  into ``split`` chunks per output, then a persistent reduction over the chunks. The decision reads the
+  device's SM count, so the prediction takes it from the GPU named (:mod:`gprof.analyses.gpu_specs`).
+- **Persistent reductions** (``triton.persistent_reductions``, ``triton_per_*``) keep a whole row in
+  registers; they change a kernel's kind, not the number of kernels, and are not modelled further.
+- **Mix-order reductions** (``MixOrderReduction.can_fuse``, CUDA only: both orders of one input with at
+  least 5 Mi elements, 4,096 rows and twice as many rows as columns) fuse a normalisation backward's
+  column reductions with its row reductions; they are not modelled (``mix_order`` below says when).
+- **Templates.** Epilogue fusion into a GEMM template happens only with max-autotune
+  (``config.max_autotune``/``max_autotune_gemm``, off by default: ``mm``/``addmm``/``bmm``/convolution
+  are then ``extern_kernels`` calls, as on the CPU); the prediction keeps every matmul an extern.
+- **What stays an extern** is the same on both backends (``torch/_inductor/lowering.py`` fallbacks and
+  ``extern_kernels``), and a convolution's layout conversion to channels-last is one kernel per
+  converted tensor (the input and each weight) rather than one kernel group.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gprof.analyses.fusion_rules import (
+    COLUMN,
+    FULL,
+    ROW,
+    SCATTER_ADD,
+    FusionRules,
+    Kernel,
+    numel,
+    scatter_values,
+)
+from gprof.analyses.gpu_specs import GpuSpec
+from gprof.graph.model import Node
+
+#: normalisations that reduce over every dim but the channel dim (outer reductions); Inductor computes
+#: their statistics in reduction kernels of their own and the full-size output in a pointwise kernel
+BATCH_NORMS = frozenset({"native_batch_norm", "_native_batch_norm_legit", "_native_batch_norm_legit_functional",
+                         "_native_batch_norm_legit_no_training", "cudnn_batch_norm"})
+#: their backwards: two channel reductions (the gradient's sum and its dot with the normalised input)
+BATCH_NORM_BACKWARDS = frozenset({"native_batch_norm_backward", "batch_norm_backward", "cudnn_batch_norm_backward"})
+#: losses that reduce over the target's elements (one gathered class per row), not over their input
+GATHER_LOSSES = frozenset({"nll_loss_forward", "nll_loss2d_forward"})
+
+
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """A node's ``SIMDKernel`` group ``(numel, rnumel)`` (``SIMDScheduling.group_fn``), whether it
+    reduces, and whether the reduction runs over leading dims (``ReductionHint.OUTER``)."""
+
+    numel: int
+    rnumel: int
+    reduction: bool
+    outer: bool
+
+
+def shape(node: Node, r: str) -> Shape:
+    out = numel(node.outputs[0].shape) if node.outputs else 0
+    if r == SCATTER_ADD:
+        return Shape(scatter_values(node), 1, False, False)
+    if r not in (ROW, COLUMN, FULL) or not node.inputs or node.op_short in BATCH_NORMS | BATCH_NORM_BACKWARDS:
+        return Shape(out, 1, False, False)  # a batch norm's own kernel is its pointwise part
+    ni = numel(node.inputs[0].shape)
+    if r == FULL:
+        reduced = numel(node.inputs[1].shape) if node.op_short in GATHER_LOSSES and len(node.inputs) > 1 else ni
+        return Shape(1, reduced, True, False)
+    if out == ni:  # layer norm / softmax: per-row statistics over the last dim
+        last = node.inputs[0].shape[-1] if node.inputs[0].shape else 1
+        return Shape(ni // max(1, last), last, True, False)
+    return Shape(out, ni // max(1, out), True, r == COLUMN)
+
+
+def split_factor(numel_: int, rnumel: int, is_outer: bool, gpu: GpuSpec) -> int:
+    """``ir.Reduction.num_splits`` with ``InductorChoices.reduction_split_factor``: how many chunks a
+    reduction is split into (1: not split). Full reductions (``numel == 1``) split past 8,192 elements
+    (524,288 from compute capability 10); others only with under ``num_sm * 64`` outputs."""
+    warp, threads_per_sm, sms = 32, 2048, gpu.sm_count
+    lo, hi = warp * sms * threads_per_sm, 512 * sms * threads_per_sm
+    if numel_ != 1 and (rnumel <= 32 or numel_ >= sms * 2 * 32):
+        return 1
+    total = rnumel * numel_
+
+    def closest(target: int, slack: int) -> int:
+        divisors = [d for d in range(1, int(rnumel ** 0.5) + 1) if rnumel % d == 0]
+        best = min(divisors + [rnumel // d for d in divisors], key=lambda d: abs(d - target))
+        return best if abs(best - target) < slack else target
+
+    if not is_outer or numel_ == 1:
+        if numel_ >= 2 * sms or rnumel <= (524288 if gpu.compute_major >= 10 else 8192):
+            return 1
+        threads = warp * 8
+        if total <= lo:
+            size = warp
+        elif total < hi:
+            blocks = -(-(sms * threads_per_sm // (2 * threads)) // numel_)
+            size = max(closest(-(-rnumel // (threads * blocks)), 30), warp)
+        else:
+            size = closest(512, 50)
+        return -(-rnumel // (size * threads))
+    xblocks = -(-numel_ // 128)
+    if total < lo:
+        size = warp
+    elif total < hi:
+        blocks = -(-(sms * threads_per_sm // (warp * 8)) // xblocks)
+        size = max(closest(-(-rnumel // (4 * blocks)), 20), warp)
+    else:
+        size = closest(512, 50)
+    return -(-rnumel // (4 * size))
+
+
+def mix_order(rows: int, cols: int) -> bool:
+    """Would ``MixOrderReduction.can_fuse`` fuse a row and a column reduction of one [rows, cols]
+    input on a GPU (strict mode)? Not modelled; the prediction says so where it applies."""
+    return rows * cols >= 5 * 2 ** 20 and rows >= 2 * cols and rows >= 4096
+
+
+class TritonRules(FusionRules):
+    """The Triton backend's answers to the grouping's questions (see the module docstring)."""
+
+    target = "cuda"
+    joins_stages = False
+    layout_conversions_per_tensor = True
+
+    def __init__(self, gpu: GpuSpec) -> None:
+        self.gpu = gpu
+
+    def compatible(self, p: Node, rp: str, c: Node, rc: str) -> bool:
+        return can_fuse(shape(p, rp), shape(c, rc))
+
+    def joins(self, k: Kernel, node: Node, r: str, vertical: bool, members: list[tuple[Node, str]],
+              shares_input: bool) -> bool:
+        """Only a scheduler fusion joins a kernel: the node reads what the kernel computes or a buffer
+        a member reads, over a group every member may fuse with."""
+        s = shape(node, r)
+        return shares_input and all(can_fuse(shape(m, rm), s) for m, rm in members)
+
+    def extra_kernels(self, node: Node, r: str) -> tuple[list[str], list[str]]:
+        """Kernels a node needs besides its own (before it, after it): a batch norm computes its
+        channel statistics apart from its pointwise output (forward: one reduction, backward: two),
+        and a split reduction adds the reduction over its chunks for each reduction split."""
+        if node.op_short in BATCH_NORMS | BATCH_NORM_BACKWARDS and node.inputs and len(node.inputs[0].shape) > 1:
+            channels = node.inputs[0].shape[1]
+            rest = numel(node.inputs[0].shape) // max(1, channels)
+            stages = 1 if node.op_short in BATCH_NORMS else 2
+            split = split_factor(channels, rest, True, self.gpu) > 1
+            return ["batch-norm statistics (an outer reduction: no pointwise tiling fits it)"] + [
+                SECOND_STAGE] * (stages if split else 0), []
+        s = shape(node, r)
+        if s.reduction and split_factor(s.numel, s.rnumel, s.outer, self.gpu) > 1:
+            return [], [SECOND_STAGE]
+        return [], []
+
+
+SECOND_STAGE = "second stage of a split reduction"
+
+
+def can_fuse(a: Shape, b: Shape) -> bool:
+    """``SIMDScheduling.can_fuse`` on two nodes' shapes (either order)."""
+    if a.reduction and b.reduction:
+        return (a.numel, a.rnumel) == (b.numel, b.rnumel)
+    if not a.reduction and not b.reduction:
+        return a.numel == b.numel
+    point, red = (a, b) if b.reduction else (b, a)
+    if point.numel == red.numel * red.rnumel:
+        return not red.outer  # tiling_prevents_reduction_fusion: an outer reduction's order fits no pointwise tile
+    return point.numel == red.numel
