@@ -44,7 +44,7 @@ def _command(script: str, module: str) -> str:
 
 def main(name: str, make: Callable, step: Callable, argv: list[str] | None = None) -> None:
     import gprof
-    from gprof.report import print_run_report
+    from gprof.commands.report import print_run_report
 
     p = argparse.ArgumentParser(description=f"Profile a few training steps of the {name} example.")
     p.add_argument("--logdir", default="runs", help="where runs are written (default: runs)")

@@ -104,7 +104,7 @@ def spawn_local(fn: Callable[..., None], nprocs: int, args: tuple = (), timeout_
 
 def run_rank(logdir: str, run: str, steps: int, straggle_rank: int, straggle_s: float, report: bool) -> None:
     import gprof
-    from gprof.report import print_run_report
+    from gprof.commands.report import print_run_report
 
     rank, world = init_gloo()
     with gprof.profile(logdir=logdir, run=run) as prof:

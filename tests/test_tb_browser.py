@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from gprof.report import step_summary
+from gprof.store.queries import step_summary
 from gprof.store import find_runs
 
 ROOT = Path(__file__).resolve().parents[1]

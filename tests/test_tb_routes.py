@@ -20,7 +20,7 @@ from tensorboard.plugins import base_plugin
 from werkzeug.test import Client
 
 import gprof
-from gprof.report import step_summary
+from gprof.store.queries import step_summary
 from gprof.store import find_runs, plugin_dir, step_filename, write_step
 
 ROOT = Path(__file__).resolve().parents[1]

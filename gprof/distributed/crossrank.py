@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from gprof.capture.collectives import BucketTracker
 from gprof.distributed.mismatch import calls_by_group, find_mismatches
 from gprof.distributed.timeline import RankTimes, is_collective, rank_times
+from gprof.graph.collectives import BucketTracker
 from gprof.graph.formatting import fmt_bytes, fmt_ns
 from gprof.graph.model import Node, StepMeta
 from gprof.store import Run, StepFile, StepReader, StoreError

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gprof.capture.collectives import LOCAL_OPS
+from gprof.graph.collectives import LOCAL_OPS
 from gprof.graph.formatting import dtype_abbrev
 from gprof.graph.model import Node
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from gprof.graph.keys import NO_MODULE
 from gprof.graph.model import PHASES, Node
 from gprof.store import StepReader
+from gprof.store.queries import count_in_phases
 
 #: a GraphDef is one protobuf message and the Graphs tab lays it out in the browser; past this many
 #: nodes, export a phase subset or use the gprof tab, which collapses server-side.
@@ -69,7 +70,7 @@ def build(reader: StepReader, phases: tuple[str, ...] = PHASES, max_nodes: int =
     )
 
     wanted = tuple(p for p in phases if p in PHASES)
-    count = reader.sql(f"SELECT COUNT(*) FROM nodes WHERE phase IN ({','.join('?' * len(wanted))})", wanted)[0][0]
+    count = count_in_phases(reader, wanted)
     if count > max_nodes:
         raise ExportTooLargeError(
             f"the step has {count:,} nodes in {', '.join(wanted)}; a GraphDef above {max_nodes:,} nodes is too large "

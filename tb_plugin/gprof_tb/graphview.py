@@ -14,7 +14,6 @@ import numpy as np
 
 from gprof.graph.keys import NO_MODULE
 from gprof.graph.model import PHASES
-from gprof_tb.analysisview import node_marks
 from gprof_tb.stepdata import StepData
 
 MARK_KINDS = ("chains", "hazards", "regions")
@@ -229,7 +228,7 @@ def collapsed_graph(data: StepData, expanded: set[str], phases: set[str], limit:
     if len(marked):
         m_group = group[marked[:, 1]]
         on = np.isin(marked[:, 2], wanted)
-        for idx, mod, phase, kind in marked[on & (m_group == -1)].tolist():
+        for idx, _, _, kind in marked[on & (m_group == -1)].tolist():
             bid = f"n:{idx}"
             if bid in boxes:
                 boxes[bid]["marks"][MARK_KINDS[kind]] = boxes[bid]["marks"].get(MARK_KINDS[kind], 0) + 1
@@ -248,15 +247,11 @@ def collapsed_graph(data: StepData, expanded: set[str], phases: set[str], limit:
 
 def _marked_arrays(data: StepData, tree: ModuleTree) -> np.ndarray:
     """(idx, module id, phase id, mark kind) for every node an analysis points at."""
-    marks = node_marks(data)
-    ids = sorted(marks)
+    marks = data.node_marks()
     phase_id = {p: i for i, p in enumerate(PHASES)}
     out: list[tuple[int, int, int, int]] = []
-    for i in range(0, len(ids), 500):
-        chunk = ids[i:i + 500]
-        for idx, module, phase in data.sql(
-                f"SELECT idx, module, phase FROM nodes WHERE idx IN ({','.join('?' * len(chunk))})", tuple(chunk)):
-            mod = tree.ids.get(NO_MODULE if module is None else module)
-            if mod is not None:
-                out += [(idx, mod, phase_id.get(phase, 3), MARK_KINDS.index(kind)) for kind in marks[idx]]
+    for idx, _, module, phase in data.node_places(sorted(marks)):
+        mod = tree.ids.get(NO_MODULE if module is None else module)
+        if mod is not None:
+            out += [(idx, mod, phase_id.get(phase, 3), MARK_KINDS.index(kind)) for kind in marks[idx]]
     return np.array(out, dtype=np.int64).reshape(-1, 4)

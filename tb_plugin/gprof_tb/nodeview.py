@@ -1,10 +1,10 @@
-"""The node inspector and the step diff: small answers read through the store's indexes."""
+"""The node inspector: one node's page, read through the store's indexes."""
 from __future__ import annotations
 
 from typing import Any
 
 from gprof.graph.model import Node
-from gprof_tb.analysisview import analyses_view, node_marks, regions_of
+from gprof.store.queries import regions_of
 from gprof_tb.stepdata import StepData
 
 _NEIGHBOUR_LIMIT = 50
@@ -24,14 +24,13 @@ def node_detail(data: StepData, idx: int) -> dict[str, Any] | None:
         return None
     edges = r.edges(idx)
     partner_fwd = r.node(n.fwd) if n.fwd is not None else None
-    partners_bwd = [r.node(i) for (i,) in r.sql("SELECT idx FROM nodes WHERE fwd = ? ORDER BY idx LIMIT ?",
-                                                (idx, _NEIGHBOUR_LIMIT))]
+    partners_bwd = [r.node(i) for i in data.backward_partners(idx, _NEIGHBOUR_LIMIT)]
     producers = [r.node(e.src) for e in edges if e.dst == idx][:_NEIGHBOUR_LIMIT]
     consumers = [r.node(e.dst) for e in edges if e.src == idx][:_NEIGHBOUR_LIMIT]
-    view = analyses_view(data)
-    marks = node_marks(data).get(idx, {})
+    view = data.analyses_view()
+    marks = data.node_marks().get(idx, {})
     numbers = {"chains": marks.get("chains", []), "hazards": marks.get("hazards", []),
-               "regions": sorted(set(marks.get("regions", [])) | set(regions_of(data, n.module)))}
+               "regions": sorted(set(marks.get("regions", [])) | set(regions_of(view, n.module)))}
     related = {kind: [{"number": i, **view[name]["items"][i]} for i in numbers[kind]]
                for name, kind in (("fusion", "chains"), ("hazards", "hazards"), ("compile_suggestions", "regions"))}
     return {
@@ -48,31 +47,3 @@ def node_detail(data: StepData, idx: int) -> dict[str, Any] | None:
         "producers": [_brief(p) for p in producers], "consumers": [_brief(p) for p in consumers],
         "fusion_chains": related["chains"], "hazards": related["hazards"], "compile_regions": related["regions"],
     }
-
-
-def step_diff(a: StepData, b: StepData, limit: int = 500) -> dict[str, Any]:
-    """Nodes added and removed between two steps, by stable node key.
-
-    Keys are ``<module>:<phase>:<op>#<n>`` with n counting up from 0 per (module, phase, op), so
-    comparing the per-(module, phase, op) counts gives the exact key sets' difference without
-    reading either step's nodes. Cached on ``a`` per ``b`` file.
-    """
-    return a.memo(("diff", b.key), lambda: _diff(a.key_counts(), b.key_counts(), limit))
-
-
-def _diff(ca: dict[tuple, int], cb: dict[tuple, int], limit: int) -> dict[str, Any]:
-    changed = [g for g in ca.keys() | cb.keys() if ca.get(g, 0) != cb.get(g, 0)]
-    changed.sort(key=lambda g: (g[0] is None, g[0] or "", g[1], g[2]))
-    changes = []
-    added = removed = 0
-    for module, phase, op in changed:
-        na, nb = ca.get((module, phase, op), 0), cb.get((module, phase, op), 0)
-        added += max(0, nb - na)
-        removed += max(0, na - nb)
-        if len(changes) < limit:
-            changes.append({"module": module, "phase": phase, "op": op, "count_a": na, "count_b": nb,
-                            "first_key": f"{'-' if module is None else module}:{phase}:{op}#{min(na, nb)}",
-                            "change": "added" if nb > na else "removed"})
-    nodes_a, nodes_b = sum(ca.values()), sum(cb.values())
-    return {"nodes_a": nodes_a, "nodes_b": nodes_b, "added": added, "removed": removed,
-            "unchanged": nodes_a - removed, "changes": changes, "truncated": len(changed) > limit}

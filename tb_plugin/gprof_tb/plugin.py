@@ -1,6 +1,7 @@
 """The gprof TensorBoard plugin: JSON routes over step files, plus the static frontend.
 
-Every route reads through ``gprof.store`` and the cached aggregates in :mod:`gprof_tb.stepdata`.
+Every route reads through the store's read layer (``gprof.store.queries``), mostly via the cached
+aggregates in :mod:`gprof_tb.stepdata`.
 Bad input (unknown run, rank or step, traversal attempts, malformed numbers, unreadable files)
 becomes a plain-text 4xx through TensorBoard's ``errors`` classes, never a 5xx; one bad file never
 stops the others from being served.
@@ -23,10 +24,10 @@ from werkzeug import wrappers
 
 from gprof.graph.model import PHASES
 from gprof.store import PLUGIN_NAME, Run, StepFile, StoreError, find_runs
+from gprof.store.queries import run_listing, step_files
 from gprof.store.runs import UnknownRunError
-from gprof_tb.analysisview import analyses_view
 from gprof_tb.graphview import collapsed_graph
-from gprof_tb.nodeview import node_detail, step_diff
+from gprof_tb.nodeview import node_detail
 from gprof_tb.stepdata import StepCache, StepData
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -192,12 +193,7 @@ class GprofPlugin(base_plugin.TBPlugin):
 
     @_route
     def _serve_runs(self, request: wrappers.Request) -> Any:
-        out = []
-        for name, run in self.runs().items():
-            files = run.files()
-            out.append({"run": name, "steps": sorted({f.step for f in files}), "ranks": sorted({f.rank for f in files}),
-                        "world_size": max((f.world_size for f in files), default=1)})
-        return out
+        return [{**run_listing(run), "run": name} for name, run in self.runs().items()]
 
     @_route
     def _serve_step(self, request: wrappers.Request) -> Any:
@@ -226,8 +222,7 @@ class GprofPlugin(base_plugin.TBPlugin):
         idx = _int(request, "idx")
         key = _text(request, "key")
         if idx is None and key:
-            rows = data.sql("SELECT idx FROM nodes WHERE key = ?", (key,))
-            idx = rows[0][0] if rows else None
+            idx = data.node_idx(key)
             if idx is None:
                 raise errors.NotFoundError(f"no node with key {key[:200]!r} in this step")
         if idx is None:
@@ -266,24 +261,21 @@ class GprofPlugin(base_plugin.TBPlugin):
     @_route
     def _serve_analyses(self, request: wrappers.Request) -> Any:
         data = self._data(request)
-        return data.memo("analyses_json", lambda: EncodedJSON(analyses_view(data)))
+        return data.memo("analyses_json", lambda: EncodedJSON(data.analyses_view()))
 
     @_route
     def _serve_diff(self, request: wrappers.Request) -> Any:
         if request.args.get("a") is None or request.args.get("b") is None:
             raise errors.InvalidArgumentError("give the two steps to compare as 'a' and 'b'")
-        return step_diff(self._data(request, "a"), self._data(request, "b"))
+        return self._data(request, "a").diff(self._data(request, "b"))
 
     @_route
     def _serve_ranks(self, request: wrappers.Request) -> Any:
         run = self._run(request)
-        step = _int(request, "step")
-        files = run.files()
-        if step is None and files:
-            step = files[-1].step
-        chosen = [f for f in files if f.step == step]
-        if not chosen:
-            raise errors.NotFoundError(f"run {run.name!r} has no step {step}; steps: {run.steps()}")
+        try:
+            step, chosen = step_files(run, _int(request, "step"))
+        except StoreError as e:  # the run exists, the step does not
+            raise errors.NotFoundError(str(e)) from None
         out = []
         for f in chosen:
             try:

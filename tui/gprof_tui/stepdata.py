@@ -5,32 +5,25 @@ one: the first screen is one ``LIMIT`` query and one ``GROUP BY`` over modules.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from gprof.analyses.items import SNIPPET_FIELDS
 from gprof.graph.model import Node
-from gprof.report import module_table
 from gprof.store import Run, StepReader
-from gprof.store.step_file import NODE_COLUMNS, row_to_node
+from gprof.store.queries import (
+    NodeQuery,
+    backward_partners,
+    memory_series,
+    module_table,
+    neighbours,
+    node_briefs,
+    node_page,
+)
+from gprof.store.queries.nodes import SORT_COLUMNS
 
 PAGE_SIZE = 200
-
-#: sortable node-table columns: label -> SQL column
-SORT_COLUMNS = {"idx": "idx", "op": "op", "phase": "phase", "module": "module", "time": "dur_ns",
-                "alloc": "alloc_bytes", "live": "live_bytes", "flops": "flops"}
-
-
-
-@dataclass
-class NodeQuery:
-    """Filter, sort and page of the node table."""
-
-    text: str = ""
-    module: str | None = None  # None: every node; "": the root and everything inside it
-    sort: str = "idx"
-    descending: bool = False
-    offset: int = 0
+#: the node table's paging and sorting are the read layer's; re-exported for the widgets
+__all__ = ["PAGE_SIZE", "SORT_COLUMNS", "NodeQuery", "StepData", "item_title"]
 
 
 class StepData:
@@ -46,28 +39,8 @@ class StepData:
         self.reader.close()
 
     # ------------------------------------------------------------------ nodes
-    def _where(self, q: NodeQuery) -> tuple[str, list[Any]]:
-        clauses: list[str] = []
-        params: list[Any] = []
-        if q.module:
-            clauses.append("(module = ? OR (module >= ? AND module < ?))")  # '.' + 1 == '/'
-            params += [q.module, q.module + ".", q.module + "/"]
-        elif q.module == "":
-            clauses.append("module IS NOT NULL")
-        if q.text:
-            like = f"%{q.text}%"
-            clauses.append("(op LIKE ? OR module LIKE ? OR key LIKE ? OR source LIKE ?)")
-            params += [like] * 4
-        return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
-
     def page(self, q: NodeQuery, size: int = PAGE_SIZE) -> list[Node]:
-        where, params = self._where(q)
-        col = SORT_COLUMNS[q.sort]
-        order = f"{col} {'DESC' if q.descending else 'ASC'}" + (", idx" if col != "idx" else "")
-        rows = self.reader.sql(
-            f"SELECT {', '.join(NODE_COLUMNS)} FROM nodes{where} ORDER BY {order} LIMIT ? OFFSET ?",
-            (*params, size, q.offset))
-        return [row_to_node(r, self.rank) for r in rows]
+        return node_page(self.reader, q, size)
 
     def count(self) -> int:
         return self.meta.node_count or self.reader.count()
@@ -76,19 +49,14 @@ class StepData:
         return self.reader.node(idx)
 
     def backward_partners(self, idx: int) -> list[tuple[int, str]]:
-        return [(i, op) for i, op in self.reader.sql("SELECT idx, op FROM nodes WHERE fwd = ? ORDER BY idx LIMIT 20", (idx,))]
+        return backward_partners(self.reader, idx, 20)
 
     def neighbours(self, idx: int) -> tuple[list[int], list[int]]:
         """(producers, consumers) of a node."""
-        edges = self.reader.edges(idx)
-        return (sorted({e.src for e in edges if e.dst == idx}), sorted({e.dst for e in edges if e.src == idx}))
+        return neighbours(self.reader, idx)
 
     def brief(self, idxs: list[int]) -> dict[int, tuple[str, str | None]]:
-        if not idxs:
-            return {}
-        marks = ",".join("?" * len(idxs))
-        return {i: (op, mod) for i, op, mod in self.reader.sql(
-            f"SELECT idx, op, module FROM nodes WHERE idx IN ({marks})", tuple(idxs))}
+        return {i: (op, mod) for i, op, mod, _ in node_briefs(self.reader, idxs)}
 
     # ------------------------------------------------------------------ modules, memory, analyses
     # Whole-step aggregations scan every row (seconds on a million nodes). Views run them on a
@@ -98,19 +66,14 @@ class StepData:
         return sorted(self.reader.modules())
 
     def modules(self) -> list[dict[str, Any]]:
-        """Inclusive per-module time and allocation, aggregated in SQL (gprof.report.module_table)."""
+        """Inclusive per-module time and allocation, aggregated in SQL (on this thread's own connection)."""
         with StepReader(self.path) as r:
             return module_table(r)
 
     def memory_series(self, buckets: int = 120) -> list[int]:
         """Max live bytes per bucket of consecutive nodes, downsampled in SQL."""
-        n = self.count()
-        if n == 0:
-            return []
-        width = max(1, -(-n // buckets))
         with StepReader(self.path) as r:
-            rows = r.sql("SELECT idx / ?, MAX(live_bytes) FROM nodes GROUP BY idx / ? ORDER BY 1", (width, width))
-        return [v or 0 for _, v in rows]
+            return memory_series(r, buckets)
 
     def analyses(self) -> dict[str, Any]:
         return self.reader.analyses()

@@ -1,7 +1,8 @@
 """Regenerate the report golden: every example recorded for a few steps, its step files and report JSON.
 
-Run it on the code whose behaviour is to be pinned (the goldens in this folder came from the commit
-before the read layer moved into gprof/store), from that checkout's root::
+Run it on the code whose behaviour is to be pinned, from that checkout's root (the goldens in this
+folder came from the commit before the read layer moved into gprof/store, where the report was
+``gprof.report.run_report``/``format_report``, cross-rank section included)::
 
     python tests/data/report_golden/make_fixtures.py OUTDIR
 
@@ -44,16 +45,16 @@ def record(logdir: Path) -> None:
 
 def report_forms(run_dir: Path) -> dict[str, object]:
     """Every report form that is cheap to compute: JSON of all steps, of the last step, and the text."""
-    from gprof.report import format_report, run_report
+    from gprof.commands.report import format_full_report, full_report
     from gprof.store import open_run
 
     run = open_run(run_dir)
     out: dict[str, object] = {}
     for label, kw in (("all", {}), ("last", {"step": run.steps()[-1]}), ("rank0", {"rank": 0})):
-        rep = run_report(run, **kw)
+        rep = full_report(run, **kw)
         rep["path"] = run.name
         out[label] = rep
-    text = format_report(run_report(run, step=run.steps()[-1]))
+    text = format_full_report(full_report(run, step=run.steps()[-1]))
     out["text"] = text.replace(str(run.path), run.name)
     return out
 
