@@ -50,6 +50,7 @@ are left out of the example summary line (they get a line of their own).
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import importlib
 import re
@@ -58,10 +59,10 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from pathlib import Path
-from collections.abc import Iterator
 from typing import Any
 from unittest import mock
 
@@ -318,6 +319,43 @@ def scheduler_for(target: str) -> Iterator[tuple[type, str]]:
         yield TritonScheduling, r"^\s+(triton_\w+)\.run\("
 
 
+@contextlib.contextmanager
+def replayed_scalars(model: torch.nn.Module, batch: Any) -> Iterator[None]:
+    """Python reads of tensor values (``.item()``, ``bool(t)``) return what an eager run of the same
+    model and batch read, in order. The Triton harness never runs a kernel, so a model that branches on
+    values (the dynamic example: ``.item()`` picks the number of passes, ``bool(keep.any())`` the
+    gather) would otherwise take branches eager did not; Dynamo runs these reads outside its graphs."""
+    seen: dict[tuple[str, int], list[Any]] = {}
+    item, to_bool = torch.Tensor.item, torch.Tensor.__bool__
+    user = str(ROOT)
+
+    def site() -> tuple[str, int] | None:  # the user's line reading the value (not Dynamo's own reads)
+        f = sys._getframe(2)
+        return (f.f_code.co_filename, f.f_lineno) if f.f_code.co_filename.startswith(user) else None
+
+    def recording(fn: Any) -> Any:
+        def read(t: torch.Tensor) -> Any:
+            value = fn(t)
+            where = site()
+            if where is not None:
+                seen.setdefault(where, []).append(value)
+            return value
+        return read
+
+    def replaying(fn: Any) -> Any:
+        def read(t: torch.Tensor) -> Any:
+            where = site()
+            return seen[where].pop(0) if seen.get(where) else fn(t)
+        return read
+
+    with mock.patch.object(torch.Tensor, "item", recording(item)), \
+            mock.patch.object(torch.Tensor, "__bool__", recording(to_bool)):
+        copy.deepcopy(model)(*batch)
+    with mock.patch.object(torch.Tensor, "item", replaying(item)), \
+            mock.patch.object(torch.Tensor, "__bool__", replaying(to_bool)):
+        yield
+
+
 def actual(name: str, target: str = "cpu") -> dict[str, list[InductorKernel]]:
     """Generated kernel launches per phase of one compiled forward+backward, scheduled for ``target``."""
     from torch._inductor.graph import GraphLowering
@@ -342,8 +380,9 @@ def actual(name: str, target: str = "cpu") -> dict[str, list[InductorKernel]]:
             pending.setdefault(kernel_name, classify_origins(aggregate_origins(nodes), read_origins(nodes)))
             return kernel_name
 
+        values = replayed_scalars(model, batches[0]) if target == "cuda" else contextlib.nullcontext()
         with mock.patch.object(scheduling, "define_kernel", recording_define_kernel), \
-                mock.patch.object(GraphLowering, "save_output_code", staticmethod(save_output_code)):
+                mock.patch.object(GraphLowering, "save_output_code", staticmethod(save_output_code)), values:
             compiled(*batches[0]).backward()
     out: dict[str, list[InductorKernel]] = {"forward": [], "backward": []}
     for code, kernels in graphs:

@@ -147,9 +147,11 @@ class TritonRules(FusionRules):
     def joins(self, k: Kernel, node: Node, r: str, vertical: bool, members: list[tuple[Node, str]],
               shares_input: bool) -> bool:
         """Only a scheduler fusion joins a kernel: the node reads what the kernel computes or a buffer
-        a member reads, over a group every member may fuse with."""
-        s = shape(node, r)
-        return shares_input and all(can_fuse(shape(m, rm), s) for m, rm in members)
+        a member reads, and may fuse with the kernel's group (``FusedSchedulerNode.group``: its
+        reduction's when it holds one, prologue and epilogue nodes fitting around it)."""
+        shapes = [shape(m, rm) for m, rm in members]
+        group = next((s for s in shapes if s.reduction), shapes[0] if shapes else None)
+        return shares_input and (group is None or can_fuse(group, shape(node, r)))
 
     def extra_kernels(self, node: Node, r: str) -> tuple[list[str], list[str]]:
         """Kernels a node needs besides its own (before it, after it): a batch norm computes its
