@@ -20,15 +20,11 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from lightning.pytorch.profilers import Profiler
 from torch.profiler import ProfilerAction
 
 from gprof.capture.profile import profile
 from gprof.integrations._steps import FrameworkSteps
-
-try:
-    from lightning.pytorch.profilers import Profiler
-except ImportError:  # the standalone package, same interface
-    from pytorch_lightning.profilers import Profiler
 
 #: the action Lightning's training epoch loop wraps each training batch in (optimizer step included)
 BATCH_ACTION = "run_training_batch"
@@ -41,6 +37,10 @@ class GprofProfiler(Profiler):
     raises, the step it was in is saved marked incomplete and the recorder is removed, before
     Lightning's own error handling runs.
     """
+
+    #: set by the Trainer (``Trainer.__setup_profiler``) before ``setup``; Lightning's own
+    #: PyTorchProfiler reads the trainer through it too
+    _lightning_module: Any
 
     def __init__(self, logdir: str | os.PathLike[str] = "runs", run: str | None = None, *,
                  schedule: Callable[[int], ProfilerAction] | None = None, **options: Any) -> None:
@@ -55,8 +55,6 @@ class GprofProfiler(Profiler):
         return self._steps.prof
 
     def _global_step(self) -> int:
-        # the Trainer sets ``_lightning_module`` before ``setup``; Lightning's PyTorchProfiler reads
-        # the trainer the same way
         return int(self._lightning_module.trainer.global_step)
 
     def setup(self, stage: str, local_rank: int | None = None, log_dir: str | None = None) -> None:
