@@ -176,8 +176,9 @@ def harness_gpu() -> GpuSpec:
     return dataclasses.replace(gpu_spec(None), name="Triton on this CPU", sm_count=props.multi_processor_count)
 
 
-def predicted(name: str, target: str = "cpu") -> tuple[dict[str, list[set[str]]], int, float]:
-    """Predicted op sets per phase, the step's node count and the median time of all analyses on it."""
+def predicted(name: str, target: str = "cpu", gpu: str | None = None) -> tuple[dict[str, list[set[str]]], int, float]:
+    """Predicted op sets per phase, the step's node count and the median time of all analyses on it;
+    ``gpu`` names the GPU of a ``cuda`` prediction (default: the Triton harness on this CPU)."""
     make, step = load(name)
     model, opt, batches = make()
     with tempfile.TemporaryDirectory() as d, gprof.profile(logdir=d, run=name, analyze=False) as prof:
@@ -190,7 +191,7 @@ def predicted(name: str, target: str = "cpu") -> tuple[dict[str, list[set[str]]]
         run_all(g, target=target)
         times.append(time.perf_counter() - t0)
     by = {n.idx: n for n in g.nodes}
-    kernels = fusion.predict(g, target, harness_gpu() if target == "cuda" else None)
+    kernels = fusion.predict(g, target, gpu or (harness_gpu() if target == "cuda" else None))
     names = aot_names(g)
     sets = {p: [{names.get(i, by[i].op_short) for i in k.nodes + k.also} | set(k.extra)
                 for k in kernels[p] if k.generated]
@@ -295,9 +296,16 @@ def scheduler_for(target: str) -> Iterator[tuple[type, str]]:
     pattern of its generated kernels in the output code). ``cuda`` runs the Triton scheduler on CPU tensors
     (``config.cpu_backend = "triton"``) with the three Triton driver calls stood in for, as
     ``../shared/notes/inductor-triton-on-cpu.md`` describes: the kernels are generated, never compiled or
-    run, so outputs are garbage and only the code's structure is compared."""
+    run, so outputs are garbage and only the code's structure is compared. With a CUDA device
+    (``benchmarks/gpu_check.py``) nothing is stood in for: the model runs on it."""
     import torch._inductor.config as inductor_config
 
+    if target == "cuda" and torch.cuda.is_available():
+        from torch._inductor.codegen.triton import TritonScheduling
+
+        with inductor_config.patch(force_disable_caches=True):
+            yield TritonScheduling, r"^\s+(triton_\w+)\.run\("
+        return
     if target == "cpu":
         from torch._inductor.codegen.cpp import CppScheduling
 
@@ -362,6 +370,8 @@ def actual(name: str, target: str = "cpu") -> dict[str, list[InductorKernel]]:
     from torch._inductor.utils import aggregate_origins
 
     model, _, batches = load(name)[0]()
+    if target == "cuda" and torch.cuda.is_available():
+        model, batches = model.cuda(), [tuple(t.cuda() for t in b) for b in batches]
     pending: dict[str, tuple[set[str], dict[str, set[str]]]] = {}
     graphs: list[tuple[str, dict[str, tuple[set[str], dict[str, set[str]]]]]] = []
 
@@ -380,7 +390,8 @@ def actual(name: str, target: str = "cpu") -> dict[str, list[InductorKernel]]:
             pending.setdefault(kernel_name, classify_origins(aggregate_origins(nodes), read_origins(nodes)))
             return kernel_name
 
-        values = replayed_scalars(model, batches[0]) if target == "cuda" else contextlib.nullcontext()
+        stood_in = target == "cuda" and not torch.cuda.is_available()
+        values = replayed_scalars(model, batches[0]) if stood_in else contextlib.nullcontext()
         with mock.patch.object(scheduling, "define_kernel", recording_define_kernel), \
                 mock.patch.object(GraphLowering, "save_output_code", staticmethod(save_output_code)), values:
             compiled(*batches[0]).backward()

@@ -26,9 +26,12 @@ import torch
 
 try:
     from benchmarks import _common as C
+    from benchmarks import fusion_vs_inductor as F
 except ImportError:  # run as `python benchmarks/gpu_check.py`
     import _common as C
+    import fusion_vs_inductor as F
 
+from examples._harness import step as train_step
 from gprof.capture.device_timing import (
     CudaEvents,
     DeviceTimedMode,
@@ -57,7 +60,7 @@ def _kineto_step(model: Any, opt: Any, batch: Any, trace: Path, mode: Any) -> No
     torch.cuda.synchronize()
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA], record_shapes=False) as prof:
         with mode:
-            C.train_step(model, opt, batch)
+            train_step(model, opt, batch)
         torch.cuda.synchronize()
     prof.export_chrome_trace(str(trace))
 
@@ -68,7 +71,7 @@ def _gprof_step(model: Any, opt: Any, batch: Any, logdir: Path) -> tuple[dict[st
 
     torch.cuda.synchronize()
     with gprof.profile(logdir=logdir, run="gpu", with_kineto=True, analyze=False) as prof:
-        C.train_step(model, opt, batch)
+        train_step(model, opt, batch)
     graph = gprof.load(logdir / "gpu")
     if not any(n.device_ns for n in graph.nodes):
         return None
@@ -87,7 +90,7 @@ def _in_step_cost(model: Any, opt: Any, batches: list, rounds: int) -> dict[str,
             torch.cuda.synchronize()
             t0 = time.perf_counter_ns()
             with ctx():
-                C.train_step(model, opt, batches[r % len(batches)])
+                train_step(model, opt, batches[r % len(batches)])
             torch.cuda.synchronize()
             samples.add(name, "step", time.perf_counter_ns() - t0)
             timer.resolve()
@@ -127,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--seq", type=int, default=1024)
     p.add_argument("--rounds", type=int, default=7, help="interleaved rounds for the in-step cost (default 7)")
+    p.add_argument("--models", nargs="*", default=["mlp", "cnn", "transformer", "gpt2"],
+                   help="models for the --target cuda check (fusion_vs_inductor names; default mlp cnn transformer gpt2)")
     p.add_argument("--out", type=Path, help="also write the traces and a JSON summary here")
     args = p.parse_args(argv)
     if not torch.cuda.is_available():
@@ -140,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     model, opt, batches = _to_cuda(C.make_gpt(steps=2, batch=args.batch, seq=args.seq, width=args.width,
                                               layers=args.layers, vocab=args.vocab, heads=args.heads))
     for b in batches * 2:  # warm-up: cuBLAS handles, allocator, optimizer state
-        C.train_step(model, opt, b)
+        train_step(model, opt, b)
     torch.cuda.synchronize()
     workdir = args.out or Path(tempfile.mkdtemp(prefix="gprof-gpu-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -169,10 +174,36 @@ def main(argv: list[str] | None = None) -> int:
     for name, ns in costs.items():
         print(f"   {name:<20} {C.fmt_ms(ns)}  {ns / plain:6.3f}x")
     print(f"\nverdict: per-op-type device times {'within' if ok else 'NOT within'} 5% of Kineto kernel times")
+    fusion_ok = check_fusion(args.models)
     if args.out:
         (args.out / "gpu_check.json").write_text(json.dumps(
             {"source": source, "ours_ns": ours, "kineto_ns": kineto, "in_step_ns": costs, "ok": ok}, indent=1))
-    return 0 if ok else 1
+    return 0 if ok and fusion_ok else 1
+
+
+def check_fusion(names: list[str]) -> bool:
+    """``--target cuda`` prediction (recorded on the CPU, re-targeted to this GPU by name) against the
+    Triton launches of the same step compiled on this GPU (``benchmarks/fusion_vs_inductor.py``, which
+    schedules for the device without stand-ins when CUDA is there): kernel counts per phase within 10%
+    and mean op-set Jaccard >= 0.8."""
+    gpu = torch.cuda.get_device_name()
+    print(f"\n== --target cuda prediction vs real Triton launches ({gpu}; prediction from a CPU-recorded step)")
+    print(f"   {'model':<12} {'phase':<9} {'predicted':>9} {'triton':>7} {'within10%':>9} {'jaccard':>8}")
+    good = True
+    for name in names:
+        t0 = time.perf_counter()
+        pred, _, _ = F.predicted(name, "cuda", gpu)
+        act = F.actual(name, "cuda")
+        for phase in ("forward", "backward"):
+            p, a = pred[phase], [k.ops for k in act[phase]]
+            sims = [F.jaccard(p[i], a[j]) for i, j in F.align(p, a)]
+            within = abs(len(p) - len(a)) <= 0.1 * len(a)
+            jac = sum(sims) / len(sims) if sims else 0.0
+            good &= within and jac >= 0.8
+            print(f"   {name:<12} {phase:<9} {len(p):>9} {len(a):>7} {'yes' if within else 'NO':>9} {jac:>8.2f}")
+        print(f"   {name:<12} ({time.perf_counter() - t0:.0f} s)")
+    print(f"verdict: --target cuda prediction {'within' if good else 'NOT within'} the targets on this GPU")
+    return good
 
 
 if __name__ == "__main__":

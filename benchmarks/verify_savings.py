@@ -21,9 +21,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import gprof  # noqa: E402
 from benchmarks.fusion_vs_inductor import EXAMPLES, HELD_OUT, load  # noqa: E402
-from gprof.verify import compiled_call_ns  # noqa: E402
+from gprof.verify import compiled_call_ns, verify  # noqa: E402
 
 
 def main(names: list[str], repeats: int) -> None:
@@ -36,7 +35,7 @@ def main(names: list[str], repeats: int) -> None:
     for name in names:
         make, step = load(name)
         model, opt, batches = make()
-        report = gprof.verify(model, lambda m, b, opt=opt, step=step: step(m, opt, b), batches[0], repeats=repeats)
+        report = verify(model, lambda m, b, opt=opt, step=step: step(m, opt, b), batches[0], repeats=repeats)
         if not report["regions"]:
             print(f"{name:<12} (no suggestion)")
         for r in report["regions"]:
