@@ -85,5 +85,8 @@ class GprofProfiler(Profiler):
         return f"gprof: training steps recorded under {self.prof.run_dir} (torch-gprof report {self.prof.run_dir})"
 
     def teardown(self, stage: str | None) -> None:
-        self._steps.close()
+        # Profiler.__del__ calls this on an instance whose __init__ raised, too (bad options)
+        steps = getattr(self, "_steps", None)
+        if steps is not None:
+            steps.close()
         super().teardown(stage)
