@@ -72,7 +72,7 @@ def format_step(s: dict[str, Any], depth: int = 2) -> str:
 
 def format_analyses(s: dict[str, Any]) -> list[str]:
     """Text for the analysis results stored with the step (each analysis owns its formatter)."""
-    from gprof.analyses import format_results
+    from gprof.analyses.text import format_results
 
     return format_results(s)
 

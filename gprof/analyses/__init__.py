@@ -7,26 +7,45 @@ and never loses the step.
 """
 from __future__ import annotations
 
+import sys
 import traceback
 import warnings
 from collections.abc import Callable
 from typing import Any
 
+from gprof.analyses.text import FormatText
 from gprof.graph.model import StepGraph
 
 Analyse = Callable[..., Any]
-FormatText = Callable[[dict[str, Any]], list[str]]
+
+_torch_ready = False
+
+
+def use_torch() -> None:
+    """Give op classification and the roofline calibration their torch side. Analyses run where
+    torch is (the training process, verify, benchmarks); readers that only format stored results
+    (``gprof.analyses.text``) import the analysis modules without torch and never call this."""
+    global _torch_ready
+    if _torch_ready:
+        return
+    from gprof.analyses import opclass, roofline, torch_ops
+
+    opclass.set_op_facts(torch_ops.op_facts)
+    roofline.set_backend(torch_ops)
+    _torch_ready = True
 
 
 def registry() -> list[tuple[str, Analyse, FormatText]]:
     """In dependency order: ``compile_suggestions`` reads ``fusion`` and ``hazards``."""
     from gprof.analyses import fusion, hazards, opclass, regions
+    from gprof.analyses.text import formatters
 
+    fmt = dict(formatters())
     return [
-        ("op_classes", opclass.op_classes, opclass.format_op_classes),
-        ("fusion", fusion.analyse, fusion.format_text),
-        ("hazards", hazards.analyse, hazards.format_text),
-        ("compile_suggestions", regions.analyse, regions.format_text),
+        ("op_classes", opclass.op_classes, fmt["op_classes"]),
+        ("fusion", fusion.analyse, fmt["fusion"]),
+        ("hazards", hazards.analyse, fmt["hazards"]),
+        ("compile_suggestions", regions.analyse, fmt["compile_suggestions"]),
     ]
 
 
@@ -40,6 +59,7 @@ def run_all(graph: StepGraph, only: list[str] | None = None, target: str | None 
     build on earlier ones instead of recomputing them. ``target`` is the fusion target, ``cpu``
     (Inductor's C++ backend) or ``cuda`` (Triton on the GPU ``gpu`` names, default H100, see
     ``gprof.analyses.gpu_specs``); ``None`` is the device the step ran on."""
+    use_torch()
     results: dict[str, Any] = {}
     for name, fn, _ in registry():
         if only is not None and name not in only:
@@ -47,20 +67,12 @@ def run_all(graph: StepGraph, only: list[str] | None = None, target: str | None 
         try:
             results[name] = fn(graph, target=target, gpu=gpu) if name in TARGETED else fn(graph)
         except Exception as e:  # an analysis bug must not lose the recorded step
-            warnings.warn(f"torch-gprof: analysis {name!r} failed: {e}\n{traceback.format_exc()}", RuntimeWarning)
+            warnings.warn(f"torch-gprof: analysis {name!r} failed: {e}\n{traceback.format_exc()}", RuntimeWarning,
+                          stacklevel=2)
             results[name] = {"error": f"{type(e).__name__}: {e}"}
         graph.analyses[name] = results[name]
     return results
 
 
-def format_results(step_report: dict[str, Any]) -> list[str]:
-    lines: list[str] = []
-    for name, _, fmt in registry():
-        value = step_report.get(name)
-        if value is None:
-            continue
-        if isinstance(value, dict) and "error" in value and len(value) == 1:
-            lines.append(f"   {name}: analysis failed: {value['error']}")
-            continue
-        lines.extend(fmt(step_report))
-    return lines
+if "torch" in sys.modules:  # where torch is loaded, analyses called one by one need no set-up either
+    use_torch()

@@ -9,12 +9,10 @@ they are consulted only when Inductor is already loaded in the process.
 """
 from __future__ import annotations
 
-import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
-
-import torch
+from typing import Any, NamedTuple
 
 from gprof.graph.model import Node, StepGraph
 
@@ -68,6 +66,15 @@ _COLLECTIVE_NS = {"c10d", "_c10d_functional", "c10d_functional", "_dtensor"}
 _KNOWN_NS = {"aten", "prims", "profiler"}
 
 
+class OpFacts(NamedTuple):
+    """What torch knows of an op overload: its tags, whether every output only aliases an input,
+    and Inductor's class for it when Inductor is loaded."""
+
+    tags: frozenset[str]
+    alias_only: bool
+    inductor: str | None
+
+
 @dataclass(frozen=True, slots=True)
 class OpInfo:
     """Classification of one op overload (cached per name)."""
@@ -79,32 +86,16 @@ class OpInfo:
     inplace: bool
 
 
-def _overload(op: str) -> Any:
-    try:
-        ns, name, overload = op.split(".", 2)
-        return getattr(getattr(getattr(torch.ops, ns), name), overload)
-    except (AttributeError, ValueError, RuntimeError):
-        return None
+#: where op facts come from: torch's op registry, installed by ``gprof.analyses.use_torch``
+_op_facts: Callable[[str], OpFacts] | None = None
 
 
-def _is_alias_only(f: Any) -> bool:
-    try:
-        rets = f._schema.returns
-    except AttributeError:
-        return False
-    return bool(rets) and all(r.alias_info is not None and not r.alias_info.is_write for r in rets)
-
-
-def _inductor_tables(f: Any) -> str | None:
-    """Inductor's own verdict, only when it is already imported (it takes seconds to import)."""
-    lowering = sys.modules.get("torch._inductor.lowering")
-    if lowering is None or f is None:
-        return None
-    if f in lowering.fallbacks:
-        return EXTERN
-    if f in lowering.lowerings or f.overloadpacket in lowering.lowerings:
-        return POINTWISE
-    return None
+def set_op_facts(fn: Callable[[str], OpFacts]) -> None:
+    """Install the source of op facts (``gprof.analyses.torch_ops.op_facts``); classification
+    needs torch, but the readers that import this module for its names and text do not."""
+    global _op_facts
+    _op_facts = fn
+    classify.cache_clear()
 
 
 @cache
@@ -113,8 +104,9 @@ def classify(op: str) -> OpInfo:
     parts = op.split(".")
     ns = parts[0]
     name = parts[1] if len(parts) > 1 else op
-    f = _overload(op)
-    tags = frozenset(str(t).rsplit(".", 1)[-1] for t in getattr(f, "tags", ()))
+    if _op_facts is None:
+        raise RuntimeError("classifying ops needs torch: call gprof.analyses.use_torch() first (run_all does)")
+    tags, alias_only, by_inductor = _op_facts(op)
     inplace = "inplace" in tags or name.endswith("_")
     if ns in _COLLECTIVE_NS:
         return OpInfo(COLLECTIVE, "namespace", tags, inplace)
@@ -122,7 +114,7 @@ def classify(op: str) -> OpInfo:
         return OpInfo(OPTIMIZER, "name", tags, inplace)
     if ns == "profiler" or name in _FREE:
         return OpInfo(VIEW, "table", tags, inplace)
-    if f is not None and _is_alias_only(f):
+    if alias_only:
         return OpInfo(VIEW, "schema:alias", tags, inplace)
     if ns not in _KNOWN_NS or name in _EXTERN:  # before random: SDPA is seeded (dropout) yet extern
         return OpInfo(EXTERN, "table" if name in _EXTERN else "custom op", tags, inplace)
@@ -134,7 +126,6 @@ def classify(op: str) -> OpInfo:
         return OpInfo(REDUCTION, "tag:reduction" if "reduction" in tags else "table", tags, inplace)
     if "pointwise" in tags or name in _POINTWISE:
         return OpInfo(POINTWISE, "tag:pointwise" if "pointwise" in tags else "table", tags, inplace)
-    by_inductor = _inductor_tables(f)
     if by_inductor is not None:
         return OpInfo(by_inductor, "inductor", tags, inplace)
     return OpInfo(UNKNOWN, "unclassified", tags, inplace)

@@ -8,16 +8,9 @@ from __future__ import annotations
 
 import json
 import os
-import platform
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-
-import torch
-
-_COPY_BYTES = 32 * 1024 * 1024
-_REPEATS = 5
-_LAUNCHES = 200
+from typing import Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,58 +31,43 @@ def cache_dir() -> Path:
     return Path(base) / "torch-gprof"
 
 
-def device_id(device: str) -> str:
-    """A cache key naming the hardware, so a cached figure is never reused on another machine."""
-    dev = torch.device(device)
-    if dev.type == "cuda" and torch.cuda.is_available():
-        name = torch.cuda.get_device_name(dev)
-    else:
-        name = f"{platform.machine()}-{platform.processor() or 'cpu'}-{os.cpu_count()}cores-{torch.get_num_threads()}thr"
-    return f"{dev.type}-{name}".replace("/", "_").replace(" ", "_")
+class Backend(Protocol):
+    """The torch side of the calibration (``gprof.analyses.torch_ops``)."""
+
+    def device_id(self, device: str) -> str: ...
+    def measure(self, device: str) -> tuple[float, float]: ...
+    def torch_version(self) -> str: ...
 
 
-def _sync(dev: torch.device) -> None:
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
+#: installed by ``gprof.analyses.use_torch``: measuring needs torch, reading this module does not
+_backend: Backend | None = None
+
+
+def set_backend(backend: Backend) -> None:
+    global _backend
+    _backend = backend
+
+
+def _torch() -> Backend:
+    if _backend is None:
+        raise RuntimeError("the roofline calibration needs torch: call gprof.analyses.use_torch() first (run_all does)")
+    return _backend
 
 
 def measure(device: str = "cpu") -> Roofline:
     """Run the calibration now (well under a second on CPU)."""
-    from torch.utils._python_dispatch import _disable_current_modes
-
-    dev = torch.device(device)
-    with _disable_current_modes(), torch.no_grad():
-        src = torch.empty(_COPY_BYTES // 4, dtype=torch.float32, device=dev).fill_(1.0)
-        dst = torch.empty_like(src)
-        copies = []
-        for _ in range(_REPEATS):
-            _sync(dev)
-            t0 = time.perf_counter_ns()
-            dst.copy_(src)
-            _sync(dev)
-            copies.append(time.perf_counter_ns() - t0)
-        one = torch.ones(1, device=dev)
-        dst1 = torch.empty_like(one)
-        launches = []
-        for _ in range(_REPEATS):
-            _sync(dev)
-            t0 = time.perf_counter_ns()
-            for _ in range(_LAUNCHES):
-                torch.add(one, one, out=dst1)
-            _sync(dev)
-            launches.append((time.perf_counter_ns() - t0) / _LAUNCHES)
-        launch = min(launches)
-    bw = 2 * _COPY_BYTES * 1e9 / max(1, min(copies))
-    return Roofline(device_id(device), bw, launch, torch.__version__)
+    t = _torch()
+    bandwidth, launch = t.measure(device)
+    return Roofline(t.device_id(device), bandwidth, launch, t.torch_version())
 
 
 def load_or_measure(device: str = "cpu") -> Roofline:
     """The cached figures for ``device``, measuring and caching them on first use."""
-    key = device_id(device)
-    path = cache_dir() / f"roofline-{key}.json"
+    t = _torch()
+    path = cache_dir() / f"roofline-{t.device_id(device)}.json"
     try:
         data = json.loads(path.read_text())
-        if data.get("torch_version") == torch.__version__:
+        if data.get("torch_version") == t.torch_version():
             return Roofline(**data)
     except (OSError, ValueError, TypeError):
         pass
