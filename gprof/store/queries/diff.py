@@ -16,7 +16,7 @@ def step_diff(ca: dict[tuple, int], cb: dict[tuple, int], limit: int = 500) -> d
     (module, phase, op), the first ``limit`` groups listed."""
     changed = [g for g in ca.keys() | cb.keys() if ca.get(g, 0) != cb.get(g, 0)]
     changed.sort(key=lambda g: (g[0] is None, g[0] or "", g[1], g[2]))
-    changes = []
+    changes: list[dict[str, Any]] = []
     added = removed = 0
     for module, phase, op in changed:
         na, nb = ca.get((module, phase, op), 0), cb.get((module, phase, op), 0)
