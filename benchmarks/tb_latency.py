@@ -215,9 +215,11 @@ def bench_routes(logdir: Path, nodes: int, rounds: int) -> dict[str, dict[str, f
 def bench_browser(logdir: Path, wait_s: float = 20.0) -> dict[str, float]:
     """First paint of the collapsed graph: a fresh server opened at once (cold), a fresh server
     opened ``wait_s`` after its plugins listing (the newest step is prewarmed meanwhile), and a reload."""
+    import sys
     import urllib.request
 
-    from gprof_tb.testing import chromium_page, plugin_frame, tensorboard
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the browser helpers live with the tests
+    from tb_browser_helpers import chromium_page, plugin_frame, tensorboard
 
     out: dict[str, float] = {}
     for scenario in ("cold", f"after_{wait_s:.0f}s"):

@@ -1,12 +1,13 @@
-"""A real TensorBoard process and a headless Chromium, for the browser test and the latency benchmark.
+"""A real TensorBoard process and a headless Chromium, for the browser tests and benchmarks/tb_latency.py.
 
-Both need the same recipe (see shared/notes/tensorboard-plugin.md): read the port from stderr and
-keep draining it (a full pipe blocks TensorBoard), stop it by PID, and launch Debian's Chromium
-with flags that keep it from calling home, so the "no other origin" check sees only the page.
+Both follow one recipe: read the port from TensorBoard's stderr and keep draining it (a full pipe
+blocks TensorBoard), stop it by PID, and launch the Chromium found on PATH with flags that keep it
+from calling home, so the "no other origin" check sees only the page.
 """
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -16,10 +17,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-CHROMIUM = "/usr/bin/chromium"
+BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 _URL_RE = re.compile(r"TensorBoard \S+ at (http://\S+?)/? ")
+
+
+def find_browser() -> str | None:
+    """The first of BROWSER_NAMES on PATH (Debian's package is ``chromium``), or None."""
+    return next((path for path in map(shutil.which, BROWSER_NAMES) if path), None)
 
 
 @contextmanager
@@ -62,8 +68,11 @@ def chromium_page(viewport: tuple[int, int] = (1500, 950)) -> Iterator[tuple[Any
     """A Playwright page in headless Chromium, plus the list of every URL the page requested."""
     from playwright.sync_api import sync_playwright
 
+    executable = find_browser()
+    if executable is None:
+        raise RuntimeError(f"no browser on PATH: install one of {', '.join(BROWSER_NAMES)}")
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
             requests: list[str] = []

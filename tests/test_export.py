@@ -81,7 +81,7 @@ def test_perfetto_trace(logdir: Path, tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_tensorboard_graphs_tab_reads_the_export(logdir: Path, capsys: pytest.CaptureFixture) -> None:
-    from gprof_tb.testing import tensorboard
+    from tb_browser_helpers import tensorboard
 
     assert cli(["export", str(logdir / "mlp"), "--format", "graphdef", "--step", "1"]) == 0
     assert "Graphs tab" in capsys.readouterr().out

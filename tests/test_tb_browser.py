@@ -1,6 +1,7 @@
 """End to end: a real ``tensorboard`` process, the example transformer run, headless Debian Chromium.
 
-Needs /usr/bin/chromium and the ``playwright`` package; both are part of the test environment.
+Needs a Chromium on PATH (``chromium``, ``chromium-browser`` or ``google-chrome``) and the ``playwright``
+package; both are part of the test environment (scripts/test.sh installs Debian's chromium).
 Set GPROF_UPDATE_SCREENSHOTS=1 to refresh docs/images/tb_tab.png (the README shows it).
 """
 from __future__ import annotations
@@ -14,18 +15,17 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from tb_browser_helpers import BROWSER_NAMES, chromium_page, find_browser, plugin_frame, tensorboard
 
-from gprof.store.queries import step_summary
 from gprof.store import find_runs
+from gprof.store.queries import step_summary
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="Debian chromium is not installed at /usr/bin/chromium"),
+    pytest.mark.skipif(find_browser() is None, reason=f"no browser on PATH (looked for {', '.join(BROWSER_NAMES)})"),
 ]
 playwright = pytest.importorskip("playwright", reason="the playwright package drives the browser")
-
-from gprof_tb.testing import chromium_page, plugin_frame, tensorboard  # noqa: E402
 
 
 @pytest.fixture(scope="module")
