@@ -1,0 +1,117 @@
+"""The fusion target pins: the same small graphs grouped by the C++ rules (``cpu``) and by the Triton
+rules (``cuda``), and the Triton rules' pieces (groups, split reductions, the GPU table) on their own."""
+from __future__ import annotations
+
+import pytest
+
+from gprof.analyses import fusion, run_all
+from gprof.analyses.gpu_specs import GPUS, gpu_spec
+from gprof.analyses.triton_rules import SECOND_STAGE, Shape, can_fuse, split_factor
+from gprof.graph.model import StepGraph
+from tests.test_analyses_graphs import G
+
+
+def kernels(graph: StepGraph, target: str, phase: str = "forward", gpu: str | None = None) -> list[list[str]]:
+    by = {n.idx: n for n in graph.nodes}
+    out = [[by[i].op_short for i in k.nodes] or [k.note or "?"] for k in fusion.predict(graph, target, gpu)[phase]
+           if k.generated]
+    assert out, "the graph predicts no generated kernel"
+    return out
+
+
+def bias_grad_then_relu_grad() -> StepGraph:
+    """A linear's backward on a ReLU: the bias gradient (column sum) and the next ReLU's backward
+    become ready after the same matmul."""
+    g = G()
+    grad, w, mask = g.input((64, 512)), g.input((512, 512)), g.input((64, 512))
+    t = g.op("aten.threshold_backward.default", [grad, mask], phase="backward")
+    g.op("aten.sum.dim_IntList", [t], (1, 512), phase="backward")
+    gi = g.op("aten.mm.default", [t, w], (64, 512), phase="backward")
+    t2 = g.op("aten.threshold_backward.default", [gi, mask], phase="backward")
+    g.op("aten.sum.dim_IntList", [t2], (1, 512), phase="backward")
+    return g.graph
+
+
+def test_cpu_kernel_group_joins_what_triton_keeps_apart():
+    graph = bias_grad_then_relu_grad()
+    # C++: the kernel group runs on to the next extern call, so each sum shares the next stage's kernel
+    assert kernels(graph, "cpu", "backward") == [["threshold_backward"], ["sum", "threshold_backward", "sum"]]
+    # Triton: a column sum fuses with neither its producer nor unrelated work (an outer reduction)
+    assert sorted(kernels(graph, "cuda", "backward")) == [["sum"], ["sum"], ["threshold_backward"], ["threshold_backward"]]
+
+
+def test_softmax_then_loss_is_two_triton_kernels_one_cpu_kernel():
+    g = G()
+    x, y = g.input((64, 10)), g.input((64,), dtype="int64")
+    ls = g.op("aten._log_softmax.default", [x])
+    g.op("aten.nll_loss_forward.default", [ls, y], (1,))  # (the builder reads () as "same shape")
+    assert kernels(g.graph, "cpu") == [["_log_softmax", "nll_loss_forward"]]
+    # row reductions (64, 10) and a reduction over the 64 gathered targets (1, 64): different groups
+    assert kernels(g.graph, "cuda") == [["_log_softmax"], ["nll_loss_forward"]]
+
+
+def test_layer_norm_with_pointwise_prologue_and_epilogue_is_one_kernel_on_both():
+    g = G()
+    x = g.input((128, 256))
+    a = g.op("aten.add.Tensor", [x, x])
+    ln = g.op("aten.native_layer_norm.default", [a])
+    g.op("aten.relu.default", [ln])
+    for target in ("cpu", "cuda"):
+        assert kernels(g.graph, target) == [["add", "native_layer_norm", "relu"]]
+
+
+def test_full_reduction_split_on_a_gpu_adds_a_second_stage():
+    g = G()
+    x = g.input((1024, 1024))
+    s = g.op("aten.mul.Tensor", [x, x])
+    g.op("aten.mean.default", [s], (1,))
+    assert kernels(g.graph, "cpu") == [["mul", "mean"]]
+    assert kernels(g.graph, "cuda", gpu="H100") == [["mul", "mean"], [SECOND_STAGE]]
+
+
+def test_batch_norm_statistics_are_kernels_of_their_own_on_triton():
+    g = G()
+    x = g.input((8, 16, 32, 32))
+    bn = g.op("aten._native_batch_norm_legit_functional.default", [x])
+    g.op("aten.relu.default", [bn])
+    assert kernels(g.graph, "cpu") == [["_native_batch_norm_legit_functional", "relu"]]
+    got = kernels(g.graph, "cuda", gpu="H100")
+    assert got[-1] == ["_native_batch_norm_legit_functional", "relu"]
+    assert got[0][0].startswith("batch-norm statistics") and got[1:-1] == [[SECOND_STAGE]]
+
+
+def test_default_target_is_the_step_device_and_run_all_takes_target():
+    graph = bias_grad_then_relu_grad()
+    assert fusion.rules_for(None, graph).target == "cpu"
+    out = run_all(graph, target="cuda", gpu="H200")
+    assert out["fusion"]["target"] == "cuda"
+    assert "H200" in out["fusion"]["roofline"]["device"]
+    assert run_all(graph)["fusion"]["target"] == "cpu"
+    with pytest.raises(ValueError):
+        fusion.rules_for("tpu", graph)
+
+
+@pytest.mark.parametrize(("a", "b", "fuse"), [
+    (Shape(4096, 1, False, False), Shape(4096, 1, False, False), True),     # pointwise, same numel
+    (Shape(4096, 1, False, False), Shape(2048, 1, False, False), False),
+    (Shape(4096, 1, False, False), Shape(64, 64, True, False), True),       # prologue of a row reduction
+    (Shape(64, 1, False, False), Shape(64, 64, True, False), True),         # epilogue
+    (Shape(4096, 1, False, False), Shape(64, 64, True, True), False),       # outer reduction: tiling
+    (Shape(64, 64, True, False), Shape(64, 64, True, False), True),
+    (Shape(64, 64, True, False), Shape(1, 4096, True, False), False),       # reductions of other groups
+])
+def test_simd_can_fuse(a: Shape, b: Shape, fuse: bool):
+    assert can_fuse(a, b) is fuse and can_fuse(b, a) is fuse
+
+
+def test_split_factor_reads_the_sm_count():
+    h100 = gpu_spec("NVIDIA H100 80GB HBM3")
+    assert h100.name == "H100"
+    assert split_factor(1, 1 << 20, False, h100) > 1      # a full reduction of 1 Mi elements splits
+    assert split_factor(1, 4096, False, h100) == 1        # at most 8,192: one kernel
+    assert split_factor(16384, 512, False, h100) == 1     # enough outputs for the SMs
+    assert split_factor(256, 1024, True, h100) > 1        # a bias gradient over 1,024 rows
+    assert split_factor(256, 1024, True, gpu_spec("T4")) > 1
+    assert all(g.bandwidth_bps > 0 and g.sm_count > 0 and g.launch_ns > 0 for g in GPUS.values())
+    with pytest.raises(KeyError):
+        gpu_spec("Voodoo 2")
