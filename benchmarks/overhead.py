@@ -27,6 +27,7 @@ except ImportError:  # run as `python benchmarks/overhead.py`
     import _common as C
 
 import gprof
+from examples._harness import step as _train_step  # importable once _common has put the root on sys.path
 
 MODELS = C.MODELS
 #: (rounds, steps per round) that keep each model near 20-40 s on 2 cores
@@ -77,7 +78,7 @@ def run_session(cfg: Config, model: Any, opt: Any, batches: list, steps: int, sa
     boundary = next(gen)
     boundary_ns = 0
     for i in range(steps):
-        ns, loss = C.timed(lambda: C.train_step(model, opt, batches[(start + i) % len(batches)]))
+        ns, _ = C.timed(lambda i=i: _train_step(model, opt, batches[(start + i) % len(batches)]))
         samples.add(cfg.name, "step", ns)
         b, _ = C.timed(boundary)
         boundary_ns += b
@@ -88,8 +89,8 @@ def run_session(cfg: Config, model: Any, opt: Any, batches: list, steps: int, sa
 def bench_model(name: str, rounds: int, steps: int, logdir: str) -> dict[str, Any]:
     model, opt, batches = MODELS[name]()
     for b in batches[:2]:  # optimizer state exists from here on: every measured step is steady-state
-        C.train_step(model, opt, b)
-    n_ops = C.ops_per_step(model, opt, batches[0], C.train_step)
+        _train_step(model, opt, b)
+    n_ops = C.ops_per_step(model, opt, batches[0], _train_step)
     configs = [
         Config("plain", _plain),
         Config("pass-through mode", _mode(C.PassThrough)),

@@ -16,6 +16,7 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -43,17 +44,18 @@ class Adds(nn.Module):
 
 
 def _time_chunk_builds(prof: gprof.profile) -> list[int]:
-    """Wrap the recorder's chunk flush (set per step) so the in-step time splits into recording
+    """Wrap the recorder's hand-over of full chunks so the in-step time splits into recording
     and the chunked build+write that streams a long step to disk."""
-    rec = prof.recorder
-    flush, times = rec.flush, []
+    rec = prof.session.recorder
+    build, times = rec.build, []
 
-    def timed_flush() -> None:
+    def timed_build(records: Any) -> Any:
         t = time.perf_counter_ns()
-        flush()
+        node = build(records)
         times.append(time.perf_counter_ns() - t)
+        return node
 
-    rec.flush = timed_flush
+    rec.build = timed_build
     return times
 
 
@@ -103,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     record_s, write_s = t1 - t0, t2 - t1
     extra = peak_rss - base_rss
     print(f"   ops requested {args.ops:,} in {args.modules} modules; nodes stored {nodes:,}; aggregate-only {agg}; "
-          f"keep_in_memory {prof.session.keep_in_memory:,}")
+          f"keep_in_memory {prof.session.options.keep_in_memory:,}")
     built_s = sum(chunk_build_ns) / 1e9
     print(f"   record (in-step)        {record_s:8.2f} s   {nodes / record_s:12,.0f} nodes/s")
     print(f"     of which chunk builds {built_s:8.2f} s in {len(chunk_build_ns)} chunks (streamed to the file "

@@ -122,7 +122,7 @@ def test_chunked_streaming_writes_what_one_chunk_writes(tmp_path: Any) -> None:
     for name, chunk in (("one_chunk", 10**6), ("small_chunks", 7)):
         model, opt = _warm_model()
         prof = gprof.profile(logdir=tmp_path, run=name, analyze=False)
-        prof.recorder.chunk_size = chunk
+        prof.session.recorder.chunk_size = chunk  # internal: no public knob for the chunk size
         with prof:
             _step(model, opt)
         files[name] = open_run(tmp_path / name).file(0).path

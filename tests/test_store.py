@@ -49,7 +49,7 @@ def test_steps_are_readable_while_training_goes_on(tmp_path) -> None:
     with gprof.profile(logdir=tmp_path, run="live") as prof:
         model(torch.randn(2, 4)).sum().backward()
         prof.step()
-        prof.recorder.observers.append(peek)
+        prof.add_observer(peek)
         model(torch.randn(2, 4)).sum().backward()
     assert seen and seen[0][0] == [0] and seen[0][1] == prof.graphs[0].meta.node_count
     assert open_run(run_dir).steps() == [0, 1]

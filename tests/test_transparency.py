@@ -46,7 +46,7 @@ def test_bit_identical_with_schedule_and_debug_observer(name: str, tmp_path) -> 
     seen: list[str] = []
     sched = gprof.schedule(wait=1, warmup=0, active=1, repeat=1)
     with gprof.profile(logdir=tmp_path, run=name, schedule=sched) as prof:
-        prof.recorder.observers.append(lambda node, *rest: seen.append(node.key))
+        prof.add_observer(lambda node, *rest: seen.append(node.key))
         profiled = run_example(name, 3, prof)
     assert seen, "the observer was never called"
     assert [g.meta.step for g in prof.graphs] == [1], "schedule(wait=1, active=1, repeat=1) records step 1 only"

@@ -13,14 +13,28 @@ from typing import Any
 
 import torch
 
-from gprof.capture import recorder as R
+from gprof.capture import records as R
 from gprof.capture.collectives import BucketTracker
 from gprof.graph.keys import KeyCounter
-from gprof.graph.model import Edge, MemorySummary, ModuleInfo, Node, StepGraph, StepMeta, TensorMeta
-from gprof.store.step_file import StepWriter, node_row
+from gprof.graph.model import (
+    Edge,
+    MemoryCategory,
+    MemorySummary,
+    ModuleInfo,
+    Node,
+    Phase,
+    StepGraph,
+    StepMeta,
+    TensorMeta,
+)
+from gprof.store.sink import NodeSink
 
 #: a forward op may create several autograd nodes (e.g. a custom Function); never map more than this
 _MAX_SEQ_SPAN = 16
+# per-node comparisons use identity: the builder only ever assigns these members
+FORWARD, BACKWARD, OPTIMIZER = Phase.FORWARD, Phase.BACKWARD, Phase.OPTIMIZER
+#: categories of model and optimizer state: never counted as saved activations
+_MODEL_STATE = (MemoryCategory.PARAMETER, MemoryCategory.BUFFER, MemoryCategory.GRADIENT, MemoryCategory.OPTIMIZER)
 
 
 def _module_of_param(name: str) -> str:
@@ -44,7 +58,7 @@ def _is_view(op: str) -> bool:
 
 
 class StepBuilder:
-    def __init__(self, writer: StepWriter | None, meta: StepMeta, scope: Any, baseline: dict[int, int],
+    def __init__(self, writer: NodeSink | None, meta: StepMeta, scope: Any, baseline: dict[int, int],
                  start_peek: int, keep_limit: int, state_modules: dict[int, str] | None = None,
                  cwd: str | None = None) -> None:
         self.writer = writer
@@ -76,7 +90,7 @@ class StepBuilder:
         self._node_source: list[str | None] = []
         self._writer_of: dict[int, int] = {}
         self._alloc_at: dict[int, int] = {}  # sid -> index of the node that allocated it
-        self._alloc_phase: dict[int, str] = {}
+        self._alloc_phase: dict[int, Phase] = {}
         self._tensor_cache: dict[tuple, tuple[str, str, str, int, tuple[int, ...]]] = {}
         self._source_cache: dict[tuple[Any, int], str] = {}
         self._cwd = cwd or os.getcwd()
@@ -120,17 +134,16 @@ class StepBuilder:
         """Build a chunk of records; rows and edges go to the file at once, objects are kept only
         while the step stays under ``keep_limit`` nodes (analyses and ``prof.graphs`` use them).
         Returns the last node built (the debugger builds one record at a time and needs its key)."""
-        rows = []
+        built = []
         first_edge = len(self.edges)
         node = None
         for rec in records:
             node = self._build(rec)
-            if self.keep_nodes:
-                self.nodes.append(node)
-            if self.writer is not None:
-                rows.append(node_row(node))
+            built.append(node)
+        if self.keep_nodes:
+            self.nodes.extend(built)
         if self.writer is not None:
-            self.writer.add_node_rows(rows)
+            self.writer.add_nodes(built)
             self.writer.add_edges(self.edges[first_edge:])
         if self.keep_nodes and self.n > self.keep_limit:
             self.keep_nodes = False
@@ -173,7 +186,7 @@ class StepBuilder:
         grad_fn = None
         source = None
         if rec[R.RAW_BACKWARD]:
-            phase = "backward"
+            phase = BACKWARD
             seq, grad_fn, param_id, leaf_sid = rec[R.RAW_AUTOGRAD]
             if seq is not None:
                 fwd = self._seq_to_node.get(seq)
@@ -192,12 +205,12 @@ class StepBuilder:
                     if fwd is not None and module is None:
                         module = self._node_module[fwd]
         elif module is not None or (created_node and not rec[R.RAW_OPTIMIZER]):
-            phase = "forward"  # also a closure's forward inside optimizer.step (LBFGS)
+            phase = FORWARD  # also a closure's forward inside optimizer.step (LBFGS)
         elif rec[R.RAW_OPTIMIZER]:
-            phase = "optimizer"
+            phase = OPTIMIZER
             module = self._state_module(rec)
         else:
-            phase = "other"
+            phase = Phase.OTHER
         if source is None:
             source = self._source(rec[R.RAW_FRAME])
 
@@ -223,13 +236,13 @@ class StepBuilder:
             elif not is_view:
                 writer_of[t.storage] = idx
 
-        if phase == "backward" and module is not None and fwd is not None:
+        if phase is BACKWARD and module is not None and fwd is not None:
             # what backward reads that forward made (or that predates the step, like the batch)
             # is what autograd saved; it belongs to the module whose op saved it
             for t in inputs:
-                if self._alloc_phase.get(t.storage, "forward") == "forward" and t.storage not in self._written_in_backward:
+                if self._alloc_phase.get(t.storage, FORWARD) == FORWARD and t.storage not in self._written_in_backward:
                     self._saved_reads.add((module, t.storage))
-        if phase == "backward":
+        if phase is BACKWARD:
             for raw, t in zip(rec[R.RAW_OUTPUTS], outputs):
                 if raw[0] < 0 or not is_view:
                     self._written_in_backward.add(t.storage)
@@ -239,7 +252,7 @@ class StepBuilder:
             module_of_param = _module_of_param(param)
             for t in outputs:
                 self.state_modules.setdefault(t.storage, module_of_param)
-        elif phase == "optimizer" and module is not None:
+        elif phase is OPTIMIZER and module is not None:
             for t in outputs:  # optimizer state created this step belongs to the same parameter
                 self.state_modules.setdefault(t.storage, module)
 
@@ -310,13 +323,13 @@ class StepBuilder:
 
     def _category(self, sid: int, allocated_in_step: bool, categories: dict[int, str]) -> str:
         cat = categories.get(sid)
-        if sid in self.grad_sids and cat in (None, "temporary", "activation"):
-            return "gradient"
+        if sid in self.grad_sids and cat in (None, MemoryCategory.TEMPORARY, MemoryCategory.ACTIVATION):
+            return MemoryCategory.GRADIENT
         if cat is not None:
             return cat
         if not allocated_in_step:
-            return "other"
-        return "activation" if self._alloc_phase.get(sid) == "forward" else "temporary"
+            return MemoryCategory.OTHER
+        return MemoryCategory.ACTIVATION if self._alloc_phase.get(sid) == FORWARD else MemoryCategory.TEMPORARY
 
     def _curve_samples(self, points: int) -> list[int]:
         """At most ``points`` node indices: each bucket's highest-live node, plus the peak."""
@@ -339,7 +352,7 @@ class StepBuilder:
         sizes = {**self.baseline, **self._new_sizes}
         saved: dict[str, int] = {}
         for module, sid in self._saved_reads:
-            if categories.get(sid) in ("parameter", "buffer", "gradient", "optimizer"):
+            if categories.get(sid) in _MODEL_STATE:
                 continue
             saved[module] = saved.get(module, 0) + sizes.get(sid, 0)
         return dict(sorted(saved.items()))
@@ -358,7 +371,7 @@ class StepBuilder:
         # nodes before the first sighting of each late storage get its bytes: a piecewise-constant bonus
         bonus = total
         start = 0
-        for at, nb, _ in late + [(self.n, 0, 0)]:
+        for at, nb, _ in [*late, (self.n, 0, 0)]:
             if at > start and bonus:
                 for i in range(start, min(at, self.n)):
                     self._live[i] += bonus

@@ -18,6 +18,8 @@ from typing import Any
 
 import torch
 
+from gprof.graph.model import Phase
+
 #: kinds (see :func:`collective_kind`) in the collective namespaces that only wait on or wrap a
 #: collective's result on this rank: not part of the sequence ranks must agree on
 LOCAL_OPS = frozenset({"waittensor", "wraptensorautograd"})
@@ -116,7 +118,7 @@ class BucketTracker:
         self._bucket_of: dict[int, int] = {}
 
     def observe(self, node: Any) -> None:
-        if node.phase != "backward":
+        if node.phase != Phase.BACKWARD:
             return
         if node.attrs.get("kind") is not None:
             self._attribute(node)

@@ -130,7 +130,8 @@ class ModuleScope:
         self.builtin: dict[str, bool] = {}
         #: id(param) -> (weakref to the parameter, "module.param")
         self.params: dict[int, tuple[weakref.ref, str]] = {}
-        self._stacks: dict[int, list[str]] = {}
+        #: thread -> its module stack, innermost last (the recorder reads the top per op)
+        self.stacks: dict[int, list[str]] = {}
         self._handles: list[Any] = []
         #: thread -> [module name, module, start ns, ops seen] while inside a torch.compile'd module
         self.regions: dict[int, list[Any]] = {}
@@ -199,18 +200,18 @@ class ModuleScope:
 
     # stack ------------------------------------------------------------------------------------
     def current(self, ident: int) -> str | None:
-        stack = self._stacks.get(ident)
+        stack = self.stacks.get(ident)
         return stack[-1] if stack else None
 
     def stack(self, ident: int) -> list[str]:
-        return self._stacks.setdefault(ident, [])
+        return self.stacks.setdefault(ident, [])
 
     # The hooks run inside torch.compile'd modules too; Dynamo must run them as they are, never
     # trace them (that would recompile the user's module and record nothing).
     @torch._dynamo.disable
     def _pre(self, mod: nn.Module, args: Any) -> None:
         ident = threading.get_ident()
-        stack = self._stacks.setdefault(ident, [])
+        stack = self.stacks.setdefault(ident, [])
         name = self.name_of(mod, stack[-1] if stack else None)
         stack.append(name)
         if ident not in self.regions and _is_compiled(mod):
@@ -224,7 +225,7 @@ class ModuleScope:
             del self.regions[ident]
             if self.on_region_end is not None:
                 self.on_region_end(region[0], region[2], region[3], args, out)
-        stack = self._stacks.get(ident)
+        stack = self.stacks.get(ident)
         if stack:
             name = self._names.get(mod)
             # pop back to this module even if an inner module raised and skipped its post hook
@@ -233,7 +234,7 @@ class ModuleScope:
                     break
 
     def reset_stacks(self) -> None:
-        for s in self._stacks.values():
+        for s in self.stacks.values():
             s.clear()
         self.regions.clear()
 
@@ -248,5 +249,5 @@ class ModuleScope:
         for h in self._handles:
             h.remove()
         self._handles = []
-        self._stacks.clear()
+        self.stacks.clear()
         self.regions.clear()

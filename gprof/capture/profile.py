@@ -3,16 +3,23 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import ClassVar
+from typing import Any, ClassVar, Literal
 
 from torch.profiler import ProfilerAction
 from torch.profiler import schedule as _torch_schedule
 
-from gprof.capture.session import Session
+from gprof.capture.options import CaptureOptions
+from gprof.capture.pipeline import StepCallback, StepPipeline
 from gprof.graph.model import StepGraph
+from gprof.store.runs import plugin_dir
+
+#: called as ``obs(node, func, args, kwargs, out)`` after each recorded op (see :meth:`profile.add_observer`)
+Observer = Callable[..., None]
+StepBoundary = Literal["manual", "optimizer"]
 
 #: ``gprof.schedule(wait=, warmup=, active=, repeat=, skip_first=)`` is torch.profiler's own
 #: schedule, so the conventions (and off-by-ones) are exactly the ones users know.
@@ -41,6 +48,12 @@ class profile:
     the step is recorded as per-op aggregates only) and ``keep_in_memory`` bounds how large a step
     may be and still be analysed and kept in ``prof.graphs``. ``tensor_preview=N`` stores the first N
     values of every output in ``node.attrs["preview"]`` (off by default: it costs a copy per op).
+
+    ``step_boundary`` says where one training step ends: ``"manual"`` (default) at each
+    ``prof.step()``, as torch.profiler; ``"optimizer"`` at the end of every ``Optimizer.step()`` in
+    the block, for loops that cannot call ``prof.step()``. Then ``prof.step()`` is a no-op (with a
+    warning once), and ops after the last optimizer step are saved, if there are any and at least
+    one whole step was, as a step with ``meta.partial = True``.
     """
 
     def __init__(
@@ -59,33 +72,82 @@ class profile:
         analyze: bool | list[str] = True,
         rank: int | None = None,
         world_size: int | None = None,
-        on_step_saved: Callable[[StepGraph, Path | None], None] | None = None,
+        on_step_saved: StepCallback | None = None,
+        step_boundary: StepBoundary = "manual",
     ) -> None:
         if node_cap < 1:
             raise ValueError(f"node_cap must be at least 1, got {node_cap}")
         if not 0 <= tensor_preview <= 4096:
             raise ValueError(f"tensor_preview must be between 0 and 4096 elements, got {tensor_preview}")
+        if step_boundary not in ("manual", "optimizer"):
+            raise ValueError(f"step_boundary must be 'manual' or 'optimizer', got {step_boundary!r}")
         self.schedule = schedule
-        self.session = Session(
-            logdir, _check_run_name(_default_run_name() if run is None else run),
+        self.step_boundary = step_boundary
+        options = CaptureOptions(
             record_shapes=record_shapes, profile_memory=profile_memory, with_stack=with_stack,
-            node_cap=node_cap, keep_in_memory=keep_in_memory, analyze=analyze, rank=rank, world_size=world_size, with_kineto=with_kineto, tensor_preview=tensor_preview,
+            with_kineto=with_kineto, node_cap=node_cap, keep_in_memory=keep_in_memory,
+            tensor_preview=tensor_preview, analyze=analyze,
         )
+        #: the step pipeline (internal: use the methods below, not its fields)
+        self.session = StepPipeline(logdir, _check_run_name(_default_run_name() if run is None else run), options,
+                                    rank=rank, world_size=world_size)
         if on_step_saved is not None:
             self.session.on_step_saved.append(on_step_saved)
         self.step_num = 0
         #: graphs of the saved steps that were small enough to keep (see ``keep_in_memory``)
         self.graphs: list[StepGraph] = []
         self._active = False
+        self._boundary_hook: Any = None
+        self._warned_manual_step = False
 
+    # -------------------------------------------------------------------------- public surface
     @property
     def run_dir(self) -> Path:
+        """``<logdir>/<run>``: what TensorBoard and ``torch-gprof report`` are pointed at."""
         return self.session.run_dir
 
     @property
-    def recorder(self):
-        return self.session.recorder
+    def data_dir(self) -> Path:
+        """Where this run's step files (and the debugger's address files) live."""
+        return plugin_dir(self.session.logdir, self.session.run)
 
+    @property
+    def rank(self) -> int:
+        return self.session.rank[0]
+
+    @property
+    def world_size(self) -> int:
+        return self.session.rank[1]
+
+    def add_observer(self, obs: Observer) -> None:
+        """Call ``obs(node, func, args, kwargs, out)`` after every recorded op, with the op's built
+        graph node (stable key included) and its live tensors: what a debugger pauses on. It runs
+        inside the dispatch mode, so torch ops it runs are not recorded, and it makes each op be
+        built at once instead of after the step (slower)."""
+        self.session.recorder.observers.append(obs)
+
+    def remove_observer(self, obs: Observer) -> None:
+        """Stop calling ``obs``; one that was never added is ignored."""
+        observers = self.session.recorder.observers
+        if obs in observers:
+            observers.remove(obs)
+
+    def add_step_callback(self, fn: StepCallback) -> None:
+        """Call ``fn(graph, path)`` after each step is saved (``path``: its file, None if not written)."""
+        self.session.on_step_saved.append(fn)
+
+    def remove_step_callback(self, fn: StepCallback) -> None:
+        """Stop calling ``fn``; one that was never added is ignored."""
+        callbacks = self.session.on_step_saved
+        if fn in callbacks:
+            callbacks.remove(fn)
+
+    def param_names(self) -> dict[int, str]:
+        """``id(parameter)`` -> qualified name (``encoder.layers.0.linear1.weight``) of every
+        parameter of the modules seen so far, for parameters still alive."""
+        return {pid: name for pid, (ref, name) in list(self.session.scope.params.items()) if ref() is not None}
+
+    # -------------------------------------------------------------------------- steps
     def _action(self) -> ProfilerAction:
         return ProfilerAction.RECORD if self.schedule is None else self.schedule(self.step_num)
 
@@ -94,10 +156,15 @@ class profile:
         if action != ProfilerAction.NONE:
             self.session.begin_step(self.step_num, save=action != ProfilerAction.WARMUP)
 
-    def _end(self, error: BaseException | None = None) -> None:
-        graph = self.session.end_step(save=True, error=error)
+    def _end(self, error: BaseException | None = None, partial: bool = False) -> None:
+        graph = self.session.end_step(save=True, error=error, partial=partial)
         if graph is not None and graph.nodes:
             self.graphs.append(graph)
+
+    def _next_step(self) -> None:
+        self._end()
+        self.step_num += 1
+        self._begin()
 
     #: called with each profile as it is entered (e.g. ``torch-gprof debug`` attaches its debugger
     #: to every profile a script opens)
@@ -107,22 +174,41 @@ class profile:
         for hook in list(profile.enter_hooks):
             hook(self)
         self.session.open()
+        if self.step_boundary == "optimizer":
+            from torch.optim.optimizer import register_optimizer_step_post_hook
+
+            self._boundary_hook = register_optimizer_step_post_hook(self._on_optimizer_step)
         self._active = True
         self._begin()
         return self
 
+    def _on_optimizer_step(self, opt: Any, args: Any, kwargs: Any) -> None:
+        # Runs inside Optimizer.step's record_function range; the recorder drops the range's exit
+        # marker that the next step sees, so the new step starts outside the optimizer phase.
+        if self._active:
+            self._next_step()
+
     def step(self) -> None:
-        """Mark the end of a training step (as ``torch.profiler.profile.step``)."""
+        """Mark the end of a training step (as ``torch.profiler.profile.step``). With
+        ``step_boundary="optimizer"`` the optimizer marks steps, and this call does nothing."""
         if not self._active:
             raise RuntimeError("prof.step() called outside the `with gprof.profile(...)` block")
-        self._end()
-        self.step_num += 1
-        self._begin()
+        if self.step_boundary == "optimizer":
+            if not self._warned_manual_step:
+                self._warned_manual_step = True
+                warnings.warn("torch-gprof: prof.step() does nothing with step_boundary='optimizer': each "
+                              "optimizer.step() already ends a step", RuntimeWarning, stacklevel=2)
+            return
+        self._next_step()
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         try:
-            self._end(error=exc)
+            # after the last optimizer step, what is left is not a whole training step
+            self._end(error=exc, partial=self.step_boundary == "optimizer" and self.step_num > 0)
         finally:
             self._active = False
+            if self._boundary_hook is not None:
+                self._boundary_hook.remove()
+                self._boundary_hook = None
             self.session.close()

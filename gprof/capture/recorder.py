@@ -2,38 +2,50 @@
 
 Everything that is not needed to *identify* an op later (names, keys, edges, strings) is left to
 :mod:`gprof.capture.builder`, which runs after the step or in chunks. Measured in
-../shared/notes/recording-facts.md: weak dictionaries and string building in the hot path cost 4x
-more than the dispatch floor; tuple appends cost almost nothing.
+docs/recording-facts.md: weak dictionaries and string building in the hot path cost 4x more than
+the dispatch floor; tuple appends cost almost nothing. The tuple's layout is
+:class:`gprof.capture.records.RawRecord`.
 
-Raw record layout (``RAW_*`` indices below)::
-
-    (op, start_ns, dur_ns, thread, module, in_backward, seq_peek, autograd_info, frame,
-     inputs, outputs, alloc_bytes, freed_bytes, live_bytes, flops, in_optimizer, extra)
-
-A tensor is ``(sid, shape, dtype, device)``; a negative sid marks a storage first allocated by
-this op.
+The recorder knows its collaborators, not the pipeline that drives it: the storage tracker, the
+module scope, the device timer, the options, and ``build``, which turns records into graph nodes
+(a full chunk, or the last record when an observer needs its node at once).
 """
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any
 
 import torch
 import torch._dynamo.trace_rules
-from torch._ops import OpOverload
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from gprof.capture.collectives import collective_attrs
+from gprof.capture.records import (
+    COMPILED_REGION_OP,
+    RAW_ALLOC,
+    RAW_AUTOGRAD,
+    RAW_DUR,
+    RAW_EXTRA,
+    RAW_FREED,
+    RAW_INPUTS,
+    RAW_OP,
+    RAW_OPTIMIZER,
+    RAW_OUTPUTS,
+    RAW_START,
+    count_flops,
+    op_info,
+)
 
 if TYPE_CHECKING:
-    from gprof.capture.session import Session
-
-(RAW_OP, RAW_START, RAW_DUR, RAW_THREAD, RAW_MODULE, RAW_BACKWARD, RAW_PEEK, RAW_AUTOGRAD, RAW_FRAME,
- RAW_INPUTS, RAW_OUTPUTS, RAW_ALLOC, RAW_FREED, RAW_LIVE, RAW_FLOPS, RAW_OPTIMIZER, RAW_EXTRA) = range(17)
+    from gprof.capture.device_timing import DeviceTimer
+    from gprof.capture.memory import StorageTracker
+    from gprof.capture.modules import ModuleScope
+    from gprof.capture.options import CaptureOptions
 
 _Tensor = torch.Tensor
 _graph_task_id = torch._C._current_graph_task_id
@@ -67,36 +79,6 @@ def _input_metas(seq: list | tuple, tracker: Any) -> list[tuple]:
 
 _ACCUMULATE_GRAD_SEQ = 2**64 - 1
 _COMPILED_BACKWARD = "CompiledFunctionBackward"
-#: op name of the single node that stands for a torch.compile'd region (forward or backward)
-COMPILED_REGION_OP = "gprof.compiled_region"
-
-
-class FuncInfo:
-    """Per-overload facts, computed once."""
-
-    __slots__ = ("call", "flop_deferred", "flop_fn", "is_collective", "is_view", "name", "range_marker", "skip")
-
-    def __init__(self, func: Any) -> None:
-        from torch.utils.flop_counter import flop_registry
-
-        self.name = str(func)
-        # OpOverload.__call__ is only ``self._op(*args, **kwargs)``: calling the C++ op directly
-        # saves a Python frame per op (~1 us here). Subclasses (TorchBindOpOverload) do more.
-        self.call = func._op if type(func) is OpOverload else func
-        packet = getattr(func, "overloadpacket", None)
-        self.flop_fn = flop_registry.get(packet) if packet is not None else None
-        # Shape formulas (most) are evaluated after the step from recorded shapes: the registry's
-        # wrappers walk pytrees, which costs more than a small matmul. Raw formulas need tensors.
-        self.flop_deferred = hasattr(self.flop_fn, "__wrapped__")
-        # record_function markers are bookkeeping, not work
-        self.skip = getattr(func, "namespace", "") == "profiler"
-        #: "enter"/"exit" for record_function's ops: Optimizer.step's range is the optimizer phase
-        self.range_marker = ("enter" if "enter" in self.name else "exit" if "exit" in self.name else "") \
-            if self.skip and "_record_function_" in self.name else ""
-        schema = getattr(func, "_schema", None)
-        rets = schema.returns if schema is not None else ()
-        self.is_collective = getattr(func, "namespace", "") in ("c10d", "_c10d_functional")
-        self.is_view = bool(rets) and all(r.alias_info is not None and not r.alias_info.is_write for r in rets)
 
 
 def _flat_tensors(x: Any) -> list[torch.Tensor]:
@@ -124,53 +106,6 @@ def _shape_of(x: Any) -> Any:
     return x
 
 
-def op_info(func: Any) -> FuncInfo:
-    """The op's :class:`FuncInfo`, cached on the op object (facts about the op, the same in every session)."""
-    try:
-        return func._gprof_info
-    except AttributeError:
-        pass
-    info = FuncInfo(func)
-    try:
-        func._gprof_info = info
-    except (AttributeError, TypeError):  # an op object that takes no attributes: no caching
-        pass
-    return info
-
-
-def count_flops(formula: Callable[..., int], args: Any, kwargs: dict, out: Any) -> int:
-    """flop_counter's formula on this call (shapes or tensors); 0 where it does not apply."""
-    try:
-        return int(formula(*args, **kwargs, out_val=out))
-    except Exception:  # a formula that does not cover this call
-        return 0
-
-
-_flop_cache: dict[Any, int] = {}
-
-
-def count_flops_of_shapes(formula: Callable[..., int], args: Any, kwargs: dict, out: Any) -> int:
-    """:func:`count_flops` for shape-only arguments, memoised: the same shapes come back every step,
-    and the registry's pytree wrappers cost far more than the arithmetic."""
-    try:
-        key = (formula, _hashable(args), _hashable(kwargs), _hashable(out))
-        hash(key)
-    except TypeError:
-        return count_flops(formula, args, kwargs, out)
-    n = _flop_cache.get(key)
-    if n is None:
-        n = _flop_cache[key] = count_flops(formula, args, kwargs, out)
-    return n
-
-
-def _hashable(x: Any) -> Any:
-    if type(x) is list or type(x) is tuple:
-        return (type(x).__name__, *(_hashable(y) for y in x))
-    if type(x) is dict:
-        return tuple(sorted((k, _hashable(v)) for k, v in x.items()))
-    return x
-
-
 def _previews(out: Any, n: int) -> dict[str, Any] | None:
     """First ``n`` values of each output, as plain numbers (read-only: never touches ``out``)."""
     previews = []
@@ -185,6 +120,16 @@ def _previews(out: Any, n: int) -> dict[str, Any] | None:
     return {"preview": previews} if previews else None
 
 
+def _internal_prefixes() -> tuple[str, ...]:
+    """Files whose frames are not the user's line: torch, gprof itself, contextlib, threading."""
+    import contextlib
+
+    gprof_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    dirs = {os.path.dirname(torch.__file__), gprof_dir,
+            os.path.dirname(contextlib.__file__) + os.sep + "contextlib.py", threading.__file__}
+    return tuple(sorted(dirs))
+
+
 def _is_internal_file(filename: str, prefixes: tuple[str, ...]) -> bool:
     return filename.startswith(prefixes) or filename.startswith("<")
 
@@ -192,13 +137,20 @@ def _is_internal_file(filename: str, prefixes: tuple[str, ...]) -> bool:
 class Recorder(TorchDispatchMode):
     """Records every op dispatched while active. One per profile session; entered per recorded step."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, tracker: StorageTracker, scope: ModuleScope, timer: DeviceTimer | None,
+                 options: CaptureOptions, build: Callable[[Sequence[tuple]], Any]) -> None:
         super().__init__()
-        self.session = session
+        #: storage ids, allocations and frees (gprof.capture.memory)
+        self.tracker = tracker
+        #: turns records into graph nodes and returns the last one: called with each full chunk
+        #: (streamed to the step file) and, when observers are attached, with each new record
+        self.build = build
         self.buffer: list[tuple] = []
+        #: True between :meth:`start` and :meth:`stop`: a compiled region ending between steps is not recorded
+        self.recording = False
         self._code_internal: dict[int, bool] = {}
         self._code_refs: list[Any] = []
-        self._internal_prefixes = session.internal_prefixes
+        self._internal_prefixes = _internal_prefixes()
         self._last_node: Any = None
         self._last_autograd: tuple | None = None
         self.in_optimizer = False
@@ -208,23 +160,20 @@ class Recorder(TorchDispatchMode):
         #: Node (stable key included) and the live tensors, e.g. by the debugger. Runs inside
         #: ``__torch_dispatch__``, so torch ops an observer runs are not recorded.
         self.observers: list[Callable[..., None]] = []
-        #: builds the last buffered record into a Node at once (set per step by the session)
-        self.build_last: Callable[[], Any] = lambda: None
-        self.node_cap = session.node_cap
+        self.with_stack = options.with_stack
+        self.node_cap = options.node_cap
         self.aggregate_only = False
         self.aggregates: dict[str, list[int]] = {}
-        self.chunk_size = session.chunk_size
+        self.chunk_size = options.chunk_size
         #: records already handed to the builder this step, and how long the buffer may grow before
         #: the next chunk is built or the node cap is reached (one length check per op covers both)
         self._flushed = 0
         self._room = min(self.chunk_size, self.node_cap)
         #: CUDA event pairs per op (gprof.capture.device_timing); None on CPU, where it costs nothing
-        self.device_timer = session.device_timer
-        #: store the first N elements of each output (0: off); bounded so a step stays small
-        self.preview_elems = session.tensor_preview
-        self.flush: Callable[[], None] = lambda: None
-        self._regions = session.scope.regions
-        self._stacks = session.scope._stacks
+        self.device_timer = timer
+        self.preview_elems = options.tensor_preview
+        self._regions = scope.regions
+        self._stacks = scope.stacks
 
     @property
     def total_recorded(self) -> int:
@@ -277,7 +226,7 @@ class Recorder(TorchDispatchMode):
                 if var is not None:
                     param_id = id(var)
                     try:
-                        e = self.session.memory.live.get(_storage_key(var))
+                        e = self.tracker.live.get(_storage_key(var))
                         leaf_sid = e[0] if e is not None else None
                     except (RuntimeError, NotImplementedError):
                         leaf_sid = None
@@ -318,7 +267,7 @@ class Recorder(TorchDispatchMode):
         if len(self.buffer) >= self._room and self._buffer_full(info.name, dur):
             return out
 
-        tracker = self.session.memory
+        tracker = self.tracker
         live = tracker.live
         alloc = 0
 
@@ -371,7 +320,7 @@ class Recorder(TorchDispatchMode):
             return out
         freed = tracker.freed_since
         tracker.freed_since = 0
-        if in_backward or not self.session.with_stack:
+        if in_backward or not self.with_stack:
             frame = None
         elif self.in_optimizer:  # every op of optimizer.step() has the same user line: find it once
             frame = self._opt_frame
@@ -392,7 +341,7 @@ class Recorder(TorchDispatchMode):
             timer.assign(slot, self._flushed + len(buffer) - 1)
         if self.observers:
             self._flushed += 1
-            node = self.build_last()
+            node = self.build((buffer.pop(),))
             for obs in self.observers:
                 obs(node, func, args, kwargs, out)
         return out
@@ -403,17 +352,18 @@ class Recorder(TorchDispatchMode):
         if self.aggregate_only or self._flushed + len(self.buffer) >= self.node_cap:
             self._aggregate(name, dur)
             return True
-        self._flushed += len(self.buffer)
-        self.flush()
+        chunk, self.buffer = self.buffer, []
+        self._flushed += len(chunk)
+        self.build(chunk)
         self._room = min(self.chunk_size, self.node_cap - self._flushed)
         return False
 
     def _region_end(self, name: str, start: int, ops: int, args: Any, out: Any) -> None:
         """A torch.compile'd module returned: record it as one opaque node (its kernels are fused)."""
-        if not self.session._recording:
+        if not self.recording:
             return
         dur = perf_counter_ns() - start
-        tracker = self.session.memory
+        tracker = self.tracker
         ins = _input_metas(_flat_tensors(args), tracker)
         outs, alloc = [], 0
         for t in _flat_tensors(out):
@@ -423,7 +373,7 @@ class Recorder(TorchDispatchMode):
         ident = _get_ident()
         self.buffer.append((
             COMPILED_REGION_OP, start, dur, ident, name, False,
-            _peek_seq(), None, self._user_frame() if self.session.with_stack else None, ins, outs, alloc,
+            _peek_seq(), None, self._user_frame() if self.with_stack else None, ins, outs, alloc,
             tracker.take_freed(), tracker.live_bytes, 0, self.in_optimizer,
             {"compiled_region": name, "ops_seen": ops},
         ))
@@ -436,7 +386,7 @@ class Recorder(TorchDispatchMode):
             last = buf[-1]
             extra = dict(last[RAW_EXTRA])
             extra["ops_seen"] += 1
-            tracker = self.session.memory
+            tracker = self.tracker
             buf[-1] = (*last[:RAW_DUR], t0 + dur - last[RAW_START], *last[RAW_DUR + 1:RAW_INPUTS],
                        last[RAW_INPUTS] + ins, last[RAW_OUTPUTS] + outs, last[RAW_ALLOC] + alloc,
                        last[RAW_FREED] + tracker.take_freed(), tracker.live_bytes, 0, last[RAW_OPTIMIZER], extra)
@@ -444,7 +394,7 @@ class Recorder(TorchDispatchMode):
         ident = _get_ident()
         stack = self._stacks.get(ident)
         buf.append((COMPILED_REGION_OP, t0, dur, ident, stack[-1] if stack else None, True, _peek_seq(), autograd,
-                    None, ins, outs, alloc, self.session.memory.take_freed(), self.session.memory.live_bytes, 0,
+                    None, ins, outs, alloc, self.tracker.take_freed(), self.tracker.live_bytes, 0,
                     self.in_optimizer, {"compiled_region": "backward", "ops_seen": 1}))
 
     @staticmethod
@@ -485,7 +435,20 @@ class Recorder(TorchDispatchMode):
             agg[0] += 1
             agg[1] += dur
 
-    def reset_step(self) -> None:
+    def start(self) -> None:
+        """Begin recording a step: a fresh buffer, and this mode pushed on the dispatch stack."""
+        self._reset_step()
+        self.recording = True
+        self.__enter__()
+
+    def stop(self) -> list[tuple]:
+        """Stop recording; returns the records not yet handed to ``build`` (the pipeline builds them)."""
+        self.__exit__(None, None, None)
+        self.recording = False
+        rest, self.buffer = self.buffer, []
+        return rest
+
+    def _reset_step(self) -> None:
         self.buffer = []
         self.aggregate_only = False
         self.aggregates = {}

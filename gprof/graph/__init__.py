@@ -4,15 +4,18 @@ from gprof.graph.model import (
     MEMORY_CATEGORIES,
     PHASES,
     Edge,
+    MemoryCategory,
     MemorySummary,
     ModuleInfo,
     Node,
+    Phase,
     StepGraph,
     StepMeta,
     TensorMeta,
 )
 
 __all__ = [
-    "MEMORY_CATEGORIES", "PHASES", "Edge", "MemorySummary", "ModuleInfo", "Node", "NodeKey", "StepGraph",
+    "MEMORY_CATEGORIES", "PHASES", "Edge", "MemoryCategory", "MemorySummary", "ModuleInfo", "Node", "NodeKey", "Phase",
+    "StepGraph",
     "StepMeta", "TensorMeta", "format_key", "parse_key",
 ]

@@ -7,12 +7,44 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, NamedTuple
 
-PHASES = ("forward", "backward", "optimizer", "other")
 
-#: Memory categories, named and split the way ``torch.distributed._tools.mem_tracker`` does.
-MEMORY_CATEGORIES = ("parameter", "buffer", "gradient", "activation", "optimizer", "temporary", "other")
+class _StrEnum(str, Enum):
+    """A string that names its allowed values. Members *are* their strings wherever a string is used
+    (equality, hashing, formatting, SQLite, JSON), so stored files and code comparing with ``"forward"``
+    are unchanged; only ``repr`` shows the enum. ``enum.StrEnum`` would do, but is Python 3.11+ and
+    keeps Enum's name-based hash, which would make ``{"forward": ...}[Phase.FORWARD]`` miss."""
+
+    __hash__ = str.__hash__
+    __str__ = str.__str__
+    __format__ = str.__format__
+
+
+class Phase(_StrEnum):
+    """Which part of a training step an op ran in."""
+
+    FORWARD = "forward"
+    BACKWARD = "backward"
+    OPTIMIZER = "optimizer"
+    OTHER = "other"
+
+
+class MemoryCategory(_StrEnum):
+    """What a storage holds, named and split the way ``torch.distributed._tools.mem_tracker`` does."""
+
+    PARAMETER = "parameter"
+    BUFFER = "buffer"
+    GRADIENT = "gradient"
+    ACTIVATION = "activation"
+    OPTIMIZER = "optimizer"
+    TEMPORARY = "temporary"
+    OTHER = "other"
+
+
+PHASES = tuple(p.value for p in Phase)
+MEMORY_CATEGORIES = tuple(c.value for c in MemoryCategory)
 
 
 class TensorMeta(NamedTuple):
@@ -40,6 +72,7 @@ class Node:
     idx: int
     key: str
     op: str
+    #: a :class:`Phase` when captured live, its plain string when read from a file (they compare equal)
     phase: str
     module: str | None
     inputs: tuple[TensorMeta, ...] = ()
@@ -107,6 +140,9 @@ class StepMeta:
     world_size: int = 1
     complete: bool = True
     error: str | None = None
+    #: the ops after the last step boundary, saved when the block ended (``step_boundary="optimizer"``):
+    #: not a whole training step, so views skip it by default. Files written before it existed lack it.
+    partial: bool = False
     torch_version: str = ""
     hostname: str = ""
     pid: int = 0

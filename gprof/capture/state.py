@@ -1,0 +1,78 @@
+"""The training state a step runs against: the modules' parameters and buffers, the gradients, and
+the optimizers' state. The builder needs it to put memory in categories and to attribute
+optimizer ops to the module whose parameter they update; it is read at step boundaries only."""
+from __future__ import annotations
+
+import weakref
+
+import torch
+
+from gprof.capture.memory import StorageTracker
+from gprof.capture.modules import ModuleScope
+from gprof.graph.model import MemoryCategory
+
+
+class TrainingState:
+    """Finds the state tensors through the module scope and the optimizers seen so far."""
+
+    def __init__(self, scope: ModuleScope, tracker: StorageTracker) -> None:
+        self.scope = scope
+        self.tracker = tracker
+        #: every optimizer whose step() ran in the block (filled by the pipeline's optimizer hook)
+        self.optimizers: weakref.WeakSet[torch.optim.Optimizer] = weakref.WeakSet()
+
+    def tensors(self) -> dict[MemoryCategory, list[torch.Tensor]]:
+        """State tensors by category, in the order later categories win (see :meth:`categories`)."""
+        out: dict[MemoryCategory, list[torch.Tensor]] = {
+            MemoryCategory.PARAMETER: [], MemoryCategory.BUFFER: [], MemoryCategory.GRADIENT: [],
+            MemoryCategory.OPTIMIZER: [],
+        }
+        for mod in self.scope.known_modules():
+            for p in mod.parameters(recurse=False):
+                out[MemoryCategory.PARAMETER].append(p)
+                if p.grad is not None:
+                    out[MemoryCategory.GRADIENT].append(p.grad)
+            out[MemoryCategory.BUFFER].extend(b for b in mod.buffers(recurse=False) if b is not None)
+        for opt in list(self.optimizers):
+            for state in opt.state.values():
+                out[MemoryCategory.OPTIMIZER].extend(v for v in state.values() if isinstance(v, torch.Tensor))
+        return out
+
+    def modules_by_storage(self) -> dict[int, str]:
+        """Storage id -> owning module for parameters, their grads and their optimizer state."""
+        out: dict[int, str] = {}
+        sid_of = self.tracker.sid_of
+        by_param: dict[int, str] = {}
+        for pid, (ref, name) in self.scope.params.items():
+            p = ref()
+            if p is None:
+                continue
+            mod = name.rpartition(".")[0]
+            by_param[pid] = mod
+            for t in (p, p.grad):
+                if t is not None:
+                    sid = sid_of(t)
+                    if sid is not None:
+                        out[sid] = mod
+        for opt in list(self.optimizers):
+            for p, state in opt.state.items():
+                mod = by_param.get(id(p))
+                if mod is None:
+                    continue
+                for v in state.values():
+                    if isinstance(v, torch.Tensor):
+                        sid = sid_of(v)
+                        if sid is not None:
+                            out[sid] = mod
+        return out
+
+    def categories(self) -> dict[int, str]:
+        """Storage id -> memory category of every state tensor."""
+        cats: dict[int, str] = {}
+        # later categories win, as in MemTracker: a gradient is never counted as a parameter
+        for cat, ts in self.tensors().items():
+            for t in ts:
+                sid = self.tracker.sid_of(t)
+                if sid is not None:
+                    cats[sid] = cat
+        return cats
