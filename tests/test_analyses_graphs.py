@@ -281,7 +281,9 @@ def test_chain_over_saved_values_is_recomputed_whole():
     g.op("aten.native_batch_norm_backward.default", [tb, c], (8, 16, 16, 16), phase="backward", fwd=1)
     k = next(k for k in _kernels(g.graph, "backward") if 4 in k.nodes)
     assert _ops(g.graph, sorted(k.also)) == ["native_batch_norm", "relu"]
-    assert all(not k.also for k in _kernels(g.graph, "forward"))
+    fwd = _kernels(g.graph, "forward")
+    assert fwd
+    assert all(not k.also for k in fwd)
 
 
 def test_mask_of_threshold_backward_is_computed_in_the_forward():
@@ -295,7 +297,9 @@ def test_mask_of_threshold_backward_is_computed_in_the_forward():
     g.op("aten.threshold_backward.default", [grad, r], phase="backward", fwd=1)
     relu_kernel = next(k for k in _kernels(g.graph, "forward") if 1 in k.nodes)
     assert _ops(g.graph, relu_kernel.also) == ["threshold_backward"]
-    assert all(not k.also for k in _kernels(g.graph, "backward"))
+    bwd = _kernels(g.graph, "backward")
+    assert bwd
+    assert all(not k.also for k in bwd)
 
 
 def test_backward_work_that_reads_no_gradient_moves_to_the_forward():
@@ -520,7 +524,9 @@ def test_branch_with_an_op_outside_the_formula_table_is_left_alone():
     g.op("aten.sum.default", [r], ())
     grad = g.input((48, 64))
     g.op("aten.threshold_backward.default", [grad, r], phase="backward", fwd=1)
-    assert all(not k.extra for k in _kernels(g.graph, "backward"))
+    bwd = _kernels(g.graph, "backward")
+    assert bwd
+    assert all(not k.extra for k in bwd)
 
 
 def test_bias_gradient_sums_of_a_shared_linear_join_the_later_calls_kernel():

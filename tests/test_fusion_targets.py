@@ -112,6 +112,7 @@ def test_split_factor_reads_the_sm_count():
     assert split_factor(16384, 512, False, h100) == 1     # enough outputs for the SMs
     assert split_factor(256, 1024, True, h100) > 1        # a bias gradient over 1,024 rows
     assert split_factor(256, 1024, True, gpu_spec("T4")) > 1
+    assert GPUS
     assert all(g.bandwidth_bps > 0 and g.sm_count > 0 and g.launch_ns > 0 for g in GPUS.values())
     with pytest.raises(KeyError):
         gpu_spec("Voodoo 2")
