@@ -92,7 +92,7 @@ class StepPipeline:
     def open(self) -> None:
         from torch.optim.optimizer import register_optimizer_step_pre_hook
 
-        self.scope.on_region_end = self.recorder._region_end
+        self.scope.on_region_end = self.recorder.region_end
         self.scope.install()
         # the optimizer *phase* comes from Optimizer.step's record_function range (see recorder),
         # which also closes when step() raises; this hook only learns which optimizers exist

@@ -358,7 +358,7 @@ class Recorder(TorchDispatchMode):
         self._room = min(self.chunk_size, self.node_cap - self._flushed)
         return False
 
-    def _region_end(self, name: str, start: int, ops: int, args: Any, out: Any) -> None:
+    def region_end(self, name: str, start: int, ops: int, args: Any, out: Any) -> None:
         """A torch.compile'd module returned: record it as one opaque node (its kernels are fused)."""
         if not self.recording:
             return

@@ -15,8 +15,9 @@ from torch._ops import OpOverload
 
 
 class RawTensor(NamedTuple):
-    """A tensor an op read or wrote. ``sid`` is the storage id (negative: first allocated by this
-    op; 0: no single storage, e.g. sparse or nested)."""
+    """A tensor an op read or wrote (recorded as a plain tuple in this order, like the record).
+    ``sid`` is the storage id (negative: first allocated by this op; 0: no single storage, e.g.
+    sparse or nested)."""
 
     sid: int
     shape: Any  # torch.Size, or () when the tensor has no one shape
@@ -25,7 +26,7 @@ class RawTensor(NamedTuple):
 
 
 class AutogradInfo(NamedTuple):
-    """The autograd node a backward op runs for."""
+    """The autograd node a backward op runs for (a plain tuple in this order)."""
 
     seq: int | None  # its sequence number (None for AccumulateGrad)
     name: str | None  # its class name, e.g. "AddmmBackward0"
