@@ -98,7 +98,7 @@ def test_browse_tree_table_details_filter_sort_steps_help(mlp_run: Path) -> None
         # sort: the 'o' key cycles columns; clicking a header sorts by it
         await p.press("o")
         assert "sorted by op asc" in text(app, "#status")
-        screen._header(DataTable.HeaderSelected(table, table.ordered_columns[4].key, 4, "time"))
+        table.post_message(DataTable.HeaderSelected(table, table.ordered_columns[4].key, 4, "time"))
         await p.pause()
         durs = [screen.data.node(int(table.get_row_at(r)[0])).dur_ns for r in range(5)]
         assert durs == sorted(durs, reverse=True)

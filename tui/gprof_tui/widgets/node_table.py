@@ -1,0 +1,134 @@
+"""The node table: one page of a step's nodes, with its filter box and status line."""
+from __future__ import annotations
+
+from rich.markup import escape
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import DataTable, Input, Static
+
+from gprof.graph.formatting import fmt_bytes, fmt_ns
+from gprof_tui.messages import NodeHighlighted
+from gprof_tui.stepdata import PAGE_SIZE, SORT_COLUMNS, NodeQuery, StepData
+
+NODE_COLUMNS = ("idx", "op", "phase", "module", "time", "alloc", "live")
+_SORT_KEYS = list(SORT_COLUMNS)
+#: sorted largest first when first chosen: the expensive nodes are the ones looked for
+_DESCENDING_FIRST = ("time", "alloc", "live", "flops")
+
+
+class NodeTable(Vertical):
+    """Holds the query (module, filter text, sort, offset) and reads only the page it shows, so a
+    million-node step pages as fast as a small one. Announces the node under the cursor."""
+
+    DEFAULT_CSS = """
+    NodeTable #filter { display: none; }
+    NodeTable #filter.shown { display: block; }
+    NodeTable #status { height: 1; color: $text-muted; }
+    NodeTable #nodes { height: 1fr; }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.node_query = NodeQuery()
+        self._step: StepData | None = None
+        self._page_nodes: list[int] = []
+
+    def compose(self) -> ComposeResult:
+        yield Input(placeholder="filter: op, module, key or source (Enter applies, Esc clears)", id="filter")
+        yield Static("", id="status")
+        yield DataTable(id="nodes", cursor_type="row", zebra_stripes=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#nodes", DataTable).add_columns(*NODE_COLUMNS)
+
+    def show_step(self, data: StepData) -> None:
+        """The first page of another step, keeping the module, filter and sort."""
+        self._step = data
+        self.node_query.offset = 0
+        self.reload()
+
+    def reload(self) -> None:
+        """Read and show the page the query names."""
+        data, q = self._step, self.node_query
+        if data is None:
+            return
+        nodes = data.page(q)
+        table = self.query_one("#nodes", DataTable)
+        table.clear()
+        self._page_nodes = [n.idx for n in nodes]
+        table.add_rows([(str(n.idx), n.op_short, n.phase, "-" if n.module is None else (n.module or "(root)"),
+                         fmt_ns(n.dur_ns), fmt_bytes(n.alloc_bytes), fmt_bytes(n.live_bytes)) for n in nodes])
+        scope = "all modules" if q.module is None else f"module {q.module or '(root)'}"
+        filt = f"  filter '{q.text}'" if q.text else ""
+        order = f"{q.sort} {'desc' if q.descending else 'asc'}"
+        self.query_one("#status", Static).update(escape(
+            f"rows {q.offset:,}-{q.offset + len(nodes):,} of {data.count():,}  ({scope}{filt}, sorted by {order})"))
+        if nodes:
+            self.post_message(NodeHighlighted(nodes[0].idx))
+
+    def selected_idx(self) -> int | None:
+        """The node under the cursor, if the page has one."""
+        row = self.query_one("#nodes", DataTable).cursor_row
+        return self._page_nodes[row] if 0 <= row < len(self._page_nodes) else None
+
+    # ------------------------------------------------------------------ query changes
+    def narrow(self, module: str | None) -> None:
+        """Only ``module`` and its submodules (``None``: every node)."""
+        self.node_query.module = module
+        self._restart()
+
+    def open_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.add_class("shown")
+        box.focus()
+
+    def clear_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.value = ""
+        box.remove_class("shown")
+        self.node_query.text = ""
+        self._restart()
+        self.query_one("#nodes", DataTable).focus()
+
+    def cycle_sort(self) -> None:
+        q = self.node_query
+        q.sort = _SORT_KEYS[(_SORT_KEYS.index(q.sort) + 1) % len(_SORT_KEYS)]
+        q.descending = q.sort in _DESCENDING_FIRST
+        self._restart()
+
+    def reverse(self) -> None:
+        self.node_query.descending = not self.node_query.descending
+        self._restart()
+
+    def page(self, delta: int) -> None:
+        """Move ``delta`` pages; past the last one says so instead."""
+        if delta > 0 and len(self._page_nodes) < PAGE_SIZE:
+            self.notify("this is the last page")
+            return
+        self.node_query.offset = max(0, self.node_query.offset + delta * PAGE_SIZE)
+        self.reload()
+
+    def _restart(self) -> None:
+        self.node_query.offset = 0
+        self.reload()
+
+    # ------------------------------------------------------------------ events
+    @on(DataTable.RowHighlighted, "#nodes")
+    def _row(self, event: DataTable.RowHighlighted) -> None:
+        if 0 <= event.cursor_row < len(self._page_nodes):
+            self.post_message(NodeHighlighted(self._page_nodes[event.cursor_row]))
+
+    @on(DataTable.HeaderSelected, "#nodes")
+    def _header(self, event: DataTable.HeaderSelected) -> None:
+        label = str(event.label)
+        q = self.node_query
+        q.descending = not q.descending if q.sort == label else label in _DESCENDING_FIRST
+        q.sort = label
+        self._restart()
+
+    @on(Input.Submitted, "#filter")
+    def _filter(self, event: Input.Submitted) -> None:
+        self.node_query.text = event.value.strip()
+        self._restart()
+        self.query_one("#nodes", DataTable).focus()
