@@ -43,7 +43,7 @@ def test_script_exit_code_comes_back(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("args, says", [
     (["attach", "nowhere:"], "cannot connect to nowhere:"),
-    (["attach", "127.0.0.1:9"], "--token"),
+    (["attach", "127.0.0.1:9"], "GPROF_DEBUG_TOKEN"),
     (["attach", "{tmp}"], "no debug server for rank 0"),
     (["attach", "{tmp}/bad.json"], "not a torch-gprof debug address file"),
 ])
@@ -53,7 +53,7 @@ def test_attach_errors_say_what_to_do(args: list[str], says: str, tmp_path: Path
     (tmp_path / "bad.json").write_text("{}")
     argv = [a.format(tmp=tmp_path) for a in args]
     if argv[1] == "nowhere:":
-        argv += ["--token", "x"]
+        monkeypatch.setenv("GPROF_DEBUG_TOKEN", "x")
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert says in err and "Traceback" not in err

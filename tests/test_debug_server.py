@@ -27,23 +27,26 @@ pytestmark = pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExce
 
 
 class WorkerRun:
-    """nan_example trained on a worker thread under gprof.profile + gprof.debug."""
+    """nan_example trained on a worker thread under gprof.profile + a debug session. With ``wait``
+    (the default here), a hit pauses before any client has attached, as under torch-gprof debug."""
 
-    def __init__(self, logdir: Path, breaks: list[str]) -> None:
+    def __init__(self, logdir: Path, breaks: list[str], wait: bool = True) -> None:
         self.made = nan_example.make()
         self.losses: list[float] | None = None
         self.error: BaseException | None = None
         self.thread_name = "trainer"
         self._ready = threading.Event()
         self.session: DebugSession | None = None
-        self.thread = threading.Thread(target=self._work, args=(logdir, breaks), name=self.thread_name, daemon=True)
+        self.thread = threading.Thread(target=self._work, args=(logdir, breaks, wait), name=self.thread_name,
+                                       daemon=True)
         self.thread.start()
         assert self._ready.wait(60), "the debug server did not start"
 
-    def _work(self, logdir: Path, breaks: list[str]) -> None:
+    def _work(self, logdir: Path, breaks: list[str], wait: bool) -> None:
         try:
             with gprof.profile(logdir=logdir, run="worker") as prof:
-                self.session = debug(prof, breaks, quiet=True)
+                self.session = DebugSession(breaks, wait=wait)
+                self.session.observe(prof)
                 self._ready.set()
                 self.losses = train(lambda: self.made, nan_example.step, profile=prof)
         except BaseException as e:  # surfaced by finish()
@@ -70,9 +73,9 @@ class WorkerRun:
 
 
 def reference_digest() -> str:
-    model, opt, batches = made = nan_example.make()
+    made = nan_example.make()
     losses = train(lambda: made, nan_example.step)
-    return nan_example.digest(losses, model)
+    return nan_example.digest(losses, made[0])
 
 
 def test_worker_thread_pause_step_continue_is_bit_identical(tmp_path: Path) -> None:
@@ -194,7 +197,7 @@ def test_attach_finds_a_rank_by_run_directory(tmp_path: Path) -> None:
         assert resolve_target(str(f)) == (session.address, session.token)
         with pytest.raises(DebugConnectionError, match="no debug server for rank 0"):
             resolve_target(str(tmp_path / "job"), rank=0)
-        with pytest.raises(DebugConnectionError, match="--token"):
+        with pytest.raises(DebugConnectionError, match="GPROF_DEBUG_TOKEN"):
             resolve_target(session.address)
         session.close()
     assert not f.exists()
@@ -215,7 +218,8 @@ def test_anomaly_in_backward_pauses_with_its_forward_partner(tmp_path: Path) -> 
 
     def work() -> None:
         with gprof.profile(logdir=tmp_path, run="bwd") as prof:
-            box["session"] = debug(prof, ["nan"], quiet=True)
+            box["session"] = session = DebugSession(["nan"], wait=True)  # pauses with no UI attached
+            session.observe(prof)
             ready.set()
             model(x).backward()
 

@@ -16,8 +16,9 @@ import torch.distributed as dist
 import gprof
 from examples import ddp_train
 from gprof.debug import debug
-from gprof.debug.client import DebugClient, address_file_name, resolve_target
-from gprof.store import PLUGIN_NAME, open_run
+from gprof.debug.client import DebugClient, resolve_target
+from gprof.store import open_run
+from gprof.store.runs import debug_address_path
 
 BREAK_KEY = "module.2:forward:aten.addmm.default#0"
 STEPS = 2
@@ -62,7 +63,7 @@ def test_attach_to_rank_1_pause_inspect_resume(tmp_path: Path) -> None:
 
     runner = threading.Thread(target=job, daemon=True)
     runner.start()
-    files = [run_dir / "plugins" / PLUGIN_NAME / address_file_name(r) for r in range(2)]
+    files = [debug_address_path(run_dir, r) for r in range(2)]
     deadline = time.monotonic() + TIMEOUT_S
     while not all(f.is_file() for f in files):
         assert not failures, failures

@@ -1,5 +1,9 @@
-"""torch-gprof attach TARGET [--rank R] [--token T]: attach the terminal UI to a running debug
-server, e.g. rank 1 of a torchrun job that called gprof.debug(prof)."""
+"""torch-gprof attach TARGET [--rank R] [--token-file F]: attach the terminal UI to a running
+debug server, e.g. rank 1 of a torchrun job that called gprof.debug(prof).
+
+There is no ``--token``: a command line is readable by every local user (``/proc/<pid>/cmdline``),
+and the token lets its holder run Python in the training process. A bare address takes its token
+from ``--token-file`` or ``GPROF_DEBUG_TOKEN`` (docs/security.md)."""
 from __future__ import annotations
 
 import argparse
@@ -12,15 +16,15 @@ from gprof.debug.client import DebugClient, DebugConnectionError, resolve_target
 
 
 def add_parser(p: argparse.ArgumentParser) -> None:
+    p.allow_abbrev = False  # else a habitual ``--token T`` would be taken as ``--token-file T``
     p.add_argument("target", help="a debug address file (debug.rank<R>.json), a run directory or logdir "
                                   "(with --rank), or an address 127.0.0.1:PORT / unix:/path (with a token)")
     p.add_argument("--rank", type=int, default=0, help="which rank's server, for a run directory (default 0)")
-    p.add_argument("--token", help="the server's token, for a bare address (or set GPROF_DEBUG_TOKEN)")
-    p.add_argument("--token-file", help="a file holding the token, for a bare address")
+    p.add_argument("--token-file", help="a file holding the token, for a bare address (or set GPROF_DEBUG_TOKEN)")
 
 
 def run(args: argparse.Namespace) -> int:
-    token = args.token
+    token = None
     if args.token_file:
         try:
             token = Path(args.token_file).read_text().strip()

@@ -17,21 +17,27 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from gprof.debug.client import DebugClient, DebugCommandError, DebugConnectionError, address_file_name, resolve_target
+from gprof.debug.client import DebugClient, DebugCommandError, DebugConnectionError, resolve_target
 from gprof.debug.controller import Debugger
 from gprof.debug.server import DebugServer, DebugServerError
 from gprof.debug.spec import BreakpointSpecError, parse_breakpoint
+from gprof.store.runs import debug_address_path
 
 DEFAULT_BREAKS = ("nan",)
 
 
 class DebugSession:
-    """A debugger observing one or more profiles, and the server that exposes it."""
+    """A debugger observing one or more profiles, and the server that exposes it.
+
+    ``wait``: a breakpoint hit while no UI is attached pauses until one attaches. Off by default,
+    so an unattended job (a torchrun rank nobody watches) logs its hits and runs on.
+    """
 
     def __init__(self, breaks: Sequence[str] = DEFAULT_BREAKS, address: str = "127.0.0.1:0",
-                 token: str | None = None) -> None:
+                 token: str | None = None, *, wait: bool = False) -> None:
         self._profiles: list[Any] = []
-        self.debugger = Debugger(list(breaks), param_names=self._param_names, step_of=self._step)
+        self.debugger = Debugger(list(breaks), param_names=self._param_names, step_of=self._step,
+                                 wait_unattended=wait)
         self.server = DebugServer(self.debugger, address, token)
         self.address_files: list[Path] = []
 
@@ -46,7 +52,7 @@ class DebugSession:
     def _param_names(self) -> dict[int, str]:
         out: dict[int, str] = {}
         for prof in self._profiles:
-            out.update({pid: name for pid, (_, name) in prof.session.scope.params.items()})
+            out.update(prof.param_names())
         return out
 
     def _step(self) -> int:
@@ -54,13 +60,12 @@ class DebugSession:
 
     def observe(self, prof: Any) -> Path:
         """Attach to a ``gprof.profile`` and write its ``debug.rank<R>.json``; returns that path."""
-        prof.recorder.observers.append(self.debugger)
-        prof.session.on_step_saved.append(self.debugger.on_step_saved)
+        prof.add_observer(self.debugger)
+        prof.add_step_callback(self.debugger.on_step_saved)
         self._profiles.append(prof)
         self.debugger.run_dir = str(prof.run_dir)
-        rank = prof.session.rank[0]
-        path = self.server.write_address_file(
-            Path(prof.run_dir) / "plugins" / "gprof" / address_file_name(rank), rank=rank, run_dir=str(prof.run_dir))
+        path = self.server.write_address_file(debug_address_path(prof.run_dir, prof.rank), rank=prof.rank,
+                                              run_dir=str(prof.run_dir))
         self.address_files.append(path)
         return path
 
@@ -76,10 +81,8 @@ class DebugSession:
     def close(self) -> None:
         self.server.close()
         for prof in self._profiles:
-            if self.debugger in prof.recorder.observers:
-                prof.recorder.observers.remove(self.debugger)
-            if self.debugger.on_step_saved in prof.session.on_step_saved:
-                prof.session.on_step_saved.remove(self.debugger.on_step_saved)
+            prof.remove_observer(self.debugger)
+            prof.remove_step_callback(self.debugger.on_step_saved)
         for p in self.address_files:
             p.unlink(missing_ok=True)
 
@@ -89,10 +92,12 @@ def debug(prof: Any, breaks: Sequence[str] = DEFAULT_BREAKS, *, address: str = "
     """Serve a live debugger for ``prof`` (a ``gprof.profile``).
 
     ``breaks`` are breakpoint specs (default: anomaly mode, ``nan``); ``address`` is
-    ``127.0.0.1:PORT`` (0 picks a free port) or ``unix:/path``; ``wait`` blocks until a UI attaches.
-    A breakpoint hit pauses the thread that ran the op until a UI continues it.
+    ``127.0.0.1:PORT`` (0 picks a free port) or ``unix:/path``. A breakpoint hit pauses the thread
+    that ran the op until a UI continues it; with no UI attached, the hit is logged and recorded
+    on the node instead, so an unwatched job never hangs. ``wait=True`` blocks here until a UI
+    attaches, and makes every later hit wait for one too.
     """
-    session = DebugSession(breaks, address, token)
+    session = DebugSession(breaks, address, token, wait=wait)
     path = session.observe(prof)
     if not quiet:
         print(f"torch-gprof: debugger listening on {session.address}; attach with: torch-gprof attach {path}",

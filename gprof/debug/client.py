@@ -1,7 +1,9 @@
 """The UI side of the debug protocol (see gprof/debug/server.py), and finding a server.
 
-A server is named by an address plus a token, or by the 0600 JSON file it wrote
-(``<run>/plugins/gprof/debug.rank<R>.json``), or by a run directory plus a rank.
+A server is named by the 0600 JSON file it wrote (``debug_address_path`` in
+gprof/store/runs.py), by a run directory plus a rank, or by an address plus a token. The token
+never comes from a command line, where every local user could read it in ``/proc/<pid>/cmdline``:
+it is in the address file, a token file, or ``GPROF_DEBUG_TOKEN``.
 """
 from __future__ import annotations
 
@@ -15,8 +17,11 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-from gprof.store.runs import PLUGIN_SUBDIR, find_runs
+from gprof.debug.protocol import ProtocolError, decode
+from gprof.store.runs import debug_address_path, find_runs
 
+#: for the connection and the server's hello together: a process that accepts and then never
+#: answers (stopped, or not a debug server) must not hang ``torch-gprof attach``
 CONNECT_TIMEOUT_S = 10.0
 
 
@@ -24,21 +29,18 @@ class DebugConnectionError(Exception):
     """Cannot reach or talk to a debug server; the message says what to try."""
 
 
-def address_file_name(rank: int) -> str:
-    return f"debug.rank{rank}.json"
-
-
 def resolve_target(target: str, rank: int = 0, token: str | None = None) -> tuple[str, str]:
-    """(address, token) from an address, a debug JSON file, or a run directory / logdir + rank."""
+    """(address, token) from a debug JSON file, a run directory / logdir + rank, or an address
+    whose token is ``token`` (read from a token file) or ``GPROF_DEBUG_TOKEN``."""
     p = Path(target)
     if p.is_dir():
-        candidates = [p / PLUGIN_SUBDIR / address_file_name(rank)]
-        candidates += [r.data_dir / address_file_name(rank) for r in find_runs(p).values()]
+        candidates = [debug_address_path(p, rank)]
+        candidates += [debug_address_path(r.path, rank) for r in find_runs(p).values()]
         found = [c for c in dict.fromkeys(candidates) if c.is_file()]
         if not found:
             raise DebugConnectionError(
-                f"no debug server for rank {rank} under {p} (looked for {address_file_name(rank)} in "
-                f"{PLUGIN_SUBDIR}); is the job running with gprof.debug(...) or torch-gprof debug?")
+                f"no debug server for rank {rank} under {p} (looked for {debug_address_path('RUN', rank)}); "
+                "is the job running with gprof.debug(...) or torch-gprof debug?")
         if len(found) > 1:
             raise DebugConnectionError(f"several runs under {p} have a rank {rank} debug server: "
                                        f"{', '.join(map(str, found))}; pass one of the files")
@@ -54,7 +56,8 @@ def resolve_target(target: str, rank: int = 0, token: str | None = None) -> tupl
     if token is None:
         raise DebugConnectionError(
             f"{target!r} is not a file or run directory, so it is read as an address; give its token with "
-            "--token, --token-file or GPROF_DEBUG_TOKEN (the server wrote it to debug.rank<R>.json)")
+            "--token-file FILE or the GPROF_DEBUG_TOKEN environment variable (the server wrote it to "
+            "debug.rank<R>.json)")
     if not target.startswith("unix:") and ":" not in target:
         raise DebugConnectionError(f"bad address {target!r}: expected HOST:PORT, unix:/path, a debug JSON file, "
                                    "or a run directory")
@@ -72,7 +75,6 @@ def _connect(address: str) -> socket.socket:
             s = socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S)
     except (OSError, ValueError) as e:
         raise DebugConnectionError(f"cannot connect to {address}: {e}; is the process still running?") from None
-    s.settimeout(None)
     return s
 
 
@@ -88,18 +90,28 @@ class DebugClient:
         self._pending: dict[int, Future] = {}
         self._lock = threading.Lock()
         self.closed = False
-        self._send({"token": token})
-        line = self._file.readline()
-        try:
-            hello = json.loads(line) if line else {"event": "error", "error": "connection closed"}
-        except ValueError:
-            hello = {"event": "error", "error": "not a torch-gprof debug server"}
-        if hello.get("event") != "hello":
-            self._sock.close()
-            raise DebugConnectionError(f"{address}: {hello.get('error', 'refused')}")
-        self.hello = hello
+        self.hello = self._handshake(token)
+        self._sock.settimeout(None)
         self._reader = threading.Thread(target=self._read_loop, name="gprof-debug-client", daemon=True)
         self._reader.start()
+
+    def _handshake(self, token: str) -> dict[str, Any]:
+        """Send the token and read the hello, within the socket's connect timeout."""
+        try:
+            self._send({"token": token})
+            line = self._file.readline()
+            hello = decode(line) if line else {"event": "error", "error": "the server closed the connection"}
+        except TimeoutError:
+            hello = {"event": "error", "error": f"no answer within {CONNECT_TIMEOUT_S:g} s; is it a torch-gprof "
+                                                "debug server, and is its process running (not stopped)?"}
+        except OSError as e:
+            hello = {"event": "error", "error": f"lost the connection: {e}"}
+        except ProtocolError as e:
+            hello = {"event": "error", "error": f"not a torch-gprof debug server (it answered {e})"}
+        if hello.get("event") != "hello":
+            self._sock.close()
+            raise DebugConnectionError(f"{self.address}: {hello.get('error', 'refused')}")
+        return hello
 
     def _send(self, obj: dict[str, Any]) -> None:
         self._sock.sendall((json.dumps(obj) + "\n").encode())
@@ -107,7 +119,7 @@ class DebugClient:
     def _read_loop(self) -> None:
         try:
             for line in self._file:
-                msg = json.loads(line)
+                msg = decode(line)
                 if "event" in msg:
                     self.on_event(msg)
                     continue

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import queue
+import sys
 import threading
 import traceback
 from collections.abc import Callable
@@ -70,10 +71,16 @@ def _within(module: str | None, scope: str | None) -> bool:
 
 
 class Debugger:
-    """Observer for ``prof.recorder.observers``; pauses on breakpoints and stepping commands."""
+    """An observer for ``prof.add_observer``; pauses on breakpoints and stepping commands.
+
+    Training must never hang because of the debugger when nobody is there to resume it: with no
+    client attached, a breakpoint hit is logged to stderr and recorded on the node
+    (``node.attrs["breakpoint_hit"]``) instead of pausing, unless ``wait_unattended`` (the user
+    asked to wait for a UI); and when the last client goes, a pause resumes.
+    """
 
     def __init__(self, breakpoints: list[str] | tuple[str, ...] = (), param_names: Callable[[], dict[int, str]] | None = None,
-                 step_of: Callable[[], int] | None = None) -> None:
+                 step_of: Callable[[], int] | None = None, wait_unattended: bool = False) -> None:
         self.breakpoints: list[Breakpoint] = []
         self._next_id = 1
         for spec in breakpoints:
@@ -91,6 +98,8 @@ class Debugger:
         self._internal = _internal_dirs()
         self._reset_step_state()
         self.run_dir: str | None = None
+        self.wait_unattended = wait_unattended
+        self._attached = 0
 
     # ------------------------------------------------------------------ breakpoints
     def add_breakpoint(self, spec: str) -> Breakpoint:
@@ -116,6 +125,7 @@ class Debugger:
         self._writer_of: dict[int, int] = {}
         self._bad: dict[int, _NodeFacts] = {}
         self._brief: dict[int, tuple[str, str, str | None]] = {}
+        self._logged: set[int] = set()  # breakpoints whose unattended hit this step is on stderr
 
     @property
     def paused(self) -> dict[str, Any] | None:
@@ -141,6 +151,7 @@ class Debugger:
         ins = iter_tensors(args) + iter_tensors(kwargs)
         outs = iter_tensors(out)
         reason: str | None = None
+        first: Breakpoint | None = None
         chain: list[dict[str, Any]] | None = None
         if self._mode == "step":
             reason = "step"
@@ -159,11 +170,16 @@ class Debugger:
             if hit:
                 bp.hits += 1
                 if reason is None:
+                    first = bp
                     reason = f"breakpoint {bp.id} ({bp.spec})" + (f": {why}" if why else "")
                     if bp.condition is not None and bp.condition.needs_finiteness:
                         chain = self.anomaly_chain(node.idx)
-        if reason is not None:
+        if reason is None:
+            return
+        if self._holds():
             self._pause(self._pause_info(node, ins, outs, reason, chain), ins, outs)
+        elif first is not None:  # a step or next whose client has just gone is no hit
+            self._record_unattended(node, first, reason, chain)
 
     def _check(self, bp: Breakpoint, node: Node, ins: list[torch.Tensor], outs: list[torch.Tensor],
                in_k: list[tuple[bool, bool]] | None, out_k: list[tuple[bool, bool]] | None) -> tuple[bool, str]:
@@ -242,6 +258,40 @@ class Debugger:
             cur = writer
         return chain
 
+    # ------------------------------------------------------------------ attended or not
+    def client_attached(self) -> None:
+        """A UI connected (called by the server)."""
+        with self._lock:
+            self._attached += 1
+
+    def client_left(self) -> None:
+        """A UI went away (called by the server). When it was the last, nobody can resume a
+        pause: stepping ends and the program runs on; breakpoints stay for the next UI."""
+        with self._lock:
+            self._attached = max(0, self._attached - 1)
+            last = self._attached == 0
+        if last:
+            self._mode = "continue"
+            if self._paused is not None:
+                self._tasks.put(("resume", None, None))
+
+    def _holds(self) -> bool:
+        """Whether a hit pauses: a UI is attached, or the user asked to wait for one."""
+        return self._attached > 0 or self.wait_unattended
+
+    def _record_unattended(self, node: Node, bp: Breakpoint, reason: str, chain: list[dict[str, Any]] | None) -> None:
+        """A hit with nobody attached: kept on the node, and said on stderr once per step and
+        breakpoint (a breakpoint on a module matches each of its ops)."""
+        origin = chain[-1]["origin"] if chain else None
+        node.attrs["breakpoint_hit"] = {"reason": reason, "origin": origin}
+        if bp.id in self._logged:
+            return
+        self._logged.add(bp.id)
+        print(f"torch-gprof debug: {reason} at step {self._step_of()}, node {node.key}"
+              + (f" ({origin})" if origin else "")
+              + "; no debugger attached, so the job runs on (attach one to pause, or pass wait=True to wait)",
+              file=sys.stderr, flush=True)
+
     # ------------------------------------------------------------------ pausing
     def _user_stack(self) -> list[str]:
         frames = [f for f in traceback.extract_stack()[:-3] if not f.filename.startswith(self._internal)
@@ -269,6 +319,8 @@ class Debugger:
             self._tasks = queue.Queue()
             self._paused = _Paused(info, ins, outs)
             self._scope = None
+            if not self._holds():  # the last client left between the hit and here
+                self._tasks.put(("resume", None, None))
             self._emit({"event": "paused", "pause": info})
             try:
                 while True:
@@ -344,11 +396,9 @@ class Debugger:
     def on_step_saved(self, graph: Any, path: Any) -> None:
         """Session callback after each saved step; 'finish' pauses here."""
         self._steps_seen += 1
-        if path is not None:
-            self.run_dir = str(os.path.dirname(os.path.dirname(os.path.dirname(path))))
         self._emit({"event": "step_saved", "step": graph.meta.step, "path": None if path is None else str(path),
                     "run_dir": self.run_dir})
-        if self._mode == "finish":
+        if self._mode == "finish" and self._holds():
             self._mode = "continue"
             info = {"step": graph.meta.step, "idx": None, "key": None, "op": None, "module": None, "phase": None,
                     "reason": f"end of step {graph.meta.step} ({graph.meta.node_count} nodes)",

@@ -40,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("script")
     p.add_argument("args", nargs=argparse.REMAINDER)
     a = p.parse_args(argv)
-    session = DebugSession(a.breaks or DEFAULT_BREAKS, a.address)
+    # the parent attaches its UI as soon as the server is up: a hit before then waits for it
+    session = DebugSession(a.breaks or DEFAULT_BREAKS, a.address, wait=True)
     session.server.write_address_file(a.address_file)
     sys.argv = [a.script, *a.args]
     sys.path.insert(0, os.path.dirname(os.path.abspath(a.script)))

@@ -18,13 +18,20 @@ import json
 import os
 import secrets
 import socket
+import stat
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
 
 from gprof.debug.controller import RESUME_MODES, Debugger
+from gprof.debug.protocol import MAX_HELLO_BYTES, ProtocolError, decode
 
+#: one deadline for the whole first line, however slowly its bytes arrive
 HELLO_TIMEOUT_S = 5.0
+#: connections still owing their token; more are closed at once (each holds a thread for up to
+#: HELLO_TIMEOUT_S, and anyone on the machine can open them)
+MAX_UNAUTHENTICATED = 16
 
 
 class DebugServerError(Exception):
@@ -44,6 +51,56 @@ def _check_loopback(host: str) -> None:
             "unix:/path, and reach remote machines through an SSH tunnel (ssh -L PORT:127.0.0.1:PORT host)")
 
 
+def write_private_json(path: str | os.PathLike[str], obj: dict[str, Any]) -> Path:
+    """Write ``obj`` to ``path`` readable by this user only, atomically.
+
+    The file holds a token, and its directory (a shared logdir) may be writable by others. So the
+    temporary file gets a fresh random name, created exclusively, mode 0600 and never through a
+    link (``tempfile.mkstemp``), and is renamed over ``path``: a rename replaces a link at ``path``
+    rather than writing through it, and nothing planted beside the file is ever opened.
+    """
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f)
+        os.replace(tmp, p)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return p
+
+
+def _bind_unix(sock: socket.socket, path: str) -> None:
+    """Bind ``sock`` at ``path``, private to the user. Only a stale socket of a server that is
+    gone is replaced: any other file at ``path`` (a typo, a symlink, a live server) is an error."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        st = None
+    if st is not None:
+        if not stat.S_ISSOCK(st.st_mode):
+            raise DebugServerError(f"cannot listen on unix:{path}: a file that is not a socket is there; "
+                                   "pick a path that does not exist")
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(path)
+            raise DebugServerError(f"cannot listen on unix:{path}: another server is listening there")
+        except ConnectionRefusedError:
+            os.unlink(path)  # a socket file nobody listens on: left by a server that died
+        finally:
+            probe.close()
+    old = os.umask(0o177)  # the socket file itself is private to the user
+    try:
+        sock.bind(path)
+    except OSError as e:
+        raise DebugServerError(f"cannot listen on unix:{path}: {e}") from None
+    finally:
+        os.umask(old)
+
+
 class _Conn:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
@@ -54,6 +111,13 @@ class _Conn:
         data = (json.dumps(obj, default=str) + "\n").encode()
         with self._send_lock:
             self.sock.sendall(data)
+
+    def shutdown(self) -> None:
+        """Wake a thread blocked reading this connection (it then sees end of file)."""
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
     def close(self) -> None:
         try:
@@ -68,17 +132,13 @@ class DebugServer:
         self.token = token or secrets.token_hex(16)
         self._clients: list[_Conn] = []
         self._lock = threading.Lock()
+        self._unauthenticated = threading.BoundedSemaphore(MAX_UNAUTHENTICATED)
         self._closed = False
+        self._unix_inode: int | None = None
         if address.startswith("unix:"):
-            path = address[5:]
-            if os.path.exists(path):
-                os.unlink(path)
             self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            old = os.umask(0o177)  # the socket file itself is private to the user
-            try:
-                self._sock.bind(path)
-            finally:
-                os.umask(old)
+            _bind_unix(self._sock, address[5:])
+            self._unix_inode = os.lstat(address[5:]).st_ino
             self.address = address
         else:
             host, _, port = address.rpartition(":")
@@ -101,14 +161,7 @@ class DebugServer:
     # ------------------------------------------------------------------ discovery
     def write_address_file(self, path: str | os.PathLike[str], **extra: Any) -> Path:
         """A 0600 JSON file holding the address and token, for ``torch-gprof attach``."""
-        p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(p.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump({"address": self.address, "token": self.token, "pid": os.getpid(), **extra}, f)
-        os.replace(tmp, p)
-        return p
+        return write_private_json(path, {"address": self.address, "token": self.token, "pid": os.getpid(), **extra})
 
     # ------------------------------------------------------------------ connections
     def _accept_loop(self) -> None:
@@ -117,16 +170,40 @@ class DebugServer:
                 sock, _ = self._sock.accept()
             except OSError:
                 return
+            if not self._unauthenticated.acquire(blocking=False):
+                sock.close()
+                continue
             threading.Thread(target=self._serve, args=(_Conn(sock),), name="gprof-debug-conn", daemon=True).start()
 
-    def _authenticate(self, conn: _Conn) -> bool:
-        conn.sock.settimeout(HELLO_TIMEOUT_S)
+    def _read_hello(self, conn: _Conn) -> dict[str, Any]:
+        """The first line, bounded in size, time and depth: before the token is checked, the peer
+        may be anyone on the machine. The deadline covers the whole line, not each read."""
+        expired = threading.Event()
+
+        def expire() -> None:
+            expired.set()
+            conn.shutdown()
+
+        deadline = threading.Timer(HELLO_TIMEOUT_S, expire)
+        deadline.start()
         try:
-            line = conn.file.readline()
-            token = json.loads(line).get("token") if line else None
-        except (OSError, ValueError, AttributeError):
+            line = conn.file.readline(MAX_HELLO_BYTES + 1)
+        finally:
+            deadline.cancel()
+            deadline.join()
+        if expired.is_set():
+            raise ProtocolError(f"no token line within {HELLO_TIMEOUT_S:g} s")
+        if not line.endswith(b"\n"):
+            raise ProtocolError("the first line is too long" if len(line) > MAX_HELLO_BYTES else "closed")
+        return decode(line, max_depth=1)
+
+    def _authenticate(self, conn: _Conn) -> bool:
+        try:
+            token = self._read_hello(conn).get("token")
+        except (OSError, ProtocolError):
             token = None
-        conn.sock.settimeout(None)
+        finally:
+            self._unauthenticated.release()
         if not isinstance(token, str) or not hmac.compare_digest(token.encode(), self.token.encode()):
             try:
                 conn.send({"event": "error", "error": "refused: missing or wrong token"})
@@ -141,21 +218,25 @@ class DebugServer:
                 return
             with self._lock:
                 self._clients.append(conn)
+            self.debugger.client_attached()
             conn.send({"event": "hello", **self.debugger.state()})
             for line in conn.file:
                 try:
-                    msg = json.loads(line)
-                except ValueError:
-                    conn.send({"id": None, "ok": False, "error": "not JSON"})
+                    msg = decode(line)
+                except ProtocolError as e:
+                    conn.send({"id": None, "ok": False, "error": str(e)})
                     continue
                 threading.Thread(target=self._answer, args=(conn, msg), daemon=True).start()
         except OSError:
             pass
         finally:
             with self._lock:
-                if conn in self._clients:
+                attached = conn in self._clients
+                if attached:
                     self._clients.remove(conn)
             conn.close()
+            if attached:
+                self.debugger.client_left()
 
     def _answer(self, conn: _Conn, msg: dict[str, Any]) -> None:
         try:
@@ -216,11 +297,14 @@ class DebugServer:
             except OSError:
                 pass
         with self._lock:
-            for c in self._clients:
-                c.close()
-            self._clients = []
-        if self.address.startswith("unix:"):
+            clients, self._clients = self._clients, []
+        for c in clients:
+            c.close()
+            self.debugger.client_left()
+        if self._unix_inode is not None:
+            path = self.address[5:]
             try:
-                os.unlink(self.address[5:])
+                if os.lstat(path).st_ino == self._unix_inode:  # still ours, not a file put there since
+                    os.unlink(path)
             except OSError:
                 pass

@@ -126,3 +126,9 @@ def open_run(path_or_logdir: str | os.PathLike[str], run: str | None = None) -> 
     if run not in runs:
         raise UnknownRunError(f"unknown run {run!r} in {p}; runs: {', '.join(runs) or '(none)'}")
     return runs[run]
+
+
+def debug_address_path(run_dir: str | os.PathLike[str], rank: int) -> Path:
+    """Where rank ``rank``'s debug server writes its address and token: beside the run's step
+    files, so ``torch-gprof attach RUN --rank R`` finds it from the run directory alone."""
+    return Path(run_dir) / PLUGIN_SUBDIR / f"debug.rank{rank}.json"
