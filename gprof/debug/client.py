@@ -87,7 +87,7 @@ class DebugClient:
         self._sock = _connect(address)
         self._file = self._sock.makefile("rb")
         self._ids = itertools.count(1)
-        self._pending: dict[int, Future] = {}
+        self._pending: dict[Any, Future] = {}  # by request id, as the server echoes it
         self._lock = threading.Lock()
         self.closed = False
         self.hello = self._handshake(token)

@@ -87,8 +87,8 @@ class Debugger:
             self.add_breakpoint(spec)
         self.listeners: list[Callable[[Event], None]] = []
         self._param_names = param_names or dict
-        self._step_of = step_of or (lambda: self._steps_seen)
         self._steps_seen = 0
+        self._step_of = step_of or (lambda: self._steps_seen)
         self._mode = "continue"
         self._scope: str | None = None
         self._lock = threading.Lock()

@@ -22,11 +22,14 @@ def observe_every_profile(session: DebugSession) -> Iterator[None]:
     """Attach the debugger to each ``gprof.profile`` entered while this is active."""
     from gprof.capture.profile import profile
 
-    profile.enter_hooks.append(session.observe)
+    def hook(prof: profile) -> None:
+        session.observe(prof)
+
+    profile.enter_hooks.append(hook)
     try:
         yield
     finally:
-        profile.enter_hooks.remove(session.observe)
+        profile.enter_hooks.remove(hook)
 
 
 def main(argv: list[str] | None = None) -> int:
