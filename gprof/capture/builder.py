@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import os
 from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import torch
@@ -91,7 +91,7 @@ class StepBuilder:
         self._writer_of: dict[int, int] = {}
         self._alloc_at: dict[int, int] = {}  # sid -> index of the node that allocated it
         self._alloc_phase: dict[int, Phase] = {}
-        self._tensor_cache: dict[tuple, tuple[str, str, str, int, tuple[int, ...]]] = {}
+        self._tensor_cache: dict[tuple, tuple[str, str, int, tuple[int, ...]]] = {}
         self._source_cache: dict[tuple[Any, int], str] = {}
         self._cwd = cwd or os.getcwd()
         self._live = array("q")
@@ -390,7 +390,7 @@ class StepBuilder:
 
     def finish(self, free_events: list[tuple[int, int, int]], live_sizes: dict[int, int],
                categories: dict[int, str], baseline_bytes: int,
-               aggregates: dict[str, list[int]], late_seen: list[tuple[int, int, int]] = ()) -> StepGraph:
+               aggregates: dict[str, list[int]], late_seen: Sequence[tuple[int, int, int]] = ()) -> StepGraph:
         baseline_bytes += self._add_late_storages(list(late_seen))
         self._new_sizes = {sid: nb for sid, nb, _ in free_events if sid in self._alloc_at}
         self._new_sizes.update({sid: nb for sid, nb in live_sizes.items() if sid in self._alloc_at})

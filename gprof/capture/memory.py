@@ -17,6 +17,7 @@ class _StorageRef(weakref.ref):
     """A weakref that knows its storage's key: one shared callback instead of a closure each."""
 
     __slots__ = ("key",)
+    key: int
 
 
 class StorageTracker:

@@ -18,6 +18,7 @@ import threading
 import warnings
 from collections.abc import Callable, Sequence
 from time import perf_counter_ns
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -53,7 +54,7 @@ _current_node = torch._C._current_autograd_node
 _peek_seq = torch._C._autograd._get_sequence_nr
 _get_ident = threading.get_ident
 _getframe = sys._getframe
-_storage_key = torch._C._storage_address
+_storage_key = torch._C._storage_address  # type: ignore[attr-defined]
 
 # Dynamo must never trace gprof's own frames (the recorder, its hooks): skip the whole package.
 torch._dynamo.trace_rules.add("gprof")
@@ -108,7 +109,7 @@ def _shape_of(x: Any) -> Any:
 
 def _previews(out: Any, n: int) -> dict[str, Any] | None:
     """First ``n`` values of each output, as plain numbers (read-only: never touches ``out``)."""
-    previews = []
+    previews: list[list[Any] | None] = []
     for t in _flat_tensors(out):
         if t.is_floating_point() or not (t.is_complex() or t.is_sparse or t.is_nested or t.is_meta):
             try:
@@ -194,7 +195,7 @@ class Recorder(TorchDispatchMode):
         return True
 
     def _user_frame(self) -> tuple[Any, int] | None:
-        f = _getframe(2)
+        f: FrameType | None = _getframe(2)
         cache = self._code_internal  # keyed by id(code): hashing a code object hashes its bytecode
         while f is not None:
             code = f.f_code
@@ -216,9 +217,10 @@ class Recorder(TorchDispatchMode):
         if node is None:
             info = (None, None, None, None)
         else:
-            seq = node._sequence_nr()
+            seq: int | None = node._sequence_nr()
             name = node.name()
-            param_id = leaf_sid = None
+            param_id: int | None = None
+            leaf_sid: int | None = None
             if seq == _ACCUMULATE_GRAD_SEQ:
                 # a leaf's gradient: a parameter (named by the builder), or another leaf tensor
                 # (a user input, checkpoint's detached input) linked to the op that made it

@@ -56,14 +56,14 @@ class TrainingState:
                         out[sid] = mod
         for opt in list(self.optimizers):
             for p, state in opt.state.items():
-                mod = by_param.get(id(p))
-                if mod is None:
+                owner = by_param.get(id(p))
+                if owner is None:
                     continue
                 for v in state.values():
                     if isinstance(v, torch.Tensor):
                         sid = sid_of(v)
                         if sid is not None:
-                            out[sid] = mod
+                            out[sid] = owner
         return out
 
     def categories(self) -> dict[int, str]:

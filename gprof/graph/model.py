@@ -19,7 +19,7 @@ class _StrEnum(str, Enum):
 
     __hash__ = str.__hash__
     __str__ = str.__str__
-    __format__ = str.__format__
+    __format__ = str.__format__  # type: ignore[assignment]
 
 
 class Phase(_StrEnum):
