@@ -12,22 +12,44 @@ from collections.abc import Sequence
 from typing import Any
 
 from gprof.graph.formatting import fmt_bytes, fmt_flops, fmt_ns
-from gprof.store import Run, StepReader
+from gprof.store import Run, StepFile, StepReader, StoreError
 from gprof.store.queries import step_summary
 
 REPORT_SCHEMA_VERSION = 1
 
 
 def run_report(run: Run, step: int | None = None, rank: int | None = None) -> dict[str, Any]:
-    """The report of every step and rank of ``run``, or of one (step, rank), without ``cross_rank``."""
-    files = run.files()
+    """The report of every step and rank of ``run``, or of one (step, rank), without ``cross_rank``.
+
+    Of every step, a file that cannot be read is listed under ``skipped`` and the others are
+    reported: one bad file must not hide a run. The one file asked for by step or rank raises
+    StoreError instead, since then there is nothing else to show.
+    """
     if step is not None or rank is not None:
-        files = [run.file(step, rank)]
-    steps = []
-    for f in files:
-        with StepReader(f.path) as r:
-            steps.append(step_summary(r))
-    return {"schema_version": REPORT_SCHEMA_VERSION, "run": run.name, "path": str(run.path), "steps": steps}
+        f = run.file(step, rank)
+        return _envelope(run, [_summary(f)], [])
+    steps, skipped = [], []
+    for f in run.files():
+        try:
+            steps.append(_summary(f))
+        except StoreError as e:
+            skipped.append(skipped_file(f, e))
+    return _envelope(run, steps, skipped)
+
+
+def _summary(f: StepFile) -> dict[str, Any]:
+    with StepReader(f.path) as r:
+        return step_summary(r)
+
+
+def _envelope(run: Run, steps: list[dict[str, Any]], skipped: list[dict[str, Any]]) -> dict[str, Any]:
+    out = {"schema_version": REPORT_SCHEMA_VERSION, "run": run.name, "path": str(run.path), "steps": steps}
+    return {**out, "skipped": skipped} if skipped else out
+
+
+def skipped_file(f: StepFile, error: StoreError) -> dict[str, Any]:
+    """A ``skipped`` entry of the report: the file a reader could not read, and why."""
+    return {"file": str(f.path), "step": f.step, "rank": f.rank, "error": str(error)}
 
 
 # ------------------------------------------------------------------------------------ text
@@ -71,10 +93,24 @@ def format_step(s: dict[str, Any], depth: int = 2) -> str:
 
 
 def format_analyses(s: dict[str, Any]) -> list[str]:
-    """Text for the analysis results stored with the step (each analysis owns its formatter)."""
-    from gprof.analyses.text import format_results
+    """Text for the analysis results stored with the step (each analysis owns its formatter).
 
-    return format_results(s)
+    Each result is formatted on its own, so a stored result of a shape its formatter does not
+    expect (a damaged file, another version's analysis) costs one line, not the report.
+    """
+    from gprof.analyses.text import format_results, formatters
+
+    names = [name for name, _ in formatters()]
+    rest = {k: v for k, v in s.items() if k not in names}
+    lines: list[str] = []
+    for name in names:
+        if s.get(name) is None:
+            continue
+        try:
+            lines += format_results({**rest, name: s[name]})
+        except (TypeError, ValueError, KeyError, AttributeError, IndexError) as e:
+            lines.append(f"   {name}: stored result unreadable ({type(e).__name__}: {e})")
+    return lines
 
 
 def format_report(report: dict[str, Any], sections: Sequence[Sequence[str]] = ()) -> str:

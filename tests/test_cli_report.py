@@ -130,4 +130,4 @@ def test_bad_option_is_an_argparse_error(recorded_examples, capsys) -> None:
     with pytest.raises(SystemExit) as e:
         main(["report", str(recorded_examples["mlp"].run_dir), "--step", "one"])
     assert e.value.code == 2
-    assert "invalid int value" in capsys.readouterr().err
+    assert "invalid integer value" in capsys.readouterr().err

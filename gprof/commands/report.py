@@ -12,25 +12,50 @@ import sys
 from typing import IO, Any
 
 from gprof.distributed import cross_rank_report, format_cross_rank
-from gprof.report import dumps, format_report, run_report
-from gprof.store import Run, open_run
+from gprof.report import dumps, format_report, run_report, skipped_file
+from gprof.store import Run, StoreError, open_run
+from gprof.store.decode import integer
+from gprof.store.queries import newest_readable
 
 
 def add_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", help="a run directory (e.g. runs/exp1), a step file, or a logdir holding one run")
     p.add_argument("--run-name", help="pick a run by name when RUN is a logdir with several runs")
-    p.add_argument("--step", type=int, help="only this step (default: the last step; with --json: every step)")
-    p.add_argument("--rank", type=int, help="only this rank")
+    p.add_argument("--step", type=integer, help="only this step (default: the last step; with --json: every step)")
+    p.add_argument("--rank", type=integer, help="only this rank")
     p.add_argument("--all-steps", action="store_true", help="every step, in text too")
     p.add_argument("--json", action="store_true", help="JSON output (schema: docs/report-schema.md)")
 
 
-def full_report(run: Run, step: int | None = None, rank: int | None = None) -> dict[str, Any]:
-    """The report JSON: every step (or one step/rank), with ``cross_rank`` when the run has several ranks."""
+def full_report(run: Run, step: int | None = None, rank: int | None = None,
+                skipped: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The report JSON: every step (or one step/rank), with ``cross_rank`` when the run has several ranks.
+    ``skipped`` names every unreadable file the report left out (``skipped`` entries of
+    :func:`gprof.report.run_report`, here with the cross-rank section's), also given by a caller
+    that passed over some already; the key is absent when none was."""
     report = run_report(run, step=step, rank=rank)
     if len(run.ranks()) > 1:
         report["cross_rank"] = cross_rank_report(run, step=step)
+    found = {s["file"]: s for s in [*(skipped or []), *report.pop("skipped", [])]}
+    for s in report.get("cross_rank", {}).get("steps", []):
+        for u in s.get("unreadable_ranks", []):
+            found.setdefault(u["file"], {"file": u["file"], "step": s["step"], "rank": u["rank"], "error": u["error"]})
+    if found:
+        report["skipped"] = sorted(found.values(), key=lambda s: (s["step"], s["rank"]))
     return report
+
+
+def _last_readable_step(run: Run, rank: int | None, skipped: list[dict[str, Any]]) -> int:
+    """The step the text report shows by default: the newest one ``rank`` can read (newer
+    unreadable files are added to ``skipped``)."""
+    f, bad = newest_readable(run, rank)
+    skipped += [skipped_file(b, e) for b, e in bad]
+    return f.step
+
+
+def _warn(report: dict[str, Any], err: IO[str]) -> None:
+    for s in report.get("skipped", []):
+        err.write(f"torch-gprof report: skipped step {s['step']} rank {s['rank']}: {s['error']}\n")
 
 
 def format_full_report(report: dict[str, Any]) -> str:
@@ -41,18 +66,23 @@ def format_full_report(report: dict[str, Any]) -> str:
 def print_run_report(path: str | os.PathLike[str], out: IO[str], step: int | None = None) -> None:
     """The text report of ``step`` (default: the last) of the run at ``path``; what the examples print."""
     run = open_run(path)
+    skipped: list[dict[str, Any]] = []
     if step is None:
-        steps = run.steps()
-        step = steps[-1] if steps else None
-    out.write(format_full_report(full_report(run, step=step)) + "\n")
+        step = _last_readable_step(run, None, skipped)
+    report = full_report(run, step=step, skipped=skipped)
+    _warn(report, sys.stderr)
+    out.write(format_full_report(report) + "\n")
 
 
 def run(args: argparse.Namespace) -> int:
     run = open_run(args.run, args.run_name)
     step = args.step
+    skipped: list[dict[str, Any]] = []
     if step is None and not args.json and not args.all_steps:
-        steps = run.steps()
-        step = steps[-1] if steps else None
-    report = full_report(run, step=step, rank=args.rank)
+        step = _last_readable_step(run, args.rank, skipped)
+    report = full_report(run, step=step, rank=args.rank, skipped=skipped)
+    _warn(report, sys.stderr)
+    if not report["steps"] and report.get("skipped"):
+        raise StoreError(f"no readable step in run {run.name!r}: every file was skipped (listed above)")
     sys.stdout.write((dumps(report) if args.json else format_full_report(report)) + "\n")
     return 0

@@ -83,9 +83,13 @@ def _skew(times: list[RankTimes]) -> dict[str, Any] | None:
 
 
 def _step_report(step: int, files: list[StepFile], ranks: list[int], world: int) -> dict[str, Any]:
-    entries, times, calls = [], [], {}
+    entries, times, calls, unreadable = [], [], {}, []
     for f in sorted(files, key=lambda f: f.rank):
-        meta, nodes = _load(f)
+        try:
+            meta, nodes = _load(f)
+        except StoreError as e:  # one bad rank file must not hide the others
+            unreadable.append({"rank": f.rank, "file": str(f.path), "error": str(e)})
+            continue
         t = rank_times(f.rank, nodes, meta.wall_ns, meta.extra.get("start_ns"))
         times.append(t)
         entries.append(_rank_entry(meta, t, nodes))
@@ -94,8 +98,9 @@ def _step_report(step: int, files: list[StepFile], ranks: list[int], world: int)
     mismatches = find_mismatches(calls, world) if len(calls) > 1 else []
     for m in mismatches:
         m["step"] = step
-    return {"step": step, "ranks": entries, "missing_ranks": [r for r in ranks if r not in present],
-            "skew": _skew(times), "mismatches": mismatches}
+    out = {"step": step, "ranks": entries, "missing_ranks": [r for r in ranks if r not in present],
+           "skew": _skew(times), "mismatches": mismatches}
+    return {**out, "unreadable_ranks": unreadable} if unreadable else out
 
 
 def _overall_straggler(steps: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -158,6 +163,8 @@ def format_cross_rank(d: dict[str, Any]) -> list[str]:
         if s["missing_ranks"]:
             lines.append(f"     no file for rank(s) {', '.join(map(str, s['missing_ranks']))} "
                          "(crashed or killed before the step was saved?)")
+        for u in s.get("unreadable_ranks", []):
+            lines.append(f"     rank {u['rank']} skipped: {u['error']}")
         sk = s["skew"]
         if sk is not None:
             lines.append(f"   straggler: rank {sk['straggler_rank']}, {fmt_ns(sk['lag_ns'])} more busy time than "

@@ -24,6 +24,7 @@ from gprof.graph.model import (
     StepMeta,
     TensorMeta,
 )
+from gprof.store.decode import CorruptStepError, StoreError, decode_record, decoding, load_json
 
 SCHEMA_VERSION = 1
 FORMAT_NAME = "torch-gprof step"
@@ -72,8 +73,12 @@ NODE_COLUMNS = (
 _NODE_SELECT = "SELECT " + ", ".join(NODE_COLUMNS) + " FROM nodes"
 
 
-class StoreError(Exception):
-    """A step file that cannot be read; the message says why and what to do."""
+#: The meta and memory fields every file of schema v1 has had since its first writer: a file
+#: without one is corrupt. Fields added since have defaults, so older files still read, and fields
+#: this reader does not know (a newer writer's) are ignored.
+V1_META_FIELDS = ("run", "step", "rank", "world_size", "complete", "error", "torch_version", "hostname", "pid",
+                  "created", "wall_ns", "node_count", "aggregate_only", "devices", "extra")
+V1_MEMORY_FIELDS = ("peak_bytes", "peak_node", "by_category", "saved_activations", "baseline_bytes")
 
 
 # ---------------------------------------------------------------- tensor meta encoding
@@ -225,18 +230,14 @@ class StepReader:
         try:
             self._db = sqlite3.connect(f"file:{self.path}?mode=ro&immutable=1", uri=True, check_same_thread=False)
             rows = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
-        except sqlite3.DatabaseError as e:
-            raise StoreError(
-                f"{self.path}: not a readable torch-gprof step file ({e}); it may be truncated or corrupt. "
-                "Re-record the step, or delete the file."
-            ) from None
-        try:
-            fmt = json.loads(rows["format"])
-            version = json.loads(rows["schema_version"])
-            meta = json.loads(rows["meta"])
-            memory = json.loads(rows["memory"])
-        except (KeyError, ValueError) as e:
-            raise StoreError(f"{self.path}: not a torch-gprof step file (missing {e}); was it written by torch-gprof?") from None
+        except (sqlite3.DatabaseError, ValueError) as e:  # ValueError: a meta row that is not a pair
+            raise CorruptStepError(
+                self.path, f"not a readable torch-gprof step file ({e}); it may be truncated or corrupt") from None
+        missing = [k for k in ("format", "schema_version", "meta", "memory") if k not in rows]
+        if missing:
+            raise CorruptStepError(
+                self.path, f"not a torch-gprof step file (no {', '.join(missing)} in its meta table)")
+        fmt, version = (load_json(self.path, k, rows[k]) for k in ("format", "schema_version"))
         if fmt != FORMAT_NAME:
             raise StoreError(f"{self.path}: format {fmt!r} is not {FORMAT_NAME!r}")
         if version != SCHEMA_VERSION:
@@ -245,9 +246,10 @@ class StepReader:
                 + ("Upgrade torch-gprof to read it." if isinstance(version, int) and version > SCHEMA_VERSION
                    else "Re-record it with this version.")
             )
-        meta["devices"] = tuple(meta.get("devices", ()))
-        self.meta = StepMeta(**meta)
-        self.memory = MemorySummary(**memory)
+        self.meta = decode_record(StepMeta, load_json(self.path, "meta", rows["meta"]), V1_META_FIELDS,
+                                  self.path, "meta")
+        self.memory = decode_record(MemorySummary, load_json(self.path, "memory", rows["memory"]),
+                                    V1_MEMORY_FIELDS, self.path, "memory")
         tables = {n for (n,) in self._query("SELECT name FROM sqlite_master WHERE type = 'table'")}
         for name, query in AGGREGATE_QUERIES.items():
             if name not in tables:  # an older file: the same rows, computed when read
@@ -258,7 +260,15 @@ class StepReader:
         try:
             return self._db.execute(sql, params).fetchall()
         except sqlite3.DatabaseError as e:
-            raise StoreError(f"{self.path}: corrupt step file ({e})") from None
+            raise CorruptStepError(self.path, f"corrupt step file ({e})") from None
+
+    def decode_nodes(self, rows: Iterable[Sequence[Any]]) -> list[Node]:
+        """Nodes from rows of ``NODE_COLUMNS``; a row that does not decode is a CorruptStepError."""
+        out = []
+        for row in rows:
+            with decoding(self.path, f"node {row[0]}"):
+                out.append(row_to_node(row, self.meta.rank))
+        return out
 
     def close(self) -> None:
         self._db.close()
@@ -273,19 +283,19 @@ class StepReader:
         return self._query("SELECT COUNT(*) FROM nodes")[0][0]
 
     def node(self, idx: int) -> Node | None:
-        rows = self._query(_NODE_SELECT + " WHERE idx = ?", (idx,))
-        return row_to_node(rows[0], self.meta.rank) if rows else None
+        nodes = self.decode_nodes(self._query(_NODE_SELECT + " WHERE idx = ?", (idx,)))
+        return nodes[0] if nodes else None
 
     def node_by_key(self, key: str) -> Node | None:
-        rows = self._query(_NODE_SELECT + " WHERE key = ?", (key,))
-        return row_to_node(rows[0], self.meta.rank) if rows else None
+        nodes = self.decode_nodes(self._query(_NODE_SELECT + " WHERE key = ?", (key,)))
+        return nodes[0] if nodes else None
 
     def nodes(self, start: int = 0, stop: int | None = None) -> list[Node]:
         if stop is None:
             rows = self._query(_NODE_SELECT + " WHERE idx >= ? ORDER BY idx", (start,))
         else:
             rows = self._query(_NODE_SELECT + " WHERE idx >= ? AND idx < ? ORDER BY idx", (start, stop))
-        return [row_to_node(r, self.meta.rank) for r in rows]
+        return self.decode_nodes(rows)
 
     def iter_nodes(self, chunk: int = 50_000) -> Iterator[Node]:
         start = 0
@@ -311,7 +321,7 @@ class StepReader:
             )
         else:
             rows = self._query(_NODE_SELECT + " WHERE module = ? ORDER BY idx", (module,))
-        return [row_to_node(r, self.meta.rank) for r in rows]
+        return self.decode_nodes(rows)
 
     def edges(self, node: int | None = None) -> list[Edge]:
         if node is None:
@@ -324,11 +334,19 @@ class StepReader:
         return {fqn: ModuleInfo(fqn, t, bool(b)) for fqn, t, b in self._query("SELECT fqn, type, builtin FROM modules")}
 
     def analyses(self) -> dict[str, Any]:
-        return {k: json.loads(v) for k, v in self._query("SELECT name, value FROM analyses")}
+        """Stored analysis results by name. One that does not decode reads as a failed analysis
+        (``{"error": ...}``, as capture stores one that raised), so the step's other results show."""
+        return {str(k): self._analysis(k, v) for k, v in self._query("SELECT name, value FROM analyses")}
 
     def analysis(self, name: str) -> Any | None:
         rows = self._query("SELECT value FROM analyses WHERE name = ?", (name,))
-        return json.loads(rows[0][0]) if rows else None
+        return self._analysis(name, rows[0][0]) if rows else None
+
+    def _analysis(self, name: str, text: Any) -> Any:
+        try:
+            return load_json(self.path, f"analysis {name!r}", text)
+        except CorruptStepError as e:
+            return {"error": str(e)}
 
     def aggregates(self) -> dict[str, list[int]]:
         return {op: [c, t] for op, c, t in self._query("SELECT op, count, total_ns FROM aggregates")}

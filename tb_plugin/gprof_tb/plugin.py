@@ -24,6 +24,7 @@ from werkzeug import wrappers
 
 from gprof.graph.model import PHASES
 from gprof.store import PLUGIN_NAME, Run, StepFile, StoreError, find_runs
+from gprof.store.decode import integer
 from gprof.store.queries import run_listing, step_files
 from gprof.store.runs import UnknownRunError
 from gprof_tb.graphview import collapsed_graph
@@ -84,9 +85,11 @@ def _int(request: wrappers.Request, name: str, default: int | None = None, lo: i
     raw = request.args.get(name)
     if raw is None or raw == "":
         return default
-    if len(raw) > 20 or not raw.lstrip("-").isdigit():
-        raise errors.InvalidArgumentError(f"parameter {name!r} must be an integer, got {raw[:40]!r}")
-    value = int(raw)
+    try:
+        value = integer(raw)
+    except ValueError:
+        raise errors.InvalidArgumentError(
+            f"parameter {name!r} must be an integer (ASCII digits), got {raw[:40]!r}") from None
     if not lo <= value <= hi:
         raise errors.InvalidArgumentError(f"parameter {name!r} must be between {lo} and {hi}, got {value}")
     return value
@@ -193,7 +196,16 @@ class GprofPlugin(base_plugin.TBPlugin):
 
     @_route
     def _serve_runs(self, request: wrappers.Request) -> Any:
-        return [{**run_listing(run), "run": name} for name, run in self.runs().items()]
+        """Every run with its steps and ranks; files that cannot be read are flagged under
+        ``unreadable`` (step, rank, error; the key only where there are some), and their runs are
+        listed all the same."""
+        out = []
+        for name, run in self.runs().items():
+            files = run.files()
+            bad = [{"step": f.step, "rank": f.rank, "error": err}
+                   for f, err in zip(files, map(self.cache.problem, (f.path for f in files))) if err]
+            out.append({**run_listing(run), "run": name, **({"unreadable": bad} if bad else {})})
+        return out
 
     @_route
     def _serve_step(self, request: wrappers.Request) -> Any:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from gprof.store import StepReader
+from gprof.store import StepReader, StoreError
 from gprof.store import queries as q
 
 T = TypeVar("T")
@@ -224,6 +224,14 @@ class StepData:
         return self.memo(("memory", points), lambda: q.memory_curve(self._reader(), points))
 
 
+_PROBLEMS_KEPT = 100_000
+
+
+def _key(path: Path) -> tuple:
+    st = os.stat(path)
+    return (str(path), st.st_mtime_ns, st.st_size)
+
+
 class StepCache:
     """Open :class:`StepData` by (path, mtime, size), least recently used first out."""
 
@@ -231,15 +239,37 @@ class StepCache:
         self.capacity = capacity
         self._lock = threading.Lock()
         self._items: OrderedDict[tuple, StepData] = OrderedDict()
+        #: why a file could not be opened, or None, by (path, mtime, size): a file changes only by
+        #: being replaced, so each version is opened once however often the run list is asked for
+        self._problems: OrderedDict[tuple, str | None] = OrderedDict()
 
     def idle(self) -> bool:
         with self._lock:
             items = list(self._items.values())
         return all(d.idle() for d in items)
 
+    def problem(self, path: Path) -> str | None:
+        """Why the step file at ``path`` cannot be opened, or None when it can."""
+        try:
+            key = _key(path)
+        except OSError as e:
+            return f"{path}: {e.strerror or e}"
+        with self._lock:
+            if key in self._problems:
+                return self._problems[key]
+        try:
+            StepReader(path).close()
+            problem = None
+        except StoreError as e:
+            problem = str(e)
+        with self._lock:
+            self._problems[key] = problem
+            while len(self._problems) > _PROBLEMS_KEPT:
+                self._problems.popitem(last=False)
+        return problem
+
     def get(self, path: Path) -> StepData:
-        st = os.stat(path)
-        key = (str(path), st.st_mtime_ns, st.st_size)
+        key = _key(path)
         with self._lock:
             data = self._items.get(key)
             if data is not None:

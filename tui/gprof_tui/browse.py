@@ -13,7 +13,7 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
 
-from gprof.store import Run, open_run
+from gprof.store import Run, StoreError, open_run
 from gprof_tui.help import HelpScreen
 from gprof_tui.messages import ModuleSelected, NodeHighlighted
 from gprof_tui.stepdata import StepData
@@ -141,8 +141,13 @@ class BrowseScreen(Screen):
         self.query_one(NodeTable).page(delta)
 
     async def _switch(self, step: int | None, rank: int | None) -> None:
+        try:
+            data = StepData(self.run, step, rank)
+        except StoreError as e:  # an unreadable step: say so and stay on this one
+            self.notify(str(e), severity="error")
+            return
         self.data.close()
-        self.data = StepData(self.run, step, rank)
+        self.data = data
         for pane_id in self._built:  # rebuilt for the new step when viewed
             await self.query_one(f"#{pane_id}", TabPane).remove_children()
         self._built = set()

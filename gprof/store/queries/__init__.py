@@ -34,13 +34,13 @@ from gprof.store.queries.ops import (
     op_table,
     top_ops,
 )
-from gprof.store.queries.ranks import run_listing, step_files
+from gprof.store.queries.ranks import newest_readable, run_listing, step_files
 from gprof.store.queries.summary import headline, step_summary
 
 __all__ = [
     "NodeQuery", "analyses_view", "backward_partners", "count_in_phases", "direct_edges", "direct_nodes",
     "direct_op_edges", "direct_op_stats", "headline", "input_shapes", "key_counts", "memory_curve",
-    "memory_series", "module_edge_rows", "module_phase_rows", "module_table", "neighbours", "node_briefs",
-    "node_idx", "node_idx_for_keys", "node_marks", "node_page", "op_edge_rows", "op_stat_rows", "op_table", "regions_of", "run_listing",
-    "step_diff", "step_files", "step_summary", "top_ops",
+    "memory_series", "module_edge_rows", "module_phase_rows", "module_table", "neighbours", "newest_readable",
+    "node_briefs", "node_idx", "node_idx_for_keys", "node_marks", "node_page", "op_edge_rows", "op_stat_rows",
+    "op_table", "regions_of", "run_listing", "step_diff", "step_files", "step_summary", "top_ops",
 ]

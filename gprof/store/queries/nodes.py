@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gprof.graph.model import Node
-from gprof.store.step_file import NODE_COLUMNS, StepReader, row_to_node
+from gprof.store.step_file import NODE_COLUMNS, StepReader
 
 #: sortable node-table columns: label -> column
 SORT_COLUMNS = {"idx": "idx", "op": "op", "phase": "phase", "module": "module", "time": "dur_ns",
@@ -49,7 +49,7 @@ def node_page(r: StepReader, q: NodeQuery, size: int) -> list[Node]:
     order = f"{col} {'DESC' if q.descending else 'ASC'}" + (", idx" if col != "idx" else "")
     rows = r.sql(f"SELECT {', '.join(NODE_COLUMNS)} FROM nodes{where} ORDER BY {order} LIMIT ? OFFSET ?",
                  (*params, size, q.offset))
-    return [row_to_node(row, r.meta.rank) for row in rows]
+    return r.decode_nodes(rows)
 
 
 def node_idx(r: StepReader, key: str) -> int | None:

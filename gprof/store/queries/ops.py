@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from gprof.store.decode import decoding
 from gprof.store.queries.modules import module_table
 from gprof.store.step_file import StepReader, decode_tensors
 
@@ -81,9 +82,10 @@ def op_table(r: StepReader, group: str, op_stats: Sequence[tuple] | None = None,
                 op_stat_rows(r) if op_stats is None else op_stats):
             add((op,) if group == "op" else (module,), count, dur, dev, alloc, flops, dmin, dmax, phase)
     else:
-        for op, inputs, dur, dev, alloc, flops, phase in r.sql(
-                "SELECT op, inputs, dur_ns, device_ns, alloc_bytes, flops, phase FROM nodes"):
-            add((op, input_shapes(inputs)), 1, dur, dev, alloc, flops, dur, dur, phase)
+        with decoding(r.path, "a node's inputs"):
+            for op, inputs, dur, dev, alloc, flops, phase in r.sql(
+                    "SELECT op, inputs, dur_ns, device_ns, alloc_bytes, flops, phase FROM nodes"):
+                add((op, input_shapes(inputs)), 1, dur, dev, alloc, flops, dur, dur, phase)
     out = []
     for key, (count, dur, dev, alloc, flops, dmin, dmax, phases) in merged.items():
         entry: dict[str, Any] = {"module" if group == "module" else "op": key[0]}
