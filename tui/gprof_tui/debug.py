@@ -1,31 +1,25 @@
 """The live debugger: shows a pause of a (possibly remote, possibly other-thread) training step
-and drives it over the debug protocol. It never touches the debugged process otherwise."""
+and drives it over the debug protocol. It never touches the debugged process otherwise. The
+panes are widgets composed by ``DebugScreen``; this app holds the protocol state and the keys."""
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
-from rich.markup import escape
 from textual import on
-from textual.app import App, ComposeResult
+from textual.app import App
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import DataTable, Footer, Header, Input, ListItem, ListView, RichLog, Static
+from textual.screen import Screen
 
 from gprof.debug.client import DebugClient, DebugCommandError, DebugConnectionError
 from gprof.store import StoreError, open_run
+from gprof_tui.debug_screen import DebugScreen
 from gprof_tui.help import HelpScreen
-from gprof_tui.render import TENSOR_COLUMNS, pause_text, stack_text, tensor_rows
-
-W = TypeVar("W")
-
-#: prompt kind -> (placeholder, handler method name)
-_PROMPTS = {
-    "break": "breakpoint, e.g. nan | inf | @encoder:backward | addmm if absmax > 1e4 (Enter adds, Esc cancels)",
-    "eval": "expression over out, outs, ins, in0, out0, torch, e.g. out.abs().max() (Enter runs)",
-    "save": "NAME PATH, e.g. out0 /tmp/out0.pt (Enter saves)",
-}
+from gprof_tui.messages import PromptSubmitted
+from gprof_tui.widgets.breakpoints import BreakpointList
+from gprof_tui.widgets.pause_view import PauseView
+from gprof_tui.widgets.prompt import Prompt
 
 
 class DebugApp(App):
@@ -49,17 +43,6 @@ class DebugApp(App):
         Binding("escape", "cancel_prompt", "cancel", show=False),
         Binding("q", "quit_debugger", "quit"),
     ]
-    DEFAULT_CSS = """
-    #left { width: 62%; }
-    #pause-box { height: 1fr; }
-    #tensors { height: auto; max-height: 14; }
-    #evalout { height: auto; max-height: 6; color: $accent; }
-    #stack-box { height: 1fr; border-left: solid $primary; }
-    #breaks { height: 10; border-left: solid $primary; border-top: solid $primary; }
-    #log { height: 10; border-top: solid $primary; }
-    #prompt { display: none; }
-    #prompt.shown { display: block; }
-    """
 
     def __init__(self, connect: Callable[[Callable[[dict[str, Any]], None]], DebugClient], title: str = "",
                  output: Callable[[Callable[[str], None]], list[str]] | None = None,
@@ -73,32 +56,15 @@ class DebugApp(App):
         self.breakpoints: list[dict[str, Any]] = []
         self.run_dir: str | None = None
         self.finished: str | None = None
-        self._prompt_kind: str | None = None
         self.sub_title = title or "connecting..."
+        self.main = DebugScreen()
 
-    def compose(self) -> ComposeResult:
-        yield Header()
-        with Horizontal():
-            with Vertical(id="left"):
-                with VerticalScroll(id="pause-box"):
-                    yield Static("waiting for the program to pause (breakpoints below)...", id="pause")
-                yield DataTable(id="tensors", cursor_type="row", zebra_stripes=True)
-                yield Static("", id="evalout")
-            with Vertical():
-                with VerticalScroll(id="stack-box"):
-                    yield Static("", id="stack")
-                yield ListView(id="breaks")
-        yield RichLog(id="log", wrap=False, max_lines=5000, markup=False)
-        yield Input(id="prompt")
-        yield Footer()
+    def get_default_screen(self) -> Screen:
+        return self.main
 
-    def _main(self, selector: str, kind: type[W]) -> W:
-        """A widget of the debugger screen, even while help or the step browser is on top."""
-        return self.screen_stack[0].query_one(selector, kind)
-
-    def on_mount(self) -> None:
-        self._main("#tensors", DataTable).add_columns(*TENSOR_COLUMNS)
-        self._main("#log", RichLog).border_title = "program output"
+    def on_ready(self) -> None:
+        """Starts the connection and the output feed once the screen is drawn (at mount, the
+        default screen has not composed its panes yet)."""
         threading.Thread(target=self._connect_thread, name="gprof-tui-connect", daemon=True).start()
         if self._output is not None:
             for line in self._output(self._line_from_thread):
@@ -138,7 +104,7 @@ class DebugApp(App):
         self._from_thread(self.handle_event, event)
 
     def log_line(self, line: str) -> None:
-        self._main("#log", RichLog).write(line)
+        self.main.log_line(line)
 
     def handle_event(self, event: dict[str, Any]) -> None:
         kind = event.get("event")
@@ -154,7 +120,7 @@ class DebugApp(App):
             self._refresh_state()
         elif kind == "running":
             self.sub_title = f"running ({event.get('mode')})"
-            self._main("#pause", Static).update("running...")
+            self.main.show_running()
         elif kind == "step_saved":
             self.run_dir = event.get("run_dir") or self.run_dir
             self.notify(f"step {event['step']} recorded")
@@ -165,28 +131,16 @@ class DebugApp(App):
         self.finished = text
         self.pause = None
         self.sub_title = text + "  (q quits)"
-        self._main("#pause", Static).update(escape(text))
-        self._main("#stack", Static).update("")
-        self._main("#tensors", DataTable).clear()
+        self.main.show_finished(text)
 
     def _show_pause(self, p: dict[str, Any]) -> None:
         self.pause = p
         where = f"{p['op']} in {p['module'] if p['module'] is not None else '-'} ({p['phase']})" if p.get("op") else p["reason"]
         self.sub_title = f"PAUSED at {where}"
-        self._main("#pause", Static).update(pause_text(p))
-        self._main("#stack", Static).update("[b]user stack[/b] (innermost first)\n" + stack_text(p))
-        table = self._main("#tensors", DataTable)
-        table.clear()
-        table.add_rows(tensor_rows(p["inputs"] + p["outputs"]))
-        self._main("#evalout", Static).update("")
+        self.main.show_pause(p)
 
     def _show_breakpoints(self) -> None:
-        lv = self._main("#breaks", ListView)
-        lv.clear()
-        lv.border_title = "breakpoints (b add, d/e disable/enable)"
-        for b in self.breakpoints:
-            mark = "x" if b["enabled"] else " "
-            lv.append(ListItem(Static(escape(f"[{mark}] {b['id']}: {b['spec']}  hits {b['hits']}"))))
+        self.main.query_one(BreakpointList).show(self.breakpoints)
 
     # ------------------------------------------------------------------ commands
     def send(self, cmd: str, done: Callable[[Any], None] | None = None, **kwargs: Any) -> None:
@@ -224,28 +178,18 @@ class DebugApp(App):
         self.send(mode)
 
     def action_prompt(self, kind: str) -> None:
-        box = self._main("#prompt", Input)
-        self._prompt_kind = kind
-        box.placeholder = _PROMPTS[kind]
-        box.value = ""
-        box.add_class("shown")
-        box.focus()
+        self.main.query_one(Prompt).ask(kind)
 
     def action_cancel_prompt(self) -> None:
-        box = self._main("#prompt", Input)
-        box.remove_class("shown")
-        self._prompt_kind = None
+        self.main.query_one(Prompt).cancel()
 
-    @on(Input.Submitted, "#prompt")
-    def _submitted(self, event: Input.Submitted) -> None:
-        kind, text = self._prompt_kind, event.value.strip()
-        self.action_cancel_prompt()
-        if not text:
-            return
+    @on(PromptSubmitted)
+    def _submitted(self, event: PromptSubmitted) -> None:
+        kind, text = event.kind, event.text
         if kind == "break":
             self.add_breakpoint(text)
         elif kind == "eval":
-            self.send("eval", self._show_eval, expr=text)
+            self.send("eval", self.main.query_one(PauseView).show_eval, expr=text)
         elif kind == "save":
             name, _, path = text.partition(" ")
             if not path.strip():
@@ -260,20 +204,11 @@ class DebugApp(App):
 
         self.send("break_add", added, spec=spec)
 
-    def _show_eval(self, result: dict[str, Any]) -> None:
-        text = result["repr"]
-        t = result.get("tensor")
-        if t:
-            text = (f"{t['dtype']}[{'x'.join(map(str, t['shape']))}] min {t['min']} max {t['max']} "
-                    f"NaN {t['nan']} Inf {t['inf']}\n{text}")
-        self._main("#evalout", Static).update(escape(text))
-
     def action_toggle(self, enable: bool) -> None:
-        lv = self._main("#breaks", ListView)
-        if lv.index is None or not 0 <= lv.index < len(self.breakpoints):
+        bp = self.main.query_one(BreakpointList).selected(self.breakpoints)
+        if bp is None:
             self.notify("select a breakpoint in the list first (Tab to it)", severity="warning")
             return
-        bp = self.breakpoints[lv.index]
         self.send("break_enable" if enable else "break_disable", lambda _: self._refresh_state(), bp=bp["id"])
 
     def action_browse(self) -> None:
