@@ -34,8 +34,8 @@ class DebugApp(App):
         Binding("n", "resume('next')", "next"),
         Binding("r", "resume('finish')", "end of step"),
         Binding("b", "prompt('break')", "break"),
-        Binding("d", "toggle(False)", "disable"),
-        Binding("e", "toggle(True)", "enable", show=False),
+        Binding("d", "enable_breakpoint(False)", "disable"),
+        Binding("e", "enable_breakpoint(True)", "enable", show=False),
         Binding("x", "prompt('eval')", "eval"),
         Binding("w", "prompt('save')", "save"),
         Binding("t", "browse", "steps"),
@@ -204,7 +204,7 @@ class DebugApp(App):
 
         self.send("break_add", added, spec=spec)
 
-    def action_toggle(self, enable: bool) -> None:
+    def action_enable_breakpoint(self, enable: bool) -> None:
         bp = self.main.query_one(BreakpointList).selected(self.breakpoints)
         if bp is None:
             self.notify("select a breakpoint in the list first (Tab to it)", severity="warning")
