@@ -6,9 +6,9 @@ import pytest
 
 from gprof.analyses import fusion, run_all
 from gprof.analyses.gpu_specs import GPUS, gpu_spec
-from gprof.analyses.triton_rules import SECOND_STAGE, Shape, can_fuse, split_factor
+from gprof.analyses.triton_rules import COLUMN_PART, SECOND_STAGE, Shape, can_fuse, split_factor
 from gprof.graph.model import StepGraph
-from tests.test_analyses_graphs import G
+from tests.test_analyses_graphs import G, _shared_layer_norm_backward
 
 
 def kernels(graph: StepGraph, target: str, phase: str = "forward", gpu: str | None = None) -> list[list[str]]:
@@ -116,3 +116,31 @@ def test_split_factor_reads_the_sm_count():
     assert all(g.bandwidth_bps > 0 and g.sm_count > 0 and g.launch_ns > 0 for g in GPUS.values())
     with pytest.raises(KeyError):
         gpu_spec("Voodoo 2")
+
+
+def test_layer_norm_backward_column_part_is_a_triton_kernel_after_the_row_part():
+    # triton_rules.apart_kernels: the weight/bias gradients are column sums, group (cols, rows), apart
+    # from the row reductions of the input gradient; the C++ kernel group holds both
+    g = G()
+    grad, x, w = g.input((256, 128)), g.input((256, 128)), g.input((128,))
+    d = g.op("aten.mul.Tensor", [grad, grad], phase="backward")
+    lnb = g.op("aten.native_layer_norm_backward.default", [d, x, w], phase="backward")
+    g.graph.nodes[g.writer[lnb]].outputs += (g.meta[g.input((128,))], g.meta[g.input((128,))])
+    assert kernels(g.graph, "cpu", "backward") == [["mul", "native_layer_norm_backward"]]
+    # 128 columns, far fewer than an H100's SMs * 64: the outer reduction splits into two kernels
+    assert kernels(g.graph, "cuda", "backward", gpu="H100") == [
+        ["mul", "native_layer_norm_backward"], [COLUMN_PART], [SECOND_STAGE]]
+    assert kernels(g.graph, "cuda", "backward", gpu="L4")[1] == [COLUMN_PART]
+    # no weight or bias gradient (elementwise_affine=False): the row part only
+    g.graph.nodes[g.writer[lnb]].outputs = g.graph.nodes[g.writer[lnb]].outputs[:1]
+    assert kernels(g.graph, "cuda", "backward", gpu="H100") == [["mul", "native_layer_norm_backward"]]
+
+
+def test_shared_layer_norm_column_reductions_are_one_triton_kernel_after_both_row_parts():
+    # both calls' column sums (one group) and their accumulation adds (an epilogue) are one fused node
+    # replacing each call's own column kernel, emitted after the kernels it reads
+    # (fusion._split_deferred_column_reductions with apart, fusion._after_dependencies)
+    g, (lnb2, lnb1), adds = _shared_layer_norm_backward()
+    ks = [k for k in fusion.predict(g.graph, "cuda", "H100")["backward"] if k.generated]
+    assert [k.nodes for k in ks] == [[lnb2], [lnb1], adds]
+    assert ks[-1].also == [lnb2, lnb1] and COLUMN_PART not in {k.note for k in ks}

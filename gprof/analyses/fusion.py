@@ -186,6 +186,7 @@ def predict_phase(nodes: list[Node], graph_producers: dict[int, list[int]], node
     kernels: list[Kernel] = []
     open_at: dict[tuple[int, int], list[Kernel]] = {}
     kernel_of: dict[int, Kernel] = {}
+    beside: dict[int, tuple[Kernel, Kernel]] = {}  # id of an apart kernel -> (it, the kernel it runs after)
     for n in nodes:
         r = roles[n.idx]
         if r == FREE:
@@ -226,17 +227,32 @@ def predict_phase(nodes: list[Node], graph_producers: dict[int, list[int]], node
             open_here.remove(target)
         for note in after:  # e.g. the second stage of a split reduction
             kernels.append(Kernel(n.phase, [], generated=True, at=at, note=note, also=[n.idx]))
+        for note in rules.apart_kernels(n, r):  # e.g. a layer norm backward's column part (Triton)
+            k = Kernel(n.phase, [], generated=True, at=at, note=note, also=[n.idx])
+            kernels.append(k)
+            beside[id(k)] = (k, target)
     _prefer_vertical(nodes, roles, producers, consumers, kernels, kernel_of)
-    _split_deferred_column_reductions(nodes, roles, producers, seg, stage, kernels, kernel_of)
+    _split_deferred_column_reductions(nodes, roles, producers, seg, stage, kernels, kernel_of,
+                                      not rules.joins_stages, beside)
     # run order: graph by graph (as first met), stage by stage, a stage's generated kernel before
     # the externs that read it
     first_seen: dict[int, int] = {}
     for i, n in enumerate(nodes):
         first_seen.setdefault(seg[n.idx], i)
     # (within a stage by earliest member, ``min_order``: a split-off kernel also counts the nodes in ``also``)
-    kernels.sort(key=lambda k: (first_seen.get(k.at[0], 0), k.at[1], not k.generated, min(k.nodes + k.also)))
+    alive = {id(k) for k in kernels}  # (list.sort empties the list while it sorts)
+
+    def order(k: Kernel) -> tuple:  # an apart kernel right after the kernel it runs beside
+        held, base = beside.get(id(k), (None, k))
+        base = base if held is k and id(base) in alive else k
+        return (first_seen.get(base.at[0], 0), base.at[1], not base.generated, min(base.nodes + base.also),
+                base is not k)
+
+    kernels.sort(key=order)
     if rules.joins_stages:
         _join_consecutive_stages(kernels)
+    else:
+        _after_dependencies(kernels, producers, kernel_of, beside)
     convs = [n for n in nodes if n.phase == "forward" and n.op_short == "convolution" and len(n.inputs[0].shape) == 4]
     if convs:
         # Inductor's layout optimisation converts the conv input and weights to channels-last up front:
@@ -267,6 +283,35 @@ def _join_consecutive_stages(kernels: list[Kernel]) -> None:
             prev.at = k.at  # the next stage joins only if it directly follows this one's last stage
             continue
         out.append(k)
+    kernels[:] = out
+
+
+def _after_dependencies(kernels: list[Kernel], producers: dict[int, list[int]], kernel_of: dict[int, Kernel],
+                        beside: dict[int, tuple[Kernel, Kernel]]) -> None:
+    """Emit each kernel after the kernels it reads, keeping the sorted order otherwise (a stable
+    topological sort). Inductor orders fused nodes by ``min_order`` and then
+    ``Scheduler.topological_sort_schedule`` puts every node after its dependencies; the Triton backend
+    emits one kernel per fused node in that order (``SIMDScheduling.codegen_node``), so a fused node
+    whose earliest member is early but which reads a later kernel's output (the shared normalisation's
+    column reductions read the residual gradient the later row kernel writes) runs after that kernel.
+    A kernel without nodes of its own (``Kernel.also`` only) depends on what those nodes read, less the
+    kernel it runs beside (``beside``: a column part inlines the pointwise prologue its row kernel
+    computes, ``triton_red_fused_add_native_layer_norm_backward`` in the transformer example)."""
+    def deps(k: Kernel) -> set[int]:
+        held, base = beside.get(id(k), (None, k))
+        skip = {id(k), id(base) if held is k else id(k)}
+        reads = {p for i in (k.nodes or k.also) for p in producers.get(i, ())}
+        return {id(kernel_of[p]) for p in reads if p in kernel_of} - skip
+
+    alive = {id(k) for k in kernels}
+    pending = [(k, deps(k) & alive) for k in kernels]
+    done: set[int] = set()
+    out: list[Kernel] = []
+    while pending:
+        i = next((i for i, (_, d) in enumerate(pending) if d <= done), 0)  # (a cycle: keep the sorted order)
+        k, _ = pending.pop(i)
+        out.append(k)
+        done.add(id(k))
     kernels[:] = out
 
 
@@ -301,7 +346,8 @@ def _prefer_vertical(nodes: list[Node], roles: dict[int, str], producers: dict[i
 
 def _split_deferred_column_reductions(nodes: list[Node], roles: dict[int, str], producers: dict[int, list[int]],
                                       seg: dict[int, int], stage: dict[int, int | None], kernels: list[Kernel],
-                                      kernel_of: dict[int, Kernel]) -> None:
+                                      kernel_of: dict[int, Kernel], apart: bool = False,
+                                      beside: dict[int, tuple[Kernel, Kernel]] | None = None) -> None:
     """Where Inductor runs the column reductions of a parameter used by two calls (a block run twice).
 
     Its gradient is ``add(g_later, g_earlier)`` of two column reductions over the rows: a bias
@@ -322,7 +368,15 @@ def _split_deferred_column_reductions(nodes: list[Node], roles: dict[int, str], 
       input-gradient ``mm``) and is emitted right after it; when another extern it does not need sits
       between the earlier contribution and the rest of the kernel in op order (the earlier call's
       weight-gradient ``mm``), the adds and both column parts form a kernel of their own
-      (``Kernel.also``: the two normalisation backwards), else they join that kernel."""
+      (``Kernel.also``: the two normalisation backwards), else they join that kernel.
+
+    With ``apart`` (Triton: ``FusionRules.apart_kernels`` gives each normalisation's column part a
+    kernel of its own) the fused node is always a kernel: ``SIMDScheduling.codegen_node`` emits one
+    kernel per fused node, and an outer reduction fuses with no row reduction or full-size pointwise
+    node (``SIMDScheduling.can_fuse``); it replaces the two calls' own column kernels (listed in
+    ``beside``). Two bias sums and their ``add`` are likewise one kernel (same group, the ``add`` an
+    epilogue)."""
+    beside = beside or {}
     by = {n.idx: n for n in nodes}
     ancestors: dict[int, set[int]] = {}
     for n in nodes:  # op order is a topological order
@@ -368,17 +422,20 @@ def _split_deferred_column_reductions(nodes: list[Node], roles: dict[int, str], 
         earliest = min(c for _, cs in adds for c in cs)
         rest = [i for i in home.nodes if i not in members]
         need = set().union(*(ancestors[m] for m in members))
-        splitters = [] if sums else [
+        cols = {c for _, cs in adds for c in cs}
+        if apart:  # the fused column reductions replace each normalisation's own column kernel
+            kernels[:] = [k for k in kernels if not (beside.get(id(k), (None,))[0] is k and cols.intersection(k.also))]
+        splitters = [] if sums or apart else [
             k for k in kernels if not k.generated and k.at[0] == sg and k.nodes
             and rest and earliest < k.nodes[0] < min(rest) and k.nodes[0] not in need]
-        if not splitters:
+        if not splitters and not apart:
             home.nodes = sorted(home.nodes + list(members))
             for m in members:
                 kernel_of[m] = home
             continue
-        k = Kernel(home.phase, sorted(members), generated=True, at=home.at,
-                   also=sorted({c for _, cs in adds for c in cs}),
-                   note="column reductions of a shared normalisation's backward, fused with their accumulation")
+        k = Kernel(home.phase, sorted(members), generated=True, at=home.at, also=[] if sums else sorted(cols),
+                   note=None if sums else "column reductions of a shared normalisation's backward, fused with "
+                                          "their accumulation")
         kernels.append(k)
         for m in members:
             kernel_of[m] = k

@@ -179,6 +179,11 @@ class FusionRules:
         """Notes of the kernels ``node`` needs besides its own, before it and after it."""
         return [], []
 
+    def apart_kernels(self, node: Node, r: str) -> list[str]:
+        """Notes of kernels that do part of ``node``'s work beside its own kernel, emitted just after
+        that kernel (none on the CPU: a kernel group holds every shape)."""
+        return []
+
 
 _ALLOCATIONS = ("empty", "empty_like", "empty_strided", "new_empty", "new_empty_strided")
 

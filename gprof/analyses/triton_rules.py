@@ -21,6 +21,17 @@ difference. Here, each rule with the function inside ``torch/_inductor`` it foll
   (``ir.Reduction.num_splits`` with ``InductorChoices.reduction_split_factor``): a partial reduction
   into ``split`` chunks per output, then a persistent reduction over the chunks. The decision reads the
   device's SM count, so the prediction takes it from the GPU named (:mod:`gprof.analyses.gpu_specs`).
+- **A normalisation backward's column part is a kernel of its own.** ``native_layer_norm_backward``
+  decomposes (``torch/_decomp/decompositions.py`` ``native_layer_norm_backward``) into row reductions
+  over the normalised dim (the input gradient) and, when the weight or bias needs a gradient, column
+  sums over the rows (``grad_weight``/``grad_bias``): reductions of group ``(cols, rows)``, which
+  ``SIMDScheduling.can_fuse`` keeps apart from the row group ``(rows, cols)`` (the C++ backend runs
+  both in one kernel group). The column kernel runs after the row kernel: the decomposition computes
+  ``d_input`` first, and the scheduler keeps that order (``min_order``, then
+  ``Scheduler.topological_sort_schedule``); ``reorder_for_peak_memory`` may move it first (the
+  transformer example), which the prediction does not model. It splits like any outer reduction
+  (``split_factor``). ``apart_kernels``; the fused column part of a normalisation used twice is
+  ``fusion._split_deferred_column_reductions``'s kernel instead.
 - **Persistent reductions** (``triton.persistent_reductions``, ``triton_per_*``) keep a whole row in
   registers; they change a kernel's kind, not the number of kernels, and are not modelled further.
 - **Mix-order reductions** (``MixOrderReduction.can_fuse``, CUDA only: both orders of one input with at
@@ -56,6 +67,8 @@ BATCH_NORMS = frozenset({"native_batch_norm", "_native_batch_norm_legit", "_nati
                          "_native_batch_norm_legit_no_training", "cudnn_batch_norm"})
 #: their backwards: two channel reductions (the gradient's sum and its dot with the normalised input)
 BATCH_NORM_BACKWARDS = frozenset({"native_batch_norm_backward", "batch_norm_backward", "cudnn_batch_norm_backward"})
+#: normalisation backwards whose weight/bias gradients are column sums apart from the row part
+LAYER_NORM_BACKWARDS = frozenset({"native_layer_norm_backward"})
 #: losses that reduce over the target's elements (one gathered class per row), not over their input
 GATHER_LOSSES = frozenset({"nll_loss_forward", "nll_loss2d_forward"})
 
@@ -170,7 +183,19 @@ class TritonRules(FusionRules):
         return [], []
 
 
+    def apart_kernels(self, node: Node, r: str) -> list[str]:
+        """Kernels doing part of ``node``'s work beside its own kernel, emitted just after it, which
+        leave the node free to fuse with its neighbours: a layer norm backward's column part (the
+        weight and bias gradients) and, when that outer reduction splits, its second stage."""
+        if node.op_short not in LAYER_NORM_BACKWARDS or len(node.outputs) < 2 or not node.inputs:
+            return []
+        cols = node.inputs[0].shape[-1] if node.inputs[0].shape else 1
+        rows = numel(node.inputs[0].shape) // max(1, cols)
+        return [COLUMN_PART] + [SECOND_STAGE] * (split_factor(cols, rows, True, self.gpu) > 1)
+
+
 SECOND_STAGE = "second stage of a split reduction"
+COLUMN_PART = "column part of a normalisation backward (weight/bias gradients)"
 
 
 def can_fuse(a: Shape, b: Shape) -> bool:
