@@ -324,7 +324,8 @@ def test_failures_are_not_cached(client: Client, logdir: Path) -> None:
 
 
 NASTY = ["", "0", "1", "-1", "3", "99999999999999999999999", "1e3", "0x10", " 1", "a", "..", "../..", "/etc/passwd",
-         "mlp", "ddp", "broken", "analysed", "mlp/../broken", "%00", "\x00", "é", "😀", "net", "net,net.0", "-,net",
+         "--1", "²", "١", "+1", "1_0", "mlp", "ddp", "broken", "analysed", "mlp/../broken", "%00", "\x00", "é", "😀",
+         "net", "net,net.0", "-,net",
          "forward", "forward,backward", "all", "op", "op_shape", "module", "calls", "asc", "desc", "x" * 5000,
          "x" * 20000, "[]", "{}", "null", "'; DROP TABLE nodes; --", "net.0:forward:aten.t.default#0"]
 ROUTES = ["runs", "step", "graph", "node", "ops", "modules", "memory", "analyses", "diff", "ranks", "kineto",

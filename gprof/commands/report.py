@@ -15,7 +15,6 @@ from gprof.distributed import cross_rank_report, format_cross_rank
 from gprof.report import dumps, format_report, run_report, skipped_file
 from gprof.store import Run, StoreError, open_run
 from gprof.store.decode import integer
-from gprof.store.queries import newest_readable
 
 
 def add_parser(p: argparse.ArgumentParser) -> None:
@@ -30,9 +29,8 @@ def add_parser(p: argparse.ArgumentParser) -> None:
 def full_report(run: Run, step: int | None = None, rank: int | None = None,
                 skipped: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The report JSON: every step (or one step/rank), with ``cross_rank`` when the run has several ranks.
-    ``skipped`` names every unreadable file the report left out (``skipped`` entries of
-    :func:`gprof.report.run_report`, here with the cross-rank section's), also given by a caller
-    that passed over some already; the key is absent when none was."""
+    Its ``skipped`` lists every unreadable file left out (:func:`gprof.report.run_report`'s, the
+    cross-rank section's, and ``skipped``: those a caller passed over already); absent when none was."""
     report = run_report(run, step=step, rank=rank)
     if len(run.ranks()) > 1:
         report["cross_rank"] = cross_rank_report(run, step=step)
@@ -45,17 +43,26 @@ def full_report(run: Run, step: int | None = None, rank: int | None = None,
     return report
 
 
-def _last_readable_step(run: Run, rank: int | None, skipped: list[dict[str, Any]]) -> int:
-    """The step the text report shows by default: the newest one ``rank`` can read (newer
-    unreadable files are added to ``skipped``)."""
-    f, bad = newest_readable(run, rank)
-    skipped += [skipped_file(b, e) for b, e in bad]
-    return f.step
+def newest_report(run: Run, rank: int | None = None) -> dict[str, Any]:
+    """What the text report shows by default: the newest step ``rank`` (default: the lowest) can
+    report on; newer files that cannot be read are passed over and listed under ``skipped``."""
+    skipped: list[dict[str, Any]] = []
+    newest = run.file(None, rank)
+    for f in reversed([f for f in run.files() if f.rank == newest.rank]):
+        try:
+            return full_report(run, step=f.step, rank=rank, skipped=skipped)
+        except StoreError as e:
+            skipped.append(skipped_file(f, e))
+    return {"run": run.name, "steps": [], "skipped": skipped}
 
 
-def _warn(report: dict[str, Any], err: IO[str]) -> None:
+def _checked(report: dict[str, Any], err: IO[str]) -> dict[str, Any]:
+    """``report``, after naming each skipped file on ``err``; StoreError when nothing could be read."""
     for s in report.get("skipped", []):
         err.write(f"torch-gprof report: skipped step {s['step']} rank {s['rank']}: {s['error']}\n")
+    if not report["steps"] and report.get("skipped"):
+        raise StoreError(f"no readable step in run {report['run']!r}: every file was skipped (listed above)")
+    return report
 
 
 def format_full_report(report: dict[str, Any]) -> str:
@@ -66,23 +73,16 @@ def format_full_report(report: dict[str, Any]) -> str:
 def print_run_report(path: str | os.PathLike[str], out: IO[str], step: int | None = None) -> None:
     """The text report of ``step`` (default: the last) of the run at ``path``; what the examples print."""
     run = open_run(path)
-    skipped: list[dict[str, Any]] = []
-    if step is None:
-        step = _last_readable_step(run, None, skipped)
-    report = full_report(run, step=step, skipped=skipped)
-    _warn(report, sys.stderr)
-    out.write(format_full_report(report) + "\n")
+    report = newest_report(run) if step is None else full_report(run, step=step)
+    out.write(format_full_report(_checked(report, sys.stderr)) + "\n")
 
 
 def run(args: argparse.Namespace) -> int:
     run = open_run(args.run, args.run_name)
-    step = args.step
-    skipped: list[dict[str, Any]] = []
-    if step is None and not args.json and not args.all_steps:
-        step = _last_readable_step(run, args.rank, skipped)
-    report = full_report(run, step=step, rank=args.rank, skipped=skipped)
-    _warn(report, sys.stderr)
-    if not report["steps"] and report.get("skipped"):
-        raise StoreError(f"no readable step in run {run.name!r}: every file was skipped (listed above)")
+    if args.step is None and not args.json and not args.all_steps:
+        report = newest_report(run, args.rank)
+    else:
+        report = full_report(run, step=args.step, rank=args.rank)
+    _checked(report, sys.stderr)
     sys.stdout.write((dumps(report) if args.json else format_full_report(report)) + "\n")
     return 0
