@@ -181,3 +181,9 @@ def test_load_and_open_run_read_through_the_same_checks(tmp_path: Path) -> None:
     run_dir = _run(tmp_path, 2, bad={1: "meta_wrong_type"})
     with pytest.raises(CorruptStepError, match=r"meta\.rank is a JSON string"):
         open_run(run_dir).open()
+
+
+def test_step_file_names_take_ascii_digits_only(tmp_path: Path) -> None:
+    run_dir = _run(tmp_path, 1)
+    (run_dir / "plugins" / "gprof" / "step١.rank0-of-1.sqlite").write_bytes(GOLDEN_MLP.read_bytes())
+    assert [(f.step, f.rank) for f in open_run(run_dir).files()] == [(0, 0)]

@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 from gprof.graph.model import StepGraph
+from gprof.store.decode import CorruptStepError
 from gprof.store.runs import (
     PLUGIN_NAME,
     Run,
@@ -29,6 +30,6 @@ def load(path: str | os.PathLike[str], step: int | None = None, rank: int | None
 
 
 __all__ = [
-    "PLUGIN_NAME", "SCHEMA_VERSION", "Run", "StepFile", "StepReader", "StepWriter", "StoreError",
+    "PLUGIN_NAME", "SCHEMA_VERSION", "CorruptStepError", "Run", "StepFile", "StepReader", "StepWriter", "StoreError",
     "UnknownRunError", "find_runs", "load", "open_run", "plugin_dir", "step_filename", "write_step",
 ]

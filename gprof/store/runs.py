@@ -15,7 +15,8 @@ from gprof.store.step_file import StepReader, StoreError
 
 PLUGIN_NAME = "gprof"
 PLUGIN_SUBDIR = Path("plugins") / PLUGIN_NAME
-_STEP_RE = re.compile(r"^step(\d+)\.rank(\d+)-of-(\d+)\.sqlite$")
+#: ASCII digits only: ``\d`` also matches other scripts' digits, which ``int`` then reads as numbers
+_STEP_RE = re.compile(r"^step([0-9]+)\.rank([0-9]+)-of-([0-9]+)\.sqlite$")
 
 
 class UnknownRunError(StoreError):
