@@ -88,7 +88,7 @@ def decode_record(cls: type[T], value: Any, required: Collection[str], path: Pat
 
 
 @functools.cache
-def _hints(cls: type) -> dict[str, Any]:
+def _hints(cls: Any) -> dict[str, Any]:
     resolved = typing.get_type_hints(cls)
     return {f.name: resolved[f.name] for f in dataclasses.fields(cls)}
 
@@ -135,7 +135,8 @@ def _kind(v: Any) -> str:
         return f"number ({v!r})"
     if isinstance(v, str):
         return f"string ({v[:40]!r})"
-    return {list: "list", dict: "object"}.get(type(v), type(v).__name__)
+    names: dict[type, str] = {list: "list", dict: "object"}
+    return names.get(type(v), type(v).__name__)
 
 
 def _name(hint: Any) -> str:
