@@ -76,7 +76,7 @@ def decode_record(cls: type[T], value: Any, required: Collection[str], path: Pat
     missing = [name for name in required if name not in value]
     if missing:
         raise CorruptStepError(path, f"{what} lacks the field{'s' * (len(missing) > 1)} {', '.join(missing)}")
-    hints = _hints(cls)
+    hints = _hints(typing.cast(Any, cls))  # a class is hashable; mypy cannot see it through type[T]
     kwargs: dict[str, Any] = {}
     for name, hint in hints.items():
         if name in value:
