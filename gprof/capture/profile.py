@@ -132,6 +132,18 @@ class profile:
         if obs in observers:
             observers.remove(obs)
 
+    def add_failure_observer(self, obs: Observer) -> None:
+        """Call ``obs(func, args, kwargs, error, module)`` when a recorded op raises, before the
+        exception propagates: the op's inputs and the user's frames are still alive (a debugger's
+        post-mortem). ``module`` is the innermost module running, or None."""
+        self.session.recorder.failure_observers.append(obs)
+
+    def remove_failure_observer(self, obs: Observer) -> None:
+        """Stop calling ``obs``; one that was never added is ignored."""
+        observers = self.session.recorder.failure_observers
+        if obs in observers:
+            observers.remove(obs)
+
     def add_step_callback(self, fn: StepCallback) -> None:
         """Call ``fn(graph, path)`` after each step is saved (``path``: its file, None if not written)."""
         self.session.on_step_saved.append(fn)

@@ -161,6 +161,9 @@ class Recorder(TorchDispatchMode):
         #: Node (stable key included) and the live tensors, e.g. by the debugger. Runs inside
         #: ``__torch_dispatch__``, so torch ops an observer runs are not recorded.
         self.observers: list[Callable[..., None]] = []
+        #: called as ``obs(func, args, kwargs, error, module)`` when an op raises, before the
+        #: exception propagates (the op's frames and inputs still alive): a debugger's post-mortem
+        self.failure_observers: list[Callable[..., None]] = []
         self.with_stack = options.with_stack
         self.node_cap = options.node_cap
         self.aggregate_only = False
@@ -246,16 +249,21 @@ class Recorder(TorchDispatchMode):
         except AttributeError:
             info = op_info(func)
         timer = self.device_timer
-        if timer is None:
-            t0 = perf_counter_ns()
-            out = info.call(*args, **kwargs)
-            dur = perf_counter_ns() - t0
-        else:  # CUDA: an event pair around the op, read after the step
-            slot = timer.start()
-            t0 = perf_counter_ns()
-            out = info.call(*args, **kwargs)
-            dur = perf_counter_ns() - t0
-            timer.stop(slot)
+        try:  # free when nothing raises (zero-cost exception handling)
+            if timer is None:
+                t0 = perf_counter_ns()
+                out = info.call(*args, **kwargs)
+                dur = perf_counter_ns() - t0
+            else:  # CUDA: an event pair around the op, read after the step
+                slot = timer.start()
+                t0 = perf_counter_ns()
+                out = info.call(*args, **kwargs)
+                dur = perf_counter_ns() - t0
+                timer.stop(slot)
+        except Exception as error:
+            if self.failure_observers and not info.skip:
+                self._op_failed(func, args, kwargs, error)
+            raise
         if info.skip:
             if info.range_marker:
                 self._track_range(info.range_marker, args)
@@ -347,6 +355,12 @@ class Recorder(TorchDispatchMode):
             for obs in self.observers:
                 obs(node, func, args, kwargs, out)
         return out
+
+    def _op_failed(self, func: Any, args: tuple, kwargs: dict, error: Exception) -> None:
+        """An op raised: tell the failure observers, with the module it ran in."""
+        stack = self._stacks.get(_get_ident())
+        for obs in list(self.failure_observers):
+            obs(func, args, kwargs, error, stack[-1] if stack else None)
 
     def _buffer_full(self, name: str, dur: int) -> bool:
         """The buffer reached its room: build a chunk and go on (False), or, past the node cap,
