@@ -9,6 +9,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar, Literal
 
+import torch
 from torch.profiler import ProfilerAction
 from torch.profiler import schedule as _torch_schedule
 
@@ -158,6 +159,27 @@ class profile:
         """``id(parameter)`` -> qualified name (``encoder.layers.0.linear1.weight``) of every
         parameter of the modules seen so far, for parameters still alive."""
         return {pid: name for pid, (ref, name) in list(self.session.scope.params.items()) if ref() is not None}
+
+    def state_names(self) -> dict[int, str]:
+        """``id(tensor)`` -> what the tensor is, for the training state a step reads from outside:
+        ``parameter enc.weight``, ``buffer norm.running_mean``, ``gradient of enc.weight``,
+        ``optimizer state exp_avg of enc.weight``. For a debugger naming where a NaN came from."""
+        params = self.param_names()
+        out = {pid: f"parameter {name}" for pid, name in params.items()}
+        for mod, fqn in list(self.session.scope._names.items()):
+            for bname, b in mod.named_buffers(recurse=False):
+                if b is not None:
+                    out[id(b)] = f"buffer {fqn + '.' if fqn else ''}{bname}"
+            for p in mod.parameters(recurse=False):
+                if p.grad is not None and id(p) in params:
+                    out[id(p.grad)] = f"gradient of {params[id(p)]}"
+        for opt in list(self.session.state.optimizers):
+            for p, state in opt.state.items():
+                owner = params.get(id(p), "a parameter")
+                for key, v in state.items():
+                    if isinstance(v, torch.Tensor):
+                        out[id(v)] = f"optimizer state {key} of {owner}"
+        return out
 
     # -------------------------------------------------------------------------- steps
     def _action(self) -> ProfilerAction:
