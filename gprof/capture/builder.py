@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from gprof.capture import records as R
-from gprof.capture.collectives import BucketTracker
+from gprof.graph.collectives import BucketTracker
 from gprof.graph.keys import KeyCounter
 from gprof.graph.model import (
     Edge,
@@ -217,6 +217,12 @@ class StepBuilder:
         op = rec[R.RAW_OP]
         inputs = tuple(self._tensor(t) for t in rec[R.RAW_INPUTS])
         outputs = tuple(self._tensor(t) for t in rec[R.RAW_OUTPUTS])
+        if phase is BACKWARD and module is None and fwd is None and param is None:
+            # run by no autograd node (DDP's gradient copies out of its buckets): the parameter
+            # whose gradient storage it touches
+            param = self._buckets.sync_param(inputs, outputs)
+            if param is not None:
+                module = _module_of_param(param)
 
         # dataflow: each input storage links to the last node that wrote it
         writer_of = self._writer_of
