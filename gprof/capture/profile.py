@@ -174,8 +174,8 @@ class profile:
                 if p.grad is not None and id(p) in params:
                     out[id(p.grad)] = f"gradient of {params[id(p)]}"
         for opt in list(self.session.state.optimizers):
-            for p, state in opt.state.items():
-                owner = params.get(id(p), "a parameter")
+            for param, state in opt.state.items():
+                owner = params.get(id(param), "a parameter")
                 for key, v in state.items():
                     if isinstance(v, torch.Tensor):
                         out[id(v)] = f"optimizer state {key} of {owner}"
