@@ -4,6 +4,12 @@ Every storage the recorder sees (as an input or an output) gets a session-unique
 whose callback fires when PyTorch frees it. That gives allocation, free and live bytes per op on
 any device, and the storage id is also what dataflow edges are keyed on (saved tensors come back
 in backward as new Python objects on the same storage).
+
+A wrapper tensor subclass (DTensor, as FSDP2's parameters, gradients and optimizer state are) has a
+storage of its *global* size that holds no memory: its data is the local tensor inside it, which
+ops on the wrapper reach only below this dispatch mode. Such storages count 0 bytes, and the
+training state registers the local tensors themselves (:func:`local_tensor`), so each rank counts
+its own shard.
 """
 from __future__ import annotations
 
@@ -11,6 +17,14 @@ import weakref
 from collections.abc import Iterable
 
 import torch
+
+
+def local_tensor(t: torch.Tensor) -> torch.Tensor | None:
+    """The tensor holding a wrapper subclass's data on this rank (DTensor's local shard), or None."""
+    if type(t) is torch.Tensor or type(t) is torch.nn.Parameter:
+        return None
+    local = getattr(t, "_local_tensor", None)
+    return local if isinstance(local, torch.Tensor) else None
 
 
 class _StorageRef(weakref.ref):
@@ -57,7 +71,7 @@ class StorageTracker:
 
     def register(self, st: torch.UntypedStorage, is_meta: bool = False) -> tuple[int, int, bool]:
         """(sid, nbytes, is_new) for a storage; unseen storages start being tracked. Meta
-        storages own no memory and count 0 bytes."""
+        storages and a wrapper subclass's storage own no memory and count 0 bytes."""
         key = st._cdata  # == torch._C._storage_address of any tensor on it
         entry = self.live.get(key)
         if entry is not None:
@@ -65,6 +79,11 @@ class StorageTracker:
         sid = self.next_sid
         self.next_sid += 1
         nbytes = 0 if is_meta else st.nbytes()
+        if nbytes:  # inline: this runs for every new storage
+            try:
+                st.data_ptr()
+            except RuntimeError:  # a wrapper subclass's storage: a size, but no data
+                nbytes = 0
         ref = _StorageRef(st, self._free_callback)
         ref.key = key
         self.live[key] = (sid, nbytes, ref)
@@ -83,6 +102,11 @@ class StorageTracker:
         except (RuntimeError, NotImplementedError):
             return None
         return entry[0] if entry else None
+
+    def sids_of(self, t: torch.Tensor) -> list[int]:
+        """Storage ids that stand for ``t``: its own, and its local tensor's for a wrapper subclass
+        (ops on the wrapper name the first, FSDP2's own collectives the second)."""
+        return [sid for x in (t, local_tensor(t)) if x is not None and (sid := self.sid_of(x)) is not None]
 
     def register_tensors(self, tensors: Iterable[torch.Tensor]) -> None:
         for t in tensors:

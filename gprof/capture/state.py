@@ -1,13 +1,16 @@
 """The training state a step runs against: the modules' parameters and buffers, the gradients, and
 the optimizers' state. The builder needs it to put memory in categories and to attribute
-optimizer ops to the module whose parameter they update; it is read at step boundaries only."""
+optimizer ops to the module whose parameter they update; it is read at step boundaries only.
+
+Under FSDP2 these tensors are DTensors: each is listed with its local shard (see
+:mod:`gprof.capture.memory`), so a rank's parameter, gradient and optimizer bytes are its shards."""
 from __future__ import annotations
 
 import weakref
 
 import torch
 
-from gprof.capture.memory import StorageTracker
+from gprof.capture.memory import StorageTracker, local_tensor
 from gprof.capture.modules import ModuleScope
 from gprof.graph.model import MemoryCategory
 
@@ -22,7 +25,8 @@ class TrainingState:
         self.optimizers: weakref.WeakSet[torch.optim.Optimizer] = weakref.WeakSet()
 
     def tensors(self) -> dict[MemoryCategory, list[torch.Tensor]]:
-        """State tensors by category, in the order later categories win (see :meth:`categories`)."""
+        """State tensors by category, in the order later categories win (see :meth:`categories`);
+        a wrapper subclass is followed by its local tensor."""
         out: dict[MemoryCategory, list[torch.Tensor]] = {
             MemoryCategory.PARAMETER: [], MemoryCategory.BUFFER: [], MemoryCategory.GRADIENT: [],
             MemoryCategory.OPTIMIZER: [],
@@ -36,12 +40,14 @@ class TrainingState:
         for opt in list(self.optimizers):
             for state in opt.state.values():
                 out[MemoryCategory.OPTIMIZER].extend(v for v in state.values() if isinstance(v, torch.Tensor))
+        for ts in out.values():
+            ts.extend([local for t in ts if (local := local_tensor(t)) is not None])
         return out
 
     def modules_by_storage(self) -> dict[int, str]:
         """Storage id -> owning module for parameters, their grads and their optimizer state."""
         out: dict[int, str] = {}
-        sid_of = self.tracker.sid_of
+        sids_of = self.tracker.sids_of
         by_param: dict[int, str] = {}
         for pid, (ref, name) in self.scope.params.items():
             p = ref()
@@ -51,8 +57,7 @@ class TrainingState:
             by_param[pid] = mod
             for t in (p, p.grad):
                 if t is not None:
-                    sid = sid_of(t)
-                    if sid is not None:
+                    for sid in sids_of(t):
                         out[sid] = mod
         for opt in list(self.optimizers):
             for p, state in opt.state.items():
@@ -61,8 +66,7 @@ class TrainingState:
                     continue
                 for v in state.values():
                     if isinstance(v, torch.Tensor):
-                        sid = sid_of(v)
-                        if sid is not None:
+                        for sid in sids_of(v):
                             out[sid] = owner
         return out
 
@@ -72,7 +76,6 @@ class TrainingState:
         # later categories win, as in MemTracker: a gradient is never counted as a parameter
         for cat, ts in self.tensors().items():
             for t in ts:
-                sid = self.tracker.sid_of(t)
-                if sid is not None:
+                for sid in self.tracker.sids_of(t):
                     cats[sid] = cat
         return cats
