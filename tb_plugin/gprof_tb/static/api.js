@@ -65,13 +65,19 @@ export const fetchStep = (sel) => getStepJSON("step", sel);
  * @param {Selection} sel
  * @param {string[]} expanded modules shown open
  * @param {string[]} phases
+ * @param {number} [limit] the most ops an expanded module shows one by one (the server's default: 150)
  * @returns {Promise<StepGraph>}
  */
-export const fetchGraph = (sel, expanded, phases) =>
-  getStepJSON("graph", sel, { expanded: expanded.join(","), phases: phases.join(",") });
+export const fetchGraph = (sel, expanded, phases, limit) =>
+  getStepJSON("graph", sel, { expanded: expanded.join(","), phases: phases.join(","), ...(limit ? { limit } : {}) });
 
-/** @param {Selection} sel @param {number} idx @returns {Promise<Object<string, any>>} one node in full */
-export const fetchNode = (sel, idx) => getStepJSON("node", sel, { idx });
+/**
+ * One node in full, by index or by stable key.
+ * @param {Selection} sel
+ * @param {number|{key: string}} which
+ * @returns {Promise<Object<string, any>>}
+ */
+export const fetchNode = (sel, which) => getStepJSON("node", sel, typeof which === "number" ? { idx: which } : which);
 
 /**
  * The op table; `pending` (with a `message`) while the server still computes the grouping.

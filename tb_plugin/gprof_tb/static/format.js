@@ -1,4 +1,5 @@
-// Formatting of times, sizes, counts and tensor shapes for display.
+// Formatting of times, sizes, rates, counts, shares, module names and tensor shapes for display: nothing
+// reaches the screen as a raw field name or a number without its unit.
 
 /**
  * A duration in nanoseconds, in the largest unit that keeps it at or above 1; "–" when absent.
@@ -7,10 +8,11 @@
  */
 export function fmtNs(ns) {
   if (ns === null || ns === undefined) return "–";
-  if (ns >= 1e9) return (ns / 1e9).toFixed(2) + " s";
-  if (ns >= 1e6) return (ns / 1e6).toFixed(2) + " ms";
-  if (ns >= 1e3) return (ns / 1e3).toFixed(1) + " us";
-  return ns + " ns";
+  const a = Math.abs(ns);
+  if (a >= 1e9) return (ns / 1e9).toFixed(2) + " s";
+  if (a >= 1e6) return (ns / 1e6).toFixed(2) + " ms";
+  if (a >= 1e3) return (ns / 1e3).toFixed(1) + " us";
+  return Math.round(ns) + " ns";
 }
 
 /**
@@ -24,25 +26,80 @@ export function fmtBytes(b) {
   let i = 0;
   let v = Math.abs(b);
   while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
-  return (b < 0 ? "-" : "") + (i ? v.toFixed(2) : v) + " " + units[i];
+  return (b < 0 ? "-" : "") + (i ? v.toFixed(2) : Math.round(v)) + " " + units[i];
 }
 
 /**
- * A count with thousands separators (FLOPs, nodes); an absent count reads 0.
+ * A value in decimal SI steps (k, M, G, T) followed by `unit`.
+ * @param {number} v
+ * @param {string} unit
+ * @returns {string}
+ */
+function si(v, unit) {
+  const steps = [[1e12, "T"], [1e9, "G"], [1e6, "M"], [1e3, "k"]];
+  for (const [f, p] of steps) if (Math.abs(v) >= f) return `${(v / f).toFixed(2)} ${p}${unit}`;
+  return `${Math.round(v)} ${unit}`;
+}
+
+/** @param {number | null | undefined} flops @returns {string} FLOPs in the unit that suits them */
+export const fmtFlop = (flops) => (flops === null || flops === undefined ? "–" : si(flops, "FLOP"));
+
+/** @param {number | null | undefined} bps bytes per second @returns {string} */
+export const fmtRate = (bps) => (bps === null || bps === undefined ? "–" : si(bps, "B/s"));
+
+/**
+ * A fraction (0..1) as a percentage.
+ * @param {number | null | undefined} f
+ * @returns {string}
+ */
+export function fmtPct(f) {
+  if (f === null || f === undefined) return "–";
+  return `${(f * 100).toFixed(f > 0 && f < 0.1 ? 1 : 0)}%`;
+}
+
+/**
+ * A count with thousands separators (nodes, calls); an absent count reads 0.
  * @param {number | null | undefined} n
  * @returns {string}
  */
 export function fmtCount(n) {
-  return (n ?? 0).toLocaleString();
+  return (n ?? 0).toLocaleString("en-US");
 }
 
 /**
- * Billions of floating-point operations, two decimals.
- * @param {number} flops
+ * A module path for display: the root model and ops outside every module are named as such.
+ * @param {string | null | undefined} m
  * @returns {string}
  */
-export function fmtGflop(flops) {
-  return `${(flops / 1e9).toFixed(2)} GFLOP`;
+export function fmtModule(m) {
+  if (m === "") return "(root model)";
+  if (m === null || m === undefined || m === "-") return "(outside modules)";
+  return m;
+}
+
+/** A field's name as words: "est_time_saved_ns" → "est time saved", "roofline.launch_ns" → "roofline launch". */
+export function fieldLabel(key) {
+  return key.replace(/_(ns|bytes|bps)$/, "").replace(/[._]/g, " ");
+}
+
+/**
+ * A field's value in its unit, chosen by the field's name (`*_ns`, `*_bytes`, `*_bps`, shares, FLOPs,
+ * modules); other numbers get separators, and fractional ones two decimals.
+ * @param {string} key
+ * @param {any} v
+ * @returns {string}
+ */
+export function fmtField(key, v) {
+  if (v === null || v === undefined) return "–";
+  if (key.endsWith("_ns")) return fmtNs(v);
+  if (key.endsWith("_bytes")) return fmtBytes(v);
+  if (key.endsWith("_bps")) return fmtRate(v);
+  if (/share|coverage|linked|fraction/.test(key)) return fmtPct(v);
+  if (/flops?$/.test(key)) return fmtFlop(v);
+  if (key === "module") return fmtModule(v);
+  if (typeof v === "number") return Number.isInteger(v) ? fmtCount(v) : v.toFixed(2);
+  if (Array.isArray(v)) return v.join(", ");
+  return String(v);
 }
 
 /**
@@ -52,4 +109,9 @@ export function fmtGflop(flops) {
  */
 export function fmtShapes(tensors) {
   return tensors.map((t) => `${t.dtype}[${t.shape.join(",")}]`).join(", ") || "–";
+}
+
+/** @param {string} op an aten op name @returns {string} its short form: "aten.addmm.default" → "addmm" */
+export function shortOp(op) {
+  return op.replace(/^aten\./, "").replace(/\.default$/, "");
 }

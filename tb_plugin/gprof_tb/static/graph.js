@@ -1,7 +1,7 @@
 // Graph rendering: the server's visible boxes and merged edges become Graphviz DOT, laid out by Graphviz
 // compiled to WebAssembly (vendor/viz.js, loaded on first use from this plugin's own static route).
 
-import { fmtBytes, fmtNs } from "./format.js";
+import { fmtBytes, fmtModule, fmtNs, shortOp } from "./format.js";
 
 /** @typedef {import("./api.js").StepGraph} StepGraph */
 /** @typedef {import("./api.js").GraphBox} GraphBox */
@@ -20,16 +20,12 @@ function heat(v, max) {
   return "#" + [r, g, b].map((x) => x.toString(16).padStart(2, "0")).join("");
 }
 
-function shortOp(op) {
-  return op.replace(/^aten\./, "").replace(/\.default$/, "");
-}
-
 function boxLabel(b, colorBy) {
   const metric = colorBy === "time" ? fmtNs(b.dur_ns) : fmtBytes(b.alloc_bytes);
   const phase = b.phase === "forward" ? "" : ` [${b.phase.slice(0, 3)}]`;
   let title;
   if (b.kind === "module") {
-    const name = b.module === "-" ? "(outside modules)" : b.module.split(".").pop();
+    const name = b.module === "-" ? fmtModule("-") : b.module.split(".").pop();
     title = `${name}${b.type ? " : " + b.type : ""}${phase}\n${b.count} ops`;
   } else if (b.kind === "ops") {
     title = `${shortOp(b.op)} ×${b.count}${phase}`;
@@ -95,30 +91,81 @@ export function toDot(graph, colorBy) {
 }
 
 /**
+ * What a box's hover tooltip says: op or module in full, phase, size and cost.
+ * @param {GraphBox} b
+ * @returns {string}
+ */
+function boxTooltip(b) {
+  const cost = `${fmtNs(b.dur_ns)}, ${fmtBytes(b.alloc_bytes)} allocated`;
+  if (b.kind === "module") return `${fmtModule(b.module)}${b.type ? " : " + b.type : ""} (${b.phase}), ${b.count} ops, ${cost}; click to expand`;
+  if (b.kind === "ops") return `${b.op} ×${b.count} in ${fmtModule(b.module)} (${b.phase}), ${cost}`;
+  return `${b.op} #${b.idx} in ${fmtModule(b.module)} (${b.phase}), ${cost}`;
+}
+
+/** @param {Element} g a Graphviz group @param {string} text its new hover text (replacing the Graphviz id) */
+function setTitle(g, text) {
+  const t = g.querySelector(":scope > title");
+  if (t) t.textContent = text;
+}
+
+/**
  * Lay the graph out as an SVG whose boxes carry `data-box` (the box id) and whose expanded-module frames
  * carry `data-cluster` (the module); clicks on them call the handlers (a click on a box inside a frame
- * goes to the box only).
+ * goes to the box only). Hover texts name ops and modules.
  * @param {StepGraph} graph
  * @param {"time"|"memory"} colorBy
- * @param {{onBox: (box: GraphBox) => void, onCluster: (module: string) => void}} handlers
+ * @param {{onBox: (box: GraphBox, g: Element) => void, onCluster: (module: string, g: Element) => void}} handlers
  * @returns {Promise<SVGSVGElement>}
  */
 export async function renderGraph(graph, colorBy, { onBox, onCluster }) {
   vizPromise = vizPromise || import("./vendor/viz.js").then((m) => m.instance());
   const viz = await vizPromise;
   const svg = viz.renderSVGElement(toDot(graph, colorBy));
+  const byIndex = (id) => graph.boxes[Number(id.slice(1))];
   for (const g of svg.querySelectorAll("g.node")) {
-    const b = graph.boxes[Number(g.id.slice(1))];
+    const b = byIndex(g.id);
     if (!b) continue;
     g.dataset.box = b.id;
-    g.style.cursor = "pointer";
-    g.onclick = () => onBox(b);
+    setTitle(g, boxTooltip(b));
+    g.onclick = () => onBox(b, g);
   }
   for (const g of svg.querySelectorAll("g.cluster")) {
     const c = graph.clusters[Number(g.id.slice(1))];
     g.dataset.cluster = c;
-    g.style.cursor = "pointer";
-    g.onclick = (ev) => { if (ev.target.closest("g.node")) return; onCluster(c); };
+    setTitle(g, `${fmtModule(c)}${graph.types[c] ? " : " + graph.types[c] : ""}; click the frame to collapse`);
+    g.onclick = (ev) => { if (ev.target.closest("g.node")) return; onCluster(c, g); };
+  }
+  for (const g of svg.querySelectorAll("g.edge")) {
+    const [a, b] = (g.querySelector("title")?.textContent || "").split("->").map(byIndex);
+    if (a && b) setTitle(g, `${boxTooltip(a).split(",")[0]} → ${boxTooltip(b).split(",")[0]}`);
   }
   return svg;
+}
+
+/**
+ * The first drawn element among `ids`: box ids (`m:…`, `o:…`, `n:…`) or `cluster:<module>` for a frame.
+ * @param {string[]} ids
+ * @returns {Element|null}
+ */
+export function find(ids) {
+  for (const id of ids) {
+    const sel = id.startsWith("cluster:") ? `g.cluster[data-cluster="${CSS.escape(id.slice(8))}"]`
+      : `g.node[data-box="${CSS.escape(id)}"]`;
+    const e = document.querySelector(`#graph-box ${sel}`);
+    if (e) return e;
+  }
+  return null;
+}
+
+/**
+ * Give class `cls` to the first drawn element among `ids` only (the selection, a search hit).
+ * @param {string} cls
+ * @param {string[]} ids
+ * @returns {Element|null} the element marked
+ */
+export function mark(cls, ids) {
+  for (const e of document.querySelectorAll(`#graph-box .${cls}`)) e.classList.remove(cls);
+  const e = find(ids);
+  if (e) e.classList.add(cls);
+  return e;
 }

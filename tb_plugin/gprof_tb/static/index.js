@@ -1,32 +1,37 @@
 // torch-gprof TensorBoard tab: the entry point. TensorBoard imports this ES module into the tab's iframe
 // and calls render(). The modules beside it: api.js (the plugin's routes), state.js (the one mutable
-// state), format.js, dom.js, graph.js (Graphviz rendering) and views/ (the header and one file per view).
+// state), url.js (that state in the frame's URL), router.js (switching views), nav.js (moving the graph
+// to a node), format.js, palette.js, dom.js, graph.js and viewport.js (Graphviz rendering, pan and zoom),
+// search.js, and views/ (the header and one file per view).
 
 import { fetchRuns } from "./api.js";
 import { el, showError } from "./dom.js";
+import { registerViews, showView, viewNames } from "./router.js";
 import { currentRun, state } from "./state.js";
+import { loadUrl } from "./url.js";
 import { analysesView } from "./views/analyses.js";
 import { diffView } from "./views/diff.js";
 import { graphView } from "./views/graph.js";
 import { buildShell, fillSelectors, showSummary } from "./views/header.js";
+import { selectNode } from "./views/inspector.js";
 import { memoryView } from "./views/memory.js";
 import { modulesView } from "./views/modules.js";
 import { opsView } from "./views/ops.js";
 import { ranksView } from "./views/ranks.js";
 
-/** Each view by its tab name; a view fills the (emptied) panel for the selected step. */
+/** Each view by its tab name, in tab order; a view fills the (emptied) panel for the selected step. */
 const VIEWS = {
-  graph: graphView, ops: opsView, modules: modulesView, memory: memoryView, analyses: analysesView,
-  diff: diffView, ranks: ranksView,
+  graph: graphView, ops: opsView, modules: modulesView, memory: memoryView,
+  findings: analysesView, diff: diffView, ranks: ranksView,
 };
 
-/** @param {string} tab a key of VIEWS */
-function showTab(tab) {
-  state.tab = tab;
-  for (const b of document.querySelectorAll("button.tab")) b.classList.toggle("active", b.dataset.tab === tab);
-  const panel = document.getElementById("panel");
-  panel.replaceChildren();
-  VIEWS[tab](panel);
+/** Forget everything tied to one step: expansions, selection, viewport. */
+function resetStepState() {
+  state.expanded = new Set();
+  state.selected = null;
+  state.selectedBoxes = [];
+  state.view = null;
+  state.graph = null;
 }
 
 /** A selector changed: a new run starts at its defaults; any change starts collapsed with nothing inspected. */
@@ -35,25 +40,31 @@ function onSelect(ev) {
   if (ev.target.id === "sel-run") { state.run = v; state.rank = state.step = null; }
   if (ev.target.id === "sel-rank") state.rank = Number(v);
   if (ev.target.id === "sel-step") state.step = Number(v);
-  state.expanded = new Set();
-  state.selected = null;
+  resetStepState();
+  document.getElementById("inspector").replaceChildren(el("p", { class: "muted" }, "Click a node to inspect it."));
   loadStep();
 }
 
 /** Settle the selection on a step that exists (rank: lowest, step: last by default), then show it. */
 async function loadStep() {
   const run = currentRun();
+  if (state.run !== run.run) resetStepState();
   state.run = run.run;
   if (state.rank === null || !run.ranks.includes(state.rank)) state.rank = run.ranks[0];
   if (state.step === null || !run.steps.includes(state.step)) state.step = run.steps[run.steps.length - 1];
   fillSelectors(run);
   await showSummary();
-  showTab(state.tab);
+  await showView(state.tab);
+  if (state.selected !== null && state.tab !== "graph") await selectNode(state.selected);
+  document.body.dataset.ready = "1";
 }
 
-/** Called by TensorBoard when the tab opens. */
+/** Called by TensorBoard when the tab opens: restore the state from the URL, then show it. */
 export async function render() {
-  buildShell(Object.keys(VIEWS), showTab, onSelect);
+  registerViews(VIEWS);
+  buildShell(viewNames(), showView, onSelect);
+  loadUrl(viewNames());
+  if (!viewNames().includes(state.tab)) state.tab = viewNames()[0];
   try {
     state.runs = await fetchRuns();
   } catch (e) {
@@ -66,6 +77,5 @@ export async function render() {
     document.body.dataset.ready = "1";
     return;
   }
-  state.run = state.runs[0].run;
   await loadStep();
 }

@@ -3,7 +3,7 @@
 
 import { fetchStep } from "../api.js";
 import { el, showError } from "../dom.js";
-import { fmtBytes, fmtGflop, fmtNs } from "../format.js";
+import { fmtBytes, fmtFlop, fmtNs } from "../format.js";
 import { state } from "../state.js";
 
 /** @typedef {import("../api.js").RunInfo} RunInfo */
@@ -57,7 +57,8 @@ export async function showSummary() {
       el("span", {}, `${s.nodes.toLocaleString()} nodes`),
       el("span", {}, `op time ${fmtNs(s.time_ns)} of ${fmtNs(s.wall_ns)} wall`),
       el("span", {}, `peak ${fmtBytes(s.peak_memory_bytes)}`),
-      el("span", {}, fmtGflop(s.flops)),
+      el("span", {}, fmtFlop(s.flops)),
+      s.device_time_ns !== null && s.device_time_ns !== undefined ? el("span", {}, `device ${fmtNs(s.device_time_ns)}`) : "",
       s.complete ? "" : el("span", { class: "error" }, `incomplete step: ${s.error}`));
     document.getElementById("kineto").replaceChildren(
       s.kineto_url ? el("a", { href: "./" + s.kineto_url, download: "trace.json" }, "Kineto trace") : "");
