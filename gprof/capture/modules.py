@@ -120,18 +120,32 @@ _owners = _OwnerIndex()
 
 
 class ModuleScope:
-    """Registry of module names plus the live module stack of every thread."""
+    """Registry of module names plus the live module stack of every thread.
+
+    A module has a *registered* name (its ``state_dict`` name; for a module no model owns, the
+    name it got under its first caller) and, per call, a *call path*: the name the recorder files
+    its ops under. The call path follows the call, so a module shared by several callers
+    (transformers 5's rotary embedding, a weight-tied block) is counted where it ran: its
+    registered name when the caller owns it (directly or through owned submodules), else the
+    caller's call path plus the module's own last name part. The rule is docs/node-keys.md's.
+    """
 
     def __init__(self) -> None:
         self._names: weakref.WeakKeyDictionary[nn.Module, str] = weakref.WeakKeyDictionary()
+        #: module -> name of the tree it was registered in (a root, or a module no model owns)
+        self._tree: weakref.WeakKeyDictionary[nn.Module, str] = weakref.WeakKeyDictionary()
+        #: (registered name, caller's registered name, caller's call path) -> call path
+        self._paths: dict[tuple[str, str, str], str] = {}
         self._roots: weakref.WeakKeyDictionary[nn.Module, str] = weakref.WeakKeyDictionary()
         self._root_names: set[str] = set()
         self.types: dict[str, str] = {}
         self.builtin: dict[str, bool] = {}
         #: id(param) -> (weakref to the parameter, "module.param")
         self.params: dict[int, tuple[weakref.ref, str]] = {}
-        #: thread -> its module stack, innermost last (the recorder reads the top per op)
+        #: thread -> its stack of call paths, innermost last (the recorder reads the top per op)
         self.stacks: dict[int, list[str]] = {}
+        #: thread -> the modules of that stack, so a post hook pops back to its own entry
+        self._callers: dict[int, list[nn.Module]] = {}
         self._handles: list[Any] = []
         #: thread -> [module name, module, start ns, ops seen] while inside a torch.compile'd module
         self.regions: dict[int, list[Any]] = {}
@@ -145,6 +159,7 @@ class ModuleScope:
             if mod in self._names:
                 continue
             self._names[mod] = fqn
+            self._tree[mod] = root_name
             self.types[fqn] = type(mod).__name__
             self.builtin[fqn] = type(mod).__module__.startswith("torch.")
             for pname, p in mod.named_parameters(recurse=False):
@@ -189,6 +204,30 @@ class ModuleScope:
             self._register_tree(mod, name)
         return name
 
+    def call_path(self, mod: nn.Module, name: str, caller: nn.Module, caller_path: str) -> str:
+        """Where ``mod`` (registered as ``name``) runs when ``caller`` (running at ``caller_path``)
+        calls it: under the caller's path by the part of the name below the caller's own, when
+        the caller's tree owns it; else the caller's path plus the last part of its name."""
+        caller_name = self._names.get(caller, caller_path)
+        key = (name, caller_name, caller_path)
+        path = self._paths.get(key)
+        if path is not None:
+            return path
+        tree = self._tree.get(mod)
+        owned = tree is not None and tree == self._tree.get(caller) and (
+            caller_name == tree or name.startswith(caller_name + "." if caller_name else ""))
+        if owned:
+            path = caller_path + name[len(caller_name):] if caller_name else (
+                f"{caller_path}.{name}" if caller_path else name)
+        else:
+            leaf = name.rpartition(".")[2] or type(mod).__name__
+            path = f"{caller_path}.{leaf}" if caller_path else leaf
+        if path not in self.types:
+            self.types[path] = type(mod).__name__
+            self.builtin[path] = type(mod).__module__.startswith("torch.")
+        self._paths[key] = path
+        return path
+
     def param_name(self, p: torch.Tensor) -> str | None:
         entry = self.params.get(id(p))
         if entry is not None and entry[0]() is p:
@@ -212,8 +251,12 @@ class ModuleScope:
     def _pre(self, mod: nn.Module, args: Any) -> None:
         ident = threading.get_ident()
         stack = self.stacks.setdefault(ident, [])
+        callers = self._callers.setdefault(ident, [])
         name = self.name_of(mod, stack[-1] if stack else None)
+        if callers:
+            name = self.call_path(mod, name, callers[-1], stack[-1])
         stack.append(name)
+        callers.append(mod)
         if ident not in self.regions and _is_compiled(mod):
             self.regions[ident] = [name, mod, time.perf_counter_ns(), 0]
 
@@ -226,16 +269,18 @@ class ModuleScope:
             if self.on_region_end is not None:
                 self.on_region_end(region[0], region[2], region[3], args, out)
         stack = self.stacks.get(ident)
-        if stack:
-            name = self._names.get(mod)
+        callers = self._callers.get(ident)
+        if stack and callers and any(c is mod for c in callers):
             # pop back to this module even if an inner module raised and skipped its post hook
-            while stack:
-                if stack.pop() == name:
+            while callers:
+                stack.pop()
+                if callers.pop() is mod:
                     break
 
     def reset_stacks(self) -> None:
         for s in self.stacks.values():
             s.clear()
+        self._callers.clear()
         self.regions.clear()
 
     def install(self) -> None:
@@ -250,4 +295,5 @@ class ModuleScope:
             h.remove()
         self._handles = []
         self.stacks.clear()
+        self._callers.clear()
         self.regions.clear()
