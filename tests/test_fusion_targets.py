@@ -2,6 +2,8 @@
 rules (``cuda``), and the Triton rules' pieces (groups, split reductions, the GPU table) on their own."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from gprof.analyses import fusion, run_all
@@ -144,3 +146,50 @@ def test_shared_layer_norm_column_reductions_are_one_triton_kernel_after_both_ro
     ks = [k for k in fusion.predict(g.graph, "cuda", "H100")["backward"] if k.generated]
     assert [k.nodes for k in ks] == [[lnb2], [lnb1], adds]
     assert ks[-1].also == [lnb2, lnb1] and COLUMN_PART not in {k.note for k in ks}
+
+
+def _packed_gradient(join: str) -> StepGraph:
+    """Two slices' gradients (bmm outputs, one scaled) joined into a packed in-projection gradient."""
+    g = G()
+    a, b, w = g.input((8, 64, 32)), g.input((8, 64, 32)), g.input((64, 192))
+    ga = g.op("aten.bmm.default", [a, a], (8, 64, 32), phase="backward")
+    gb = g.op("aten.bmm.default", [b, b], (8, 64, 32), phase="backward")
+    ca = g.op("aten.clone.default", [ga], phase="backward")
+    cb = g.op("aten.mul.Tensor", [gb, gb], phase="backward")
+    if join == "cat":
+        packed = g.op("aten.cat.default", [ca, cb], (8, 64, 64), phase="backward")
+    else:
+        sa = g.op("aten.select_backward.default", [ca], (2, 8, 64, 32), phase="backward")
+        sb = g.op("aten.select_backward.default", [cb], (2, 8, 64, 32), phase="backward")
+        packed = g.op("aten.add.Tensor", [sa, sb], phase="backward")
+    g.op("aten.mm.default", [packed, w], (512, 192), phase="backward")
+    return g.graph
+
+
+def test_single_use_pointwise_is_inlined_into_its_reader_on_triton():
+    # fusion._inline_single_use: the slices' clone/mul are unrealised ir.Pointwise nodes that the packed
+    # gradient's select_backward/add inline, one kernel though their sizes differ
+    assert kernels(_packed_gradient("select_backward"), "cuda", "backward", gpu="H100") == [
+        ["clone", "mul", "select_backward", "select_backward", "add"]]
+
+
+def test_cat_inputs_write_their_slices_on_a_cpu_device():
+    # fusion._concat_slices: the cat lowering is a ConcatKernel on a CPU device (each input's kernel
+    # writes its slice and does the cat's work for it); on a GPU, pointwise_cat inlines the inputs
+    graph = _packed_gradient("cat")
+    harness = dataclasses.replace(gpu_spec("H100"), cpu_tensors=True)
+    by = {n.idx: n for n in graph.nodes}
+    ks = [k for k in fusion.predict(graph, "cuda", harness)["backward"] if k.generated]
+    assert [[by[i].op_short for i in k.nodes + k.also] for k in ks] == [["clone", "cat"], ["mul", "cat"]]
+    assert kernels(graph, "cuda", "backward", gpu="H100") == [["clone", "mul", "cat"]]
+
+
+def test_dropout_mask_fuses_into_the_softmax_kernel_it_multiplies():
+    # fusion._merge_producer_kernels: the mask reads nothing of the graph; the scheduler fuses it with
+    # the (softmax + mul) node that reads it (TritonRules.merges)
+    g = G()
+    x = g.input((8, 4, 64, 64))
+    sm = g.op("aten._softmax.default", [x])
+    mask = g.op("aten.bernoulli_.float", [g.input((8, 4, 64, 64))])
+    g.op("aten.mul.Tensor", [sm, mask])
+    assert kernels(g.graph, "cuda", gpu="H100") == [["_softmax", "bernoulli_", "mul"]]

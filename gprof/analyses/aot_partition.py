@@ -10,6 +10,7 @@ from __future__ import annotations
 from gprof.analyses import hazards as hz
 from gprof.analyses.fusion_rules import ALONE, BOUNDARY, FREE, POINT, ROW, Kernel, consumers_of, through_free
 from gprof.analyses.opclass import RANDOM, node_class
+from gprof.analyses.triton_rules import BATCH_NORM_BACKWARDS, BATCH_NORMS, SECOND_STAGE
 from gprof.graph.model import Node, StepGraph
 
 MASK_ONLY_BACKWARD = frozenset({"threshold_backward", "hardtanh_backward", "leaky_relu_backward"})
@@ -148,11 +149,27 @@ def partition(graph: StepGraph, kernels: dict[str, list[Kernel]], producers: dic
             todo.extend(p for p in inputs(x) if p in recomputed)
         return sorted(out)
 
+    # a reader's work split off into kernels of their own reads the value too (Triton: a batch norm
+    # backward's statistics, a layer norm backward's column part; not the second stage of a split)
+    split_off: dict[int, list[Kernel]] = {}
+    for k in kernels["backward"]:
+        if k.generated and not k.nodes and len(k.also) == 1 and k.note != SECOND_STAGE:
+            split_off.setdefault(k.also[0], []).append(k)
     for v in sorted(recomputed):
         for b in readers[v]:
-            k = kernel_of.get(b)
-            if k is not None and k.generated and big_read(v, b):
-                k.also.extend(i for i in needs(v) if i not in k.also)
+            for k in [kernel_of.get(b), *split_off.get(b, ())]:
+                if k is not None and k.generated and big_read(v, b):
+                    k.also.extend(i for i in needs(v) if i not in k.also)
+    # the joint graph's CSE (``fx_graph_cse``, run by ``min_cut_rematerialization_partition``) merges
+    # batch norm backward's ``input - mean`` (``torch/_decomp/decompositions.py``
+    # ``native_batch_norm_backward``) with its forward's, so the kernels that compute it in the backward
+    # (the statistics split off on Triton, and the pointwise part) recompute that forward node
+    for b in bwd:
+        f = by.get(b.fwd) if b.fwd is not None else None
+        if b.op_short in BATCH_NORM_BACKWARDS and f is not None and f.op_short in BATCH_NORMS and split_off.get(b.idx):
+            for k in [*split_off[b.idx], kernel_of.get(b.idx)]:
+                if k is not None and k.generated and f.idx not in k.also:
+                    k.also.append(f.idx)
     for v in candidates:
         if v not in recomputed and readers[v] and all(by[b].op_short in MASK_ONLY_BACKWARD for b in readers[v]):
             k = kernel_of.get(v)

@@ -125,10 +125,12 @@ def _addmm_folds(nodes: list[Node], roles: dict[int, str], producers: dict[int, 
 
 def predict_phase(nodes: list[Node], graph_producers: dict[int, list[int]], node_roles: dict[int, str],
                   segment_of: dict[int, int] | None = None,
-                  eager: set[int] | frozenset[int] = frozenset(), rules: FusionRules | None = None) -> list[Kernel]:
+                  eager: set[int] | frozenset[int] = frozenset(), rules: FusionRules | None = None,
+                  uses: dict[int, int] | None = None) -> list[Kernel]:
     """Kernels of one phase, in order; ``nodes`` are that phase's nodes in op order, ``node_roles``
     the step's roles (computed once per step), ``segment_of`` the Dynamo graph of each node,
-    ``eager`` the nodes that stay outside every graph and ``rules`` the target's (default: C++)."""
+    ``eager`` the nodes that stay outside every graph, ``rules`` the target's (default: C++) and
+    ``uses`` how many nodes of the whole step read each node (default: this phase's readers)."""
     rules = rules or FusionRules()
     segment_of = segment_of or {}
     idx_in = {n.idx: n for n in nodes}
@@ -232,6 +234,11 @@ def predict_phase(nodes: list[Node], graph_producers: dict[int, list[int]], node
             kernels.append(k)
             beside[id(k)] = (k, target)
     _prefer_vertical(nodes, roles, producers, consumers, kernels, kernel_of)
+    if rules.inlines_single_use:
+        _inline_single_use(nodes, roles, consumers, seg, uses, kernels, kernel_of, rules.concat_realizes_inputs)
+        if rules.concat_realizes_inputs:
+            _concat_slices(nodes, roles, producers, kernels, kernel_of)
+        _merge_producer_kernels(nodes, roles, producers, kernels, kernel_of, rules)
     _split_deferred_column_reductions(nodes, roles, producers, seg, stage, kernels, kernel_of,
                                       not rules.joins_stages, beside)
     # run order: graph by graph (as first met), stage by stage, a stage's generated kernel before
@@ -313,6 +320,84 @@ def _after_dependencies(kernels: list[Kernel], producers: dict[int, list[int]], 
         out.append(k)
         done.add(id(k))
     kernels[:] = out
+
+
+def _inline_single_use(nodes: list[Node], roles: dict[int, str], consumers: dict[int, list[int]],
+                       seg: dict[int, int], uses: dict[int, int] | None, kernels: list[Kernel],
+                       kernel_of: dict[int, Kernel], concat: bool) -> None:
+    """A pointwise node read by one pointwise node only runs in its reader's kernel, whatever their
+    iteration spaces. Inductor lowers a pointwise op to an unrealised ``ir.Pointwise`` that its reader
+    inlines through ``make_loader``; only a buffer with several users (``GraphLowering.run_node``:
+    ``realize_hint`` when a user needs realised inputs, ``mark_reuse``), a graph output or an extern's
+    input is realised (stored by a kernel). So the q/k/v gradients' transposes and scalings
+    (slices) are computed inside the ``select_backward``/``add`` node that writes the packed
+    in-projection gradient, one kernel, not one per slice. Only the Triton rules apply it
+    (``FusionRules.inlines_single_use``): the C++ kernel group already joins such stages. With
+    ``concat`` a ``cat`` reader inlines nothing (``_concat_slices``)."""
+    by = {n.idx: n for n in nodes}
+    for n in reversed(nodes):  # readers first, so that a chain moves as a whole
+        k = kernel_of.get(n.idx)
+        readers = [c for c in consumers.get(n.idx, ()) if seg.get(c) == seg[n.idx]]
+        if roles[n.idx] != POINT or k is None or not k.generated or len(readers) != 1:
+            continue
+        if (uses or {}).get(n.idx, 1) != 1 or roles.get(readers[0]) != POINT or (
+                concat and by[readers[0]].op_short == "cat"):
+            continue
+        k2 = kernel_of.get(readers[0])
+        if k2 is None or k2 is k or not k2.generated:
+            continue
+        k.nodes.remove(n.idx)
+        k2.nodes = sorted([*k2.nodes, n.idx])
+        kernel_of[n.idx] = k2
+    kernels[:] = [k for k in kernels if k.nodes or k.note]
+
+
+def _merge_producer_kernels(nodes: list[Node], roles: dict[int, str], producers: dict[int, list[int]],
+                            kernels: list[Kernel], kernel_of: dict[int, Kernel], rules: FusionRules) -> None:
+    """A node joins one producer's kernel; another producer's kernel of the same stage then fuses with
+    it too when the rules admit the pair (``FusionRules.merges``): the scheduler fuses pairs until no
+    pair is left, so a dropout mask computed from nothing in the graph ends in the kernel of the
+    softmax whose output it multiplies, not in a kernel of its own. A node whose own kernel waits for
+    kernels before it (a batch norm backward's statistics, ``FusionRules.extra_kernels``) takes no
+    producer: those kernels read the producer, so the pair would be a cycle
+    (``Scheduler.will_fusion_create_cycle``)."""
+    by = {n.idx: n for n in nodes}
+    for n in nodes:
+        k = kernel_of.get(n.idx)
+        if k is None or not k.generated or k.note or rules.extra_kernels(n, roles[n.idx])[0]:
+            continue
+        for p in producers.get(n.idx, ()):
+            kp = kernel_of.get(p)
+            if kp is None or kp is k or not kp.generated or kp.note or kp.at != k.at or not kp.nodes:
+                continue
+            if not rules.merges([(by[i], roles[i]) for i in k.nodes], [(by[i], roles[i]) for i in kp.nodes]):
+                continue
+            k.nodes = sorted(k.nodes + kp.nodes)
+            k.also.extend(i for i in kp.also if i not in k.also)
+            for i in kp.nodes:
+                kernel_of[i] = k
+            kp.nodes = []
+    kernels[:] = [k for k in kernels if k.nodes or k.note]
+
+
+def _concat_slices(nodes: list[Node], roles: dict[int, str], producers: dict[int, list[int]],
+                   kernels: list[Kernel], kernel_of: dict[int, Kernel]) -> None:
+    """``ir.ConcatKernel.create`` gives ``cat``'s output a buffer whose slices its inputs are realised
+    into (``NonOwningLayout``): a pointwise input's kernel writes its slice, so it does the ``cat``'s
+    work for it (``Kernel.also``), and the ``cat``'s own kernel only copies the inputs no kernel of
+    this graph computes (an extern's output); with none, it has no kernel."""
+    for n in nodes:
+        k = kernel_of.get(n.idx)
+        if n.op_short != "cat" or roles.get(n.idx) != POINT or k is None or not k.generated:
+            continue
+        writers = {id(kernel_of[p]): kernel_of[p] for p in producers.get(n.idx, ())
+                   if roles.get(p) == POINT and p in kernel_of and kernel_of[p].generated and kernel_of[p] is not k}
+        for w in writers.values():
+            if n.idx not in w.also:
+                w.also.append(n.idx)
+        if writers and len(writers) >= len(n.inputs) and k.nodes == [n.idx]:
+            k.nodes.remove(n.idx)
+    kernels[:] = [k for k in kernels if k.nodes or k.note]
 
 
 def _prefer_vertical(nodes: list[Node], roles: dict[int, str], producers: dict[int, list[int]],
@@ -467,7 +552,9 @@ def predict(graph: StepGraph, target: str | None = None, gpu: str | GpuSpec | No
         if n.phase in by_phase:
             by_phase[n.phase].append(n)
     roles = {n.idx: role(n) for ns in by_phase.values() for n in ns}
-    kernels = {p: predict_phase(ns, producers, roles, segments, eager, rules) for p, ns in by_phase.items()}
+    uses = {i: len(cs) for i, cs in consumers_of(
+        through_free([n for n in graph.nodes if n.idx in roles], roles, producers)).items()}
+    kernels = {p: predict_phase(ns, producers, roles, segments, eager, rules, uses) for p, ns in by_phase.items()}
     partition(graph, kernels, producers, roles, segments)
     graph_break_outputs(graph, kernels, producers, roles, segments)
     return kernels

@@ -158,6 +158,10 @@ class FusionRules:
     joins_stages = True
     #: a convolution's channels-last conversion is one kernel per converted tensor (else one kernel)
     layout_conversions_per_tensor = False
+    #: a pointwise node read by one pointwise node runs in its reader's kernel (``_inline_single_use``)
+    inlines_single_use = False
+    #: ``cat``'s inputs are realised into its slices (``ir.ConcatKernel``), not inlined into it
+    concat_realizes_inputs = False
 
     def compatible(self, p: Node, rp: str, c: Node, rc: str) -> bool:
         """Can consumer ``c`` run in the same kernel as producer ``p`` (vertical fusion)?"""
@@ -174,6 +178,11 @@ class FusionRules:
                 abs(rows) * rnumel <= SMALL_REDUCTION for rows, rnumel in k.reductions):
             return True
         return vertical and sig[0] > 0 and all(rows > 0 for rows, _ in k.reductions)
+
+    def merges(self, a: list[tuple[Node, str]], b: list[tuple[Node, str]]) -> bool:
+        """May two kernels of one stage, one computing what the other reads, be one kernel? (The C++
+        grouping decides kernels by stage and reduction shape alone: not asked.)"""
+        return False
 
     def extra_kernels(self, node: Node, r: str) -> tuple[list[str], list[str]]:
         """Notes of the kernels ``node`` needs besides its own, before it and after it."""

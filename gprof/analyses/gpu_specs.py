@@ -35,6 +35,9 @@ class GpuSpec:
     sm_count: int
     compute_major: int
     launch_ns: float = 5_000.0
+    #: Inductor's Triton scheduler run on CPU tensors (the check in ``benchmarks/fusion_vs_inductor.py``),
+    #: so that lowerings take their CPU branches (``cat`` is always a ``ConcatKernel``)
+    cpu_tensors: bool = False
 
     def bytes_ns(self, nbytes: int) -> float:
         return nbytes / self.bandwidth_bps * 1e9

@@ -32,6 +32,11 @@ difference. Here, each rule with the function inside ``torch/_inductor`` it foll
   transformer example), which the prediction does not model. It splits like any outer reduction
   (``split_factor``). ``apart_kernels``; the fused column part of a normalisation used twice is
   ``fusion._split_deferred_column_reductions``'s kernel instead.
+- **Inlining.** A pointwise node read by one pointwise node runs in its reader's kernel, whatever
+  their sizes (``fusion._inline_single_use``: an unrealised ``ir.Pointwise`` is inlined by its reader).
+  ``cat``'s inputs are the exception where the lowering picks ``ir.ConcatKernel.create`` (always on a
+  CPU device, which the check on this machine is): each input is realised into its slice by a kernel
+  of its own, which does the ``cat``'s work for that slice (``fusion._concat_slices``).
 - **Persistent reductions** (``triton.persistent_reductions``, ``triton_per_*``) keep a whole row in
   registers; they change a kernel's kind, not the number of kernels, and are not modelled further.
 - **Mix-order reductions** (``MixOrderReduction.can_fuse``, CUDA only: both orders of one input with at
@@ -150,9 +155,13 @@ class TritonRules(FusionRules):
     target = "cuda"
     joins_stages = False
     layout_conversions_per_tensor = True
+    inlines_single_use = True
 
     def __init__(self, gpu: GpuSpec) -> None:
         self.gpu = gpu
+        # the ``cat`` lowering (``torch/_inductor/lowering.py``) returns a ``ConcatKernel`` on a CPU device;
+        # on a GPU it takes ``pointwise_cat`` (inputs inlined) for up to ``max_pointwise_cat_inputs`` inputs
+        self.concat_realizes_inputs = gpu.cpu_tensors
 
     def compatible(self, p: Node, rp: str, c: Node, rc: str) -> bool:
         return can_fuse(shape(p, rp), shape(c, rc))
@@ -165,6 +174,16 @@ class TritonRules(FusionRules):
         shapes = [shape(m, rm) for m, rm in members]
         group = next((s for s in shapes if s.reduction), shapes[0] if shapes else None)
         return shares_input and (group is None or can_fuse(group, shape(node, r)))
+
+    def merges(self, a: list[tuple[Node, str]], b: list[tuple[Node, str]]) -> bool:
+        """May two kernels, one computing what the other reads, be one fused node? ``Scheduler.fuse_nodes``
+        repeats ``fuse_nodes_once`` over pairs of (fused) nodes sharing a buffer, so a producer fuses with
+        its reader's fused node whenever ``SIMDScheduling.can_fuse`` admits the combined group: at most
+        one reduction group, every other node fitting around it."""
+        shapes = [shape(m, rm) for m, rm in a + b]
+        reductions = {(s.numel, s.rnumel) for s in shapes if s.reduction}
+        group = next((s for s in shapes if s.reduction), shapes[0] if shapes else None)
+        return len(reductions) <= 1 and group is not None and all(can_fuse(group, s) for s in shapes)
 
     def extra_kernels(self, node: Node, r: str) -> tuple[list[str], list[str]]:
         """Kernels a node needs besides its own (before it, after it): a batch norm computes its
