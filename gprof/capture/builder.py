@@ -59,16 +59,16 @@ def _is_view(op: str) -> bool:
 
 class StepBuilder:
     def __init__(self, writer: NodeSink | None, meta: StepMeta, scope: Any, baseline: dict[int, int],
-                 start_peek: int, keep_limit: int, state_modules: dict[int, str] | None = None,
+                 start_peek: int, keep_limit: int, state_params: dict[int, tuple[str, str | None]] | None = None,
                  cwd: str | None = None) -> None:
         self.writer = writer
         self.meta = meta
         self.scope = scope
         self.baseline = baseline
         self.keep_limit = keep_limit
-        #: storage id -> module of the parameter it belongs to (parameter, grad or optimizer state),
-        #: so optimizer ops are attributed to the module whose parameter they update
-        self.state_modules = state_modules or {}
+        #: storage id -> (parameter, optimizer class) it belongs to (parameter, grad or optimizer
+        #: state), so optimizer ops are attributed to the parameters they update
+        self.state_params = state_params or {}
         #: storages that autograd accumulated into a .grad during this step
         self.grad_sids: set[int] = set()
         self._buckets = BucketTracker()
@@ -152,13 +152,23 @@ class StepBuilder:
             self.edges = []
         return node
 
-    def _state_module(self, rec: tuple) -> str | None:
-        sm = self.state_modules
-        for t in rec[R.RAW_INPUTS]:
-            m = sm.get(abs(t[0]))
-            if m is not None:
-                return m
-        return None
+    def _optimizer_owners(self, inputs: tuple[TensorMeta, ...]) -> tuple[list[str], dict[str, Any]]:
+        """The parameters an optimizer op updates, in input order, and the attrs of one that
+        updates several (a fused or foreach op): ``param_shares`` ([module, param, fraction] by the
+        bytes of each parameter's tensors it reads, which follow parameter size) and ``optimizer``."""
+        weights: dict[str, int] = {}
+        opt = None
+        for t in inputs:
+            owner = self.state_params.get(t.storage)
+            if owner is not None:
+                weights[owner[0]] = weights.get(owner[0], 0) + t.nbytes
+                opt = opt or owner[1]
+        if len(weights) < 2:
+            return list(weights), {}
+        total = sum(weights.values())
+        shares = [[_module_of_param(p), p, round(w / total if total else 1 / len(weights), 6)]
+                  for p, w in weights.items()]
+        return list(weights), {"param_shares": shares, "optimizer": opt}
 
     def _device_ns(self, idx: int, inputs: tuple[TensorMeta, ...], outputs: tuple[TensorMeta, ...]) -> int | None:
         """The op's CUDA-event time when it touched a CUDA tensor (host-only ops have none)."""
@@ -208,7 +218,6 @@ class StepBuilder:
             phase = FORWARD  # also a closure's forward inside optimizer.step (LBFGS)
         elif rec[R.RAW_OPTIMIZER]:
             phase = OPTIMIZER
-            module = self._state_module(rec)
         else:
             phase = Phase.OTHER
         if source is None:
@@ -217,6 +226,12 @@ class StepBuilder:
         op = rec[R.RAW_OP]
         inputs = tuple(self._tensor(t) for t in rec[R.RAW_INPUTS])
         outputs = tuple(self._tensor(t) for t in rec[R.RAW_OUTPUTS])
+        owners: list[str] = []
+        shared: dict[str, Any] = {}
+        if phase is OPTIMIZER:
+            owners, shared = self._optimizer_owners(inputs)
+            if len(owners) == 1:
+                module = _module_of_param(owners[0])
         if phase is BACKWARD and module is None and fwd is None and param is None:
             # run by no autograd node (DDP's gradient copies out of its buckets): the parameter
             # whose gradient storage it touches
@@ -255,12 +270,17 @@ class StepBuilder:
         if param is not None:
             self.grad_sids.update(t.storage for t in inputs)
             self.grad_sids.update(t.storage for t in outputs)
-            module_of_param = _module_of_param(param)
             for t in outputs:
-                self.state_modules.setdefault(t.storage, module_of_param)
-        elif phase is OPTIMIZER and module is not None:
-            for t in outputs:  # optimizer state created this step belongs to the same parameter
-                self.state_modules.setdefault(t.storage, module)
+                self.state_params.setdefault(t.storage, (param, None))
+        elif owners:
+            # optimizer state created this step belongs to the same parameter; a foreach op's
+            # outputs line up with its first tensor list
+            sp = self.state_params
+            single = next(sp[t.storage] for t in inputs if t.storage in sp)
+            for i, t in enumerate(outputs):
+                owner = sp.get(inputs[i].storage) if shared and i < len(inputs) else single
+                if owner is not None:
+                    sp.setdefault(t.storage, owner)
 
         live = rec[R.RAW_LIVE]
         self._live.append(live)
@@ -278,7 +298,7 @@ class StepBuilder:
             idx, self._keys.next(module, phase, op), op, phase, module, inputs, outputs,
             rec[R.RAW_START], rec[R.RAW_DUR], self._device_ns(idx, inputs, outputs),
             rec[R.RAW_ALLOC], rec[R.RAW_FREED], live, flops, source, thread, self.meta.rank, fwd, param, grad_fn,
-            dict(extra) if extra else {},
+            {**(extra or {}), **shared} if extra or shared else {},
         )
         self._buckets.observe(node)
         return node

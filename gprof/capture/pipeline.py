@@ -135,7 +135,7 @@ class StepPipeline:
         self._baseline_bytes = mem.live_bytes
         builder = self._builder = StepBuilder(
             self._writer, meta, self.scope, mem.snapshot(), torch._C._autograd._get_sequence_nr(),
-            keep_limit=self.options.keep_in_memory, state_modules=self.state.modules_by_storage())
+            keep_limit=self.options.keep_in_memory, state_params=self.state.params_by_storage())
         rec = self.recorder
         mem.op_counter = lambda: builder.n + len(rec.buffer)
         if self.options.with_kineto and save:

@@ -14,6 +14,9 @@ from gprof.capture.memory import StorageTracker, local_tensor
 from gprof.capture.modules import ModuleScope
 from gprof.graph.model import MemoryCategory
 
+#: (parameter's fully qualified name, class name of the optimizer that updates it, if known)
+StateOwner = tuple[str, str | None]
+
 
 class TrainingState:
     """Finds the state tensors through the module scope and the optimizers seen so far."""
@@ -44,30 +47,34 @@ class TrainingState:
             ts.extend([local for t in ts if (local := local_tensor(t)) is not None])
         return out
 
-    def modules_by_storage(self) -> dict[int, str]:
-        """Storage id -> owning module for parameters, their grads and their optimizer state."""
-        out: dict[int, str] = {}
+    def params_by_storage(self) -> dict[int, StateOwner]:
+        """Storage id -> the parameter (and its optimizer's class) for parameters, their grads and
+        their optimizer state: the builder attributes optimizer ops, and shares fused ones, by it."""
+        out: dict[int, StateOwner] = {}
         sids_of = self.tracker.sids_of
-        by_param: dict[int, str] = {}
+        opt_of: dict[int, str] = {}
+        for opt in list(self.optimizers):
+            for group in opt.param_groups:
+                for p in group["params"]:
+                    opt_of[id(p)] = type(opt).__name__
         for pid, (ref, name) in self.scope.params.items():
             p = ref()
             if p is None:
                 continue
-            mod = name.rpartition(".")[0]
-            by_param[pid] = mod
+            owner = (name, opt_of.get(pid))
             for t in (p, p.grad):
                 if t is not None:
                     for sid in sids_of(t):
-                        out[sid] = mod
+                        out[sid] = owner
         for opt in list(self.optimizers):
             for p, state in opt.state.items():
-                owner = by_param.get(id(p))
-                if owner is None:
+                name = self.scope.param_name(p)
+                if name is None:
                     continue
                 for v in state.values():
                     if isinstance(v, torch.Tensor):
                         for sid in sids_of(v):
-                            out[sid] = owner
+                            out[sid] = (name, type(opt).__name__)
         return out
 
     def categories(self) -> dict[int, str]:
