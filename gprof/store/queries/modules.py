@@ -1,6 +1,7 @@
 """The module table: per module, inclusive of its submodules, from the write-time aggregates."""
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from gprof.store.step_file import StepReader
@@ -13,7 +14,9 @@ def _chain(module: str) -> list[str]:
 
 
 def module_table(r: StepReader) -> list[dict[str, Any]]:
-    """Per module, inclusive of submodules: forward/backward time, allocations, saved activations."""
+    """Per module, inclusive of submodules: forward/backward time, allocations, saved activations.
+    An op that updates several parameters at once (a fused or foreach optimizer) counts for each
+    parameter's module by its ``param_shares``, not under one module."""
     rows = r.sql(  # from the aggregates written with the step
         "SELECT module, phase, SUM(count), SUM(dur_ns), SUM(alloc_bytes), SUM(flops) FROM agg_op_stats "
         "WHERE module IS NOT NULL GROUP BY module, phase")
@@ -33,6 +36,15 @@ def module_table(r: StepReader) -> list[dict[str, Any]]:
             e["nodes"] += count
             e["alloc_bytes"] += alloc or 0
             e["flops"] += flops or 0
+    for phase, dur, alloc, flops, attrs in r.sql(  # fused/foreach optimizer ops: their parameters' shares
+            "SELECT phase, dur_ns, alloc_bytes, flops, attrs FROM nodes "
+            "WHERE module IS NULL AND attrs LIKE '%\"param_shares\"%'"):
+        for share_module, _, fraction in json.loads(attrs).get("param_shares", ()):
+            for name in _chain(share_module):
+                e = entry(name)
+                e[f"{phase}_ns"] += round((dur or 0) * fraction)
+                e["alloc_bytes"] += round((alloc or 0) * fraction)
+                e["flops"] += round((flops or 0) * fraction)
     for module, nbytes in r.memory.saved_activations.items():
         for name in _chain(module):
             entry(name)["saved_activation_bytes"] += nbytes
