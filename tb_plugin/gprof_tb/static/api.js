@@ -102,3 +102,12 @@ export const fetchDiff = (sel, a, b) => getStepJSON("diff", sel, { a, b });
 
 /** @param {Selection} sel @returns {Promise<{step: number, ranks: Object<string, any>[]}>} every rank's summary */
 export const fetchRanks = (sel) => getStepJSON("ranks", sel);
+
+/**
+ * Memory by operator over the nodes `start`..`end` (inclusive).
+ * @param {Selection} sel
+ * @param {number} start
+ * @param {number} end
+ * @returns {Promise<{rows: Object<string, any>[]}>}
+ */
+export const fetchMemoryOps = (sel, start, end) => getStepJSON("memory_ops", sel, { start, end });

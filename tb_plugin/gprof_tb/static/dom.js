@@ -33,22 +33,36 @@ export function showError(where, err) {
  */
 
 /**
- * A sortable grid: each cell carries `data-col` and its raw value in `data-raw` (the tests read them).
+ * A sortable grid inside a box that scrolls sideways within its panel. Each cell carries `data-col` and
+ * its raw value in `data-raw` (the tests read them); with `onRow`, every row is a link.
  * @param {string} id
  * @param {Column[]} columns
  * @param {Object<string, any>[]} rows
  * @param {((key: string) => void) | null} onSort called with a column's key when its header is clicked
  * @param {{key?: string, order?: string}} sort the column shown as sorted
+ * @param {(row: Object<string, any>) => void} [onRow] called when a row is clicked
  * @returns {HTMLElement}
  */
-export function table(id, columns, rows, onSort, sort) {
+export function table(id, columns, rows, onSort, sort, onRow) {
   const head = el("tr", {}, columns.map(([key, label]) => el("th", {
     "data-col": key, class: key === sort.key ? `sorted ${sort.order}` : "",
     onclick: onSort ? () => onSort(key) : null,
   }, label)));
-  const body = rows.map((r) => el("tr", {}, columns.map(([key, , fmt]) => el("td", { "data-col": key, "data-raw": r[key] },
-    fmt ? fmt(r[key], r) : r[key] ?? "–"))));
-  return el("table", { id, class: "grid" }, el("thead", {}, head), el("tbody", {}, body));
+  const body = rows.map((r) => el("tr", { class: onRow ? "link" : null, onclick: onRow ? () => onRow(r) : null },
+    columns.map(([key, , fmt]) => el("td", { "data-col": key, "data-raw": r[key] }, fmt ? fmt(r[key], r) : r[key] ?? "–"))));
+  return el("div", { class: "table-wrap" },
+    el("table", { id, class: "grid" }, el("thead", {}, head), el("tbody", {}, body)));
+}
+
+/**
+ * Only the columns whose field holds a value in some row (device times on a CPU-only step are dropped).
+ * @param {Column[]} columns
+ * @param {Object<string, any>[]} rows
+ * @param {string[]} optional the fields that may be dropped
+ * @returns {Column[]}
+ */
+export function presentColumns(columns, rows, optional) {
+  return columns.filter(([key]) => !optional.includes(key) || rows.some((r) => r[key] !== null && r[key] !== undefined));
 }
 
 /**

@@ -1,51 +1,65 @@
-// The analyses view: unfused chains, graph-break hazards, compile suggestions (with a copy button for
-// each snippet) and op classes, as cards whose nodes link to the inspector.
+// The findings view: unfused chains, graph-break hazards, compile suggestions and op classes, as readable
+// cards numbered as in the text report (chain #id, suggestion rank) with links to the graph, and each
+// analysis's summary as small tables (per-phase counts) and labelled values.
 
 import { fetchAnalyses } from "../api.js";
-import { actionLink, el, showError } from "../dom.js";
+import { el, showError } from "../dom.js";
+import { fieldLabel, fmtCount, fmtField, shortOp } from "../format.js";
 import { state } from "../state.js";
-import { selectNode } from "./inspector.js";
+import { findingCard } from "./findingcard.js";
 
 const TITLES = { fusion: "Unfused chains", hazards: "Graph-break hazards", compile_suggestions: "Compile suggestions",
   op_classes: "Op classes" };
+const PHASES = ["forward", "backward", "optimizer", "other"];
 
 /**
- * Copy `text` to the clipboard (through a selected textarea where the Clipboard API is refused), then say so.
- * @param {string} text
- * @param {HTMLElement} button
+ * An analysis's summary: keys with a phase in them ("predicted_kernels.forward", "by_phase.forward.view")
+ * become a table of phase rows; the others a line of labelled values in their units.
+ * @param {Object<string, any>} summary
+ * @returns {HTMLElement[]}
  */
-async function copyText(text, button) {
-  try {
-    await navigator.clipboard.writeText(text);
-  } catch {
-    const t = el("textarea", {}, text);
-    document.body.append(t);
-    t.select();
-    document.execCommand("copy");
-    t.remove();
+function summaryBlock(summary) {
+  const cells = new Map(), rest = [];
+  for (const [k, v] of Object.entries(summary)) {
+    const parts = k.split(".");
+    const p = parts.findIndex((x) => PHASES.includes(x));
+    if (p < 0) { rest.push([k, v]); continue; }
+    const col = [...parts.slice(0, p), ...parts.slice(p + 1)].filter((x) => x !== "by_phase").join(" ");
+    if (!cells.has(parts[p])) cells.set(parts[p], {});
+    cells.get(parts[p])[col] = v;
   }
-  button.textContent = "copied";
+  const cols = [...new Set([...cells.values()].flatMap(Object.keys))];
+  const out = [];
+  if (cells.size) {
+    out.push(el("div", { class: "table-wrap" }, el("table", { class: "grid" },
+      el("thead", {}, el("tr", {}, el("th", {}, "phase"), cols.map((c) => el("th", {}, fieldLabel(c))))),
+      el("tbody", {}, [...cells].map(([phase, row]) => el("tr", {}, el("td", {}, phase),
+        cols.map((c) => el("td", {}, row[c] === undefined ? "–" : fmtCount(row[c])))))))));
+  }
+  if (rest.length) out.push(el("p", { class: "meta" }, rest.map(([k, v]) => `${fieldLabel(k)}: ${fmtField(k, v)}`).join(" · ")));
+  return out;
 }
 
 /**
- * One finding: its fields, lists, up to 30 node links and its code snippet.
+ * A result item as a card: numbered like the report, titled by what it is.
+ * @param {string} name the analysis
  * @param {Object<string, any>} item
- * @param {number} i its position in its analysis
+ * @param {number} i its position
  * @returns {HTMLElement}
  */
-function card(item, i) {
-  const c = el("div", { class: "card" }, el("strong", {}, `${i + 1}. `),
-    Object.entries(item.fields).map(([k, v]) => el("span", { class: "field" }, `${k}: ${v} `)),
-    Object.entries(item.lists).map(([k, v]) => el("div", { class: "field" }, `${k}: ${v.join(", ")}`)));
-  if (item.nodes.length) {
-    c.append(el("div", {}, "nodes: ", item.nodes.slice(0, 30).map((idx) => actionLink(`#${idx} `, () => selectNode(idx)))));
+function card(name, item, i) {
+  const f = item.fields;
+  const ops = (item.lists.ops || []).map(shortOp).join(" + ");
+  if (name === "fusion") {
+    return findingCard({ number: `#${f.id ?? i}`, title: `unfused ${ops} (${f.eager_kernels} → ${f.fused_kernels} kernels)`,
+      fields: f, lists: { modules: item.lists.modules || [] }, nodes: item.nodes });
   }
-  if (item.snippet) {
-    const btn = el("button", { class: "copy" }, "copy");
-    btn.onclick = () => copyText(item.snippet, btn);
-    c.append(el("div", { class: "snippet" }, btn, el("pre", {}, item.snippet)));
+  if (name === "compile_suggestions") {
+    return findingCard({ number: `${f.rank ?? i + 1}.`, title: `compile ${f.module === "" ? "the whole model" : f.module}`,
+      fields: f, lists: item.lists, nodes: item.nodes, snippet: item.snippet });
   }
-  return c;
+  return findingCard({ number: `#${f.id ?? i}`, title: f.reason || f.kind || f.op || TITLES[name], fields: f,
+    lists: item.lists, nodes: item.nodes, snippet: item.snippet });
 }
 
 /**
@@ -58,11 +72,10 @@ export async function analysesView(panel) {
     for (const [name, title] of Object.entries(TITLES)) {
       const r = a[name];
       const sec = el("section", { class: "analysis", id: `analysis-${name}` }, el("h3", {}, title));
-      if (!r.present) sec.append(el("p", { class: "muted" }, "no analysis results"));
+      if (!r.present) sec.append(el("p", { class: "muted" }, "not analysed in this step"));
       else if (r.error) sec.append(el("p", { class: "error" }, `analysis failed: ${r.error}`));
       else {
-        if (Object.keys(r.summary).length) sec.append(el("p", {}, Object.entries(r.summary).map(([k, v]) => `${k}: ${v}`).join(" · ")));
-        sec.append(...r.items.map(card));
+        sec.append(...summaryBlock(r.summary), ...r.items.map((item, i) => card(name, item, i)));
         if (!r.items.length && !Object.keys(r.summary).length) sec.append(el("p", { class: "muted" }, "nothing found"));
       }
       panel.append(sec);

@@ -1,0 +1,67 @@
+// One finding as a readable card: its number (the report's), a title, module (the root named as such),
+// phase, source line and saving, the rest of its fields in their units, a link that moves the graph to it,
+// and its code snippet with a copy button. Used by the findings and overview views.
+
+import { actionLink, el } from "../dom.js";
+import { fieldLabel, fmtField, fmtModule } from "../format.js";
+import { goToModule, goToNode } from "../nav.js";
+
+/** Fields a card shows in its title and meta line rather than in the list. */
+const HEADLINE = new Set(["id", "number", "rank", "title", "module", "phase", "source", "est_time_saved_ns", "type", "node",
+  "kind"]);
+
+/**
+ * Copy `text` to the clipboard (through a selected textarea where the Clipboard API is refused), then say so.
+ * @param {string} text
+ * @param {HTMLElement} button
+ */
+async function copyText(text, button) {
+  try {
+    await navigator.clipboard.writeText(text);
+  } catch {
+    const t = el("textarea", {}, text);
+    document.body.append(t);
+    t.select();
+    document.execCommand("copy");
+    t.remove();
+  }
+  button.textContent = "copied";
+}
+
+/**
+ * A finding as the card shows it.
+ * @typedef {{number: string, title: string, fields: Object<string, any>, lists?: Object<string, any[]>,
+ *   nodes?: number[], snippet?: (string|null)}} Finding
+ */
+
+/**
+ * @param {Finding} f
+ * @returns {HTMLElement}
+ */
+export function findingCard(f) {
+  const x = f.fields;
+  const where = x.node ?? (f.nodes && f.nodes.length ? f.nodes[0] : null);
+  const meta = [x.module !== undefined ? `module ${fmtModule(x.module)}${x.type ? " : " + x.type : ""}` : "",
+    x.phase ? `phase ${x.phase}` : "", x.source ? `at ${x.source}` : "",
+    x.est_time_saved_ns !== undefined ? `saves ~${fmtField("est_time_saved_ns", x.est_time_saved_ns)} per step` : ""].filter(Boolean);
+  const rest = Object.entries(x).filter(([k, v]) => !HEADLINE.has(k) && v !== null && v !== "");
+  const c = el("div", { class: "card finding", "data-number": f.number },
+    el("div", {}, el("span", { class: "num" }, f.number), el("span", { class: "title" }, f.title), " ",
+      where !== null ? actionLink("show in graph", () => goToNode(where))
+        : x.module !== undefined ? actionLink("show in graph", () => goToModule(x.module, x.phase || "forward")) : ""),
+    meta.length ? el("div", { class: "meta" }, meta.map((m) => el("span", {}, m))) : "",
+    rest.length ? el("div", { class: "meta" }, rest.map(([k, v]) => el("span", {}, `${fieldLabel(k)} ${fmtField(k, v)}`))) : "",
+    Object.entries(f.lists || {}).filter(([, v]) => v.length).map(([k, v]) =>
+      el("div", { class: "meta" }, `${fieldLabel(k)}: ${k === "modules" ? v.map(fmtModule).join(", ") : v.join(", ")}`)));
+  if (f.nodes && f.nodes.length > 1) {
+    c.append(el("div", { class: "meta" }, `${f.nodes.length} nodes: `,
+      f.nodes.slice(0, 24).map((idx) => [actionLink(`#${idx}`, () => goToNode(idx)), " "]).flat(),
+      f.nodes.length > 24 ? "…" : ""));
+  }
+  if (f.snippet) {
+    const btn = el("button", { class: "copy" }, "copy");
+    btn.onclick = () => copyText(f.snippet, btn);
+    c.append(el("div", { class: "snippet" }, btn, el("pre", {}, f.snippet)));
+  }
+  return c;
+}
