@@ -57,6 +57,18 @@ def _is_view(op: str) -> bool:
     return v
 
 
+def view_ops(ops: Iterable[str]) -> dict[str, bool]:
+    """:func:`_is_view` of each op, as this process knows them: the step worker
+    (gprof/capture/worker.py) learns them with :func:`learn_view_ops`, since ops registered by the
+    user's code do not exist there."""
+    return {op: _is_view(op) for op in ops}
+
+
+def learn_view_ops(table: dict[str, bool]) -> None:
+    """Take another process's answers of :func:`view_ops`."""
+    _view_ops.update(table)
+
+
 class StepBuilder:
     def __init__(self, writer: NodeSink | None, meta: StepMeta, scope: Any, baseline: dict[int, int],
                  start_peek: int, keep_limit: int, state_params: dict[int, tuple[str, str | None]] | None = None,
