@@ -37,7 +37,7 @@ def use_torch() -> None:
 
 def registry() -> list[tuple[str, Analyse, FormatText]]:
     """In dependency order: ``compile_suggestions`` reads ``fusion`` and ``hazards``."""
-    from gprof.analyses import fusion, hazards, opclass, regions
+    from gprof.analyses import fusion, hazards, opclass, optimizer, regions
     from gprof.analyses.text import formatters
 
     fmt = dict(formatters())
@@ -46,6 +46,7 @@ def registry() -> list[tuple[str, Analyse, FormatText]]:
         ("fusion", fusion.analyse, fmt["fusion"]),
         ("hazards", hazards.analyse, fmt["hazards"]),
         ("compile_suggestions", regions.analyse, fmt["compile_suggestions"]),
+        ("optimizer_advice", optimizer.analyse, fmt["optimizer_advice"]),
     ]
 
 

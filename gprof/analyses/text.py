@@ -10,10 +10,11 @@ FormatText = Callable[[dict[str, Any]], list[str]]
 
 def formatters() -> list[tuple[str, FormatText]]:
     """(analysis name, its text formatter), in the order the analyses run."""
-    from gprof.analyses import fusion, hazards, opclass, regions
+    from gprof.analyses import fusion, hazards, opclass, optimizer, regions
 
     return [("op_classes", opclass.format_op_classes), ("fusion", fusion.format_text),
-            ("hazards", hazards.format_text), ("compile_suggestions", regions.format_text)]
+            ("hazards", hazards.format_text), ("compile_suggestions", regions.format_text),
+            ("optimizer_advice", optimizer.format_text)]
 
 
 def format_results(step_report: dict[str, Any]) -> list[str]:

@@ -32,7 +32,10 @@ from gprof.store.sink import NodeSink
 #: a forward op may create several autograd nodes (e.g. a custom Function); never map more than this
 _MAX_SEQ_SPAN = 16
 # per-node comparisons use identity: the builder only ever assigns these members
-FORWARD, BACKWARD, OPTIMIZER = Phase.FORWARD, Phase.BACKWARD, Phase.OPTIMIZER
+FORWARD, BACKWARD, OPTIMIZER, RECOMPUTE = Phase.FORWARD, Phase.BACKWARD, Phase.OPTIMIZER, Phase.RECOMPUTE
+#: how far past the last replayed forward node a recomputed op is looked for (ops one pass runs and the
+#: other does not: the detach of a tensor saved under grad, checkpoint's own bookkeeping)
+_REPLAY_WINDOW = 8
 #: categories of model and optimizer state: never counted as saved activations
 _MODEL_STATE = (MemoryCategory.PARAMETER, MemoryCategory.BUFFER, MemoryCategory.GRADIENT, MemoryCategory.OPTIMIZER)
 
@@ -100,6 +103,11 @@ class StepBuilder:
         self._seq_to_node: dict[int, int] = {}
         self._node_module: list[str | None] = []
         self._node_source: list[str | None] = []
+        #: op of each forward (or other) node, "" for the rest: what a recomputation replays
+        self._replayable: list[str] = []
+        #: checkpointed region (the record's ``recompute``) -> next forward node to replay
+        self._replay: dict[tuple, int] = {}
+        self._recomputed_reads: set[tuple[str, int]] = set()
         self._writer_of: dict[int, int] = {}
         self._alloc_at: dict[int, int] = {}  # sid -> index of the node that allocated it
         self._alloc_phase: dict[int, Phase] = {}
@@ -207,14 +215,23 @@ class StepBuilder:
         param = None
         grad_fn = None
         source = None
-        if rec[R.RAW_BACKWARD]:
+        region = rec[R.RAW_RECOMPUTE]
+        if region is not None:  # activation checkpointing re-runs forward code during backward
+            phase = RECOMPUTE
+            grad_fn = rec[R.RAW_AUTOGRAD][1]
+            fwd = self._replayed(region, rec[R.RAW_OP])
+            if fwd is not None:
+                module = self._node_module[fwd]
+                source = self._source(rec[R.RAW_FRAME]) or self._node_source[fwd]
+                if created_node:  # a reentrant checkpoint's backward of the recomputed graph: link it
+                    for s in range(max(prev_peek, peek - _MAX_SEQ_SPAN), peek):  # to the original forward
+                        self._seq_to_node[s] = fwd
+        elif rec[R.RAW_BACKWARD]:
             phase = BACKWARD
             seq, grad_fn, param_id, leaf_sid = rec[R.RAW_AUTOGRAD]
             if seq is not None:
                 fwd = self._seq_to_node.get(seq)
-                # a module on the stack during backward means forward code is re-running
-                # (activation checkpointing): those ops belong to that module
-                if fwd is not None and module is None:
+                if fwd is not None:  # the module and line of the forward op that made its autograd node
                     module = self._node_module[fwd]
                     source = self._node_source[fwd]
             elif param_id is not None:
@@ -272,9 +289,13 @@ class StepBuilder:
         if phase is BACKWARD and module is not None and fwd is not None:
             # what backward reads that forward made (or that predates the step, like the batch)
             # is what autograd saved; it belongs to the module whose op saved it
+            # (what recomputation made instead is what checkpointing saved keeping)
             for t in inputs:
-                if self._alloc_phase.get(t.storage, FORWARD) == FORWARD and t.storage not in self._written_in_backward:
+                made = self._alloc_phase.get(t.storage, FORWARD)
+                if made is FORWARD and t.storage not in self._written_in_backward:
                     self._saved_reads.add((module, t.storage))
+                elif made is RECOMPUTE:
+                    self._recomputed_reads.add((module, t.storage))
         if phase is BACKWARD:
             for raw, t in zip(rec[R.RAW_OUTPUTS], outputs):
                 if raw[0] < 0 or not is_view:
@@ -305,6 +326,7 @@ class StepBuilder:
         self.flops += flops
         self._node_module.append(module)
         self._node_source.append(source)
+        self._replayable.append(op if phase is FORWARD or phase is Phase.OTHER else "")
         extra = rec[R.RAW_EXTRA]
         node = Node(  # positional: keyword construction of a slots dataclass is 3x slower
             idx, self._keys.next(module, phase, op), op, phase, module, inputs, outputs,
@@ -315,6 +337,23 @@ class StepBuilder:
         self._buckets.observe(node)
         return node
 
+    def _replayed(self, region: tuple[int | None, int | None], op: str) -> int | None:
+        """The forward node a recomputed op repeats. A checkpointed region re-runs the forward ops
+        that followed the node that opened it, in order (up to where checkpoint stops early), so
+        each region keeps a cursor; an op one run has and the other lacks is skipped over."""
+        cursor = self._replay.get(region)
+        if cursor is None:
+            cursor = self._seq_to_node.get(region[0]) if region[0] is not None else region[1]
+            if cursor is None:
+                return None
+        ops = self._replayable
+        for j in range(cursor, min(cursor + _REPLAY_WINDOW, len(ops))):
+            if ops[j] == op:
+                self._replay[region] = j + 1
+                return j
+        self._replay[region] = cursor
+        return None
+
     # ------------------------------------------------------------------------------ finish
     def memory_summary(self, free_events: list[tuple[int, int, int]], categories: dict[int, str],
                        baseline_bytes: int, curve_points: int = 1000) -> MemorySummary:
@@ -323,7 +362,9 @@ class StepBuilder:
         Each storage is an interval of nodes [allocated, freed); one sweep over those intervals gives
         the categories at every sampled node. Samples take each bucket's highest node, so the curve
         keeps its peaks, and the peak node is always one of them."""
-        summary = MemorySummary(baseline_bytes=baseline_bytes, saved_activations=self._saved_by_module(categories))
+        summary = MemorySummary(baseline_bytes=baseline_bytes,
+                                saved_activations=self._bytes_by_module(self._saved_reads, categories),
+                                recomputed_activations=self._bytes_by_module(self._recomputed_reads, categories))
         if self.peak_node is None:
             return summary
         freed_at = {sid: at for sid, _, at in free_events}
@@ -383,13 +424,14 @@ class StepBuilder:
             samples.sort()
         return samples
 
-    def _saved_by_module(self, categories: dict[int, str]) -> dict[str, int]:
-        """Activation bytes saved for backward, per module: storages that forward made (or that
-        predate the step and are not model state) and that backward reads. Derived from the graph
-        instead of a saved-tensor hook, which torch.func and torch.compile refuse or recompile on."""
+    def _bytes_by_module(self, reads: set[tuple[str, int]], categories: dict[int, str]) -> dict[str, int]:
+        """Bytes of the (module, storage) reads of backward that are activations, per module: what
+        forward saved (storages forward made, or that predate the step and are not model state), or
+        what recomputation made in its place. Derived from the graph instead of a saved-tensor hook,
+        which torch.func and torch.compile refuse or recompile on."""
         sizes = {**self.baseline, **self._new_sizes}
         saved: dict[str, int] = {}
-        for module, sid in self._saved_reads:
+        for module, sid in reads:
             if categories.get(sid) in _MODEL_STATE:
                 continue
             saved[module] = saved.get(module, 0) + sizes.get(sid, 0)
@@ -439,6 +481,7 @@ class StepBuilder:
         self.meta.aggregate_only = bool(aggregates)
         self.meta.devices = tuple(sorted(self.devices))
         self.meta.extra["flops"] = self.flops
+        self.meta.extra["optimizers"] = sorted({o for _, o in self.state_params.values() if o})
         graph = StepGraph(meta=self.meta, nodes=self.nodes, edges=self.edges, modules=modules, memory=memory,
                           aggregates=aggregates)
         return graph
