@@ -18,7 +18,7 @@ def test_indices_name_the_fields_of_the_record_type() -> None:
                 "RAW_AUTOGRAD": "autograd", "RAW_FRAME": "frame", "RAW_INPUTS": "inputs",
                 "RAW_OUTPUTS": "outputs", "RAW_ALLOC": "alloc_bytes", "RAW_FREED": "freed_bytes",
                 "RAW_LIVE": "live_bytes", "RAW_FLOPS": "flops", "RAW_OPTIMIZER": "in_optimizer",
-                "RAW_EXTRA": "extra"}
+                "RAW_EXTRA": "extra", "RAW_RECOMPUTE": "recompute"}
     assert {k: R.RawRecord._fields[v] for k, v in names.items()} == expected
 
 

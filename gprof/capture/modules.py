@@ -16,6 +16,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from gprof.capture.checkpoint import opened_region, top_saved_hooks
+
 
 def _is_compiled(mod: nn.Module) -> bool:
     """``torch.compile(module)``, or ``module.compile()`` on a user class (in place, PyTorch's own
@@ -151,6 +153,9 @@ class ModuleScope:
         self.regions: dict[int, list[Any]] = {}
         #: called as (name, start_ns, ops_seen, args, out) when a compiled region returns
         self.on_region_end: Any = None
+        #: called with the frame of a non-reentrant checkpoint region when its first module runs
+        self.on_checkpoint: Any = None
+        self._checkpoint_hook: Any = None
 
     # naming ----------------------------------------------------------------------------------
     def _register_tree(self, root: nn.Module, root_name: str) -> None:
@@ -257,6 +262,13 @@ class ModuleScope:
             name = self.call_path(mod, name, callers[-1], stack[-1])
         stack.append(name)
         callers.append(mod)
+        if self.on_checkpoint is not None:
+            hooks = top_saved_hooks(False)
+            if hooks is not None and hooks[0] is not self._checkpoint_hook:
+                self._checkpoint_hook = hooks[0]
+                frame = opened_region(hooks[0])
+                if frame is not None:
+                    self.on_checkpoint(frame)
         if ident not in self.regions and _is_compiled(mod):
             self.regions[ident] = [name, mod, time.perf_counter_ns(), 0]
 
@@ -282,6 +294,7 @@ class ModuleScope:
             s.clear()
         self._callers.clear()
         self.regions.clear()
+        self._checkpoint_hook = None
 
     def install(self) -> None:
         reg = nn.modules.module

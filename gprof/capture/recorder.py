@@ -25,6 +25,7 @@ import torch
 import torch._dynamo.trace_rules
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from gprof.capture.checkpoint import recomputed_region, top_saved_hooks
 from gprof.capture.collectives import collective_attrs
 from gprof.capture.records import (
     COMPILED_REGION_OP,
@@ -52,6 +53,7 @@ _Tensor = torch.Tensor
 _graph_task_id = torch._C._current_graph_task_id
 _current_node = torch._C._current_autograd_node
 _peek_seq = torch._C._autograd._get_sequence_nr
+_grad_enabled = torch.is_grad_enabled
 _get_ident = threading.get_ident
 _getframe = sys._getframe
 _storage_key = torch._C._storage_address  # type: ignore[attr-defined]
@@ -80,6 +82,9 @@ def _input_metas(seq: list | tuple, tracker: Any) -> list[tuple]:
 
 _ACCUMULATE_GRAD_SEQ = 2**64 - 1
 _COMPILED_BACKWARD = "CompiledFunctionBackward"
+#: the autograd node of torch.utils.checkpoint(use_reentrant=True): its backward re-runs the forward
+_REENTRANT_CHECKPOINT = "CheckpointFunctionBackward"
+
 
 
 def _flat_tensors(x: Any) -> list[torch.Tensor]:
@@ -156,7 +161,15 @@ class Recorder(TorchDispatchMode):
         self._last_autograd: tuple | None = None
         self.in_optimizer = False
         self._ranges: list[bool] = []
+        #: the user line that called optimizer.step(), and whether the step's ops all have it as their
+        #: line (torch's own optimizers; None until the first op tells): then it is not searched per op
         self._opt_frame: tuple[Any, int] | None = None
+        self._opt_shared: bool | None = None
+        #: id(frame) -> (frame, index of the first record after it opened) of each non-reentrant
+        #: checkpoint region of this step; (pack hook, region) of the recomputation last seen
+        self._checkpoint_starts: dict[int, tuple[Any, int]] = {}
+        self._recompute_hook: tuple[Any, tuple | None] = (None, None)
+        scope.on_checkpoint = self._checkpoint_opened
         #: called as ``obs(node, func, args, kwargs, out)`` after each op with the built graph
         #: Node (stable key included) and the live tensors, e.g. by the debugger. Runs inside
         #: ``__torch_dispatch__``, so torch ops an observer runs are not recorded.
@@ -323,6 +336,9 @@ class Recorder(TorchDispatchMode):
             else:
                 flops = count_flops(flop_fn, args, kwargs, out)
         autograd = self._autograd_info() if in_backward else None
+        recompute = None
+        if autograd is not None and _grad_enabled():  # grad is off in backward unless forward re-runs
+            recompute = self._recompute_region(autograd)
         if autograd is not None and autograd[1] == _COMPILED_BACKWARD:
             self._merge_compiled_backward(autograd, t0, dur, ins, outs, alloc)
             if timer is not None:  # the region's pairs add up on its one node
@@ -330,20 +346,24 @@ class Recorder(TorchDispatchMode):
             return out
         freed = tracker.freed_since
         tracker.freed_since = 0
-        if in_backward or not self.with_stack:
+        # a closure run by optimizer.step(closure) is the user's forward and backward: the optimizer
+        # runs its own update with grad off and the closure with grad on (torch.optim's contract)
+        in_optimizer = self.in_optimizer and not in_backward and not _grad_enabled()
+        if (in_backward and recompute is None) or not self.with_stack:
             frame = None
-        elif self.in_optimizer:  # every op of optimizer.step() has the same user line: find it once
+        elif in_optimizer and self._opt_shared:
             frame = self._opt_frame
-            if frame is None:
-                frame = self._opt_frame = self._user_frame()
         else:
             frame = self._user_frame()
+            if in_optimizer and self._opt_shared is None:
+                self._opt_shared = frame == self._opt_frame
         rec = (
             info.name, t0, dur, ident, stack[-1] if stack else None, in_backward, _peek_seq(),
             autograd, frame,
-            ins, outs, alloc, freed, tracker.live_bytes, flops, self.in_optimizer,
+            ins, outs, alloc, freed, tracker.live_bytes, flops, in_optimizer,
             collective_attrs(func, args, kwargs, out) if info.is_collective
             else (_previews(out, self.preview_elems) if self.preview_elems else None),
+            recompute,
         )
         buffer = self.buffer  # after _buffer_full: a built chunk leaves a new list
         buffer.append(rec)
@@ -391,7 +411,7 @@ class Recorder(TorchDispatchMode):
             COMPILED_REGION_OP, start, dur, ident, name, False,
             _peek_seq(), None, self._user_frame() if self.with_stack else None, ins, outs, alloc,
             tracker.take_freed(), tracker.live_bytes, 0, self.in_optimizer,
-            {"compiled_region": name, "ops_seen": ops},
+            {"compiled_region": name, "ops_seen": ops}, None,
         ))
 
     def _merge_compiled_backward(self, autograd: tuple, t0: int, dur: int, ins: list, outs: list,
@@ -405,13 +425,14 @@ class Recorder(TorchDispatchMode):
             tracker = self.tracker
             buf[-1] = (*last[:RAW_DUR], t0 + dur - last[RAW_START], *last[RAW_DUR + 1:RAW_INPUTS],
                        last[RAW_INPUTS] + ins, last[RAW_OUTPUTS] + outs, last[RAW_ALLOC] + alloc,
-                       last[RAW_FREED] + tracker.take_freed(), tracker.live_bytes, 0, last[RAW_OPTIMIZER], extra)
+                       last[RAW_FREED] + tracker.take_freed(), tracker.live_bytes, 0, last[RAW_OPTIMIZER], extra,
+                       None)
             return
         ident = _get_ident()
         stack = self._stacks.get(ident)
         buf.append((COMPILED_REGION_OP, t0, dur, ident, stack[-1] if stack else None, True, _peek_seq(), autograd,
                     None, ins, outs, alloc, self.tracker.take_freed(), self.tracker.live_bytes, 0,
-                    self.in_optimizer, {"compiled_region": "backward", "ops_seen": 1}))
+                    self.in_optimizer, {"compiled_region": "backward", "ops_seen": 1}, None))
 
     @staticmethod
     def _output_meta(t: torch.Tensor, tracker: Any) -> tuple[tuple, int]:
@@ -430,11 +451,36 @@ class Recorder(TorchDispatchMode):
         if marker == "enter":
             opt = bool(args) and isinstance(args[0], str) and args[0].startswith("Optimizer.step#")
             if opt:
-                self._opt_frame = None
+                self._opt_frame = self._user_frame() if self.with_stack else None
+                self._opt_shared = None
             ranges.append(opt)
         elif ranges:
             ranges.pop()
         self.in_optimizer = any(ranges)
+
+    def _checkpoint_opened(self, frame: Any) -> None:
+        if self.recording:
+            self._checkpoint_starts.setdefault(id(frame), (frame, self.total_recorded))
+
+    def _recompute_region(self, autograd: tuple) -> tuple | None:
+        """Grad is on in backward: forward code re-run by torch.utils.checkpoint, or a backward with
+        ``create_graph=True`` (None: an ordinary backward op). A region is (sequence number of its
+        reentrant node, index of its first forward record), either None where not known."""
+        if autograd[1] == _REENTRANT_CHECKPOINT:
+            return (autograd[0], None)
+        hooks = top_saved_hooks(False)
+        if hooks is None:
+            return None
+        pack = hooks[0]
+        if pack is self._recompute_hook[0]:
+            return self._recompute_hook[1]
+        frame = recomputed_region(pack)
+        if frame is None:
+            return None
+        start = self._checkpoint_starts.get(id(frame)) if frame is not False else None
+        region = (None, start[1] if start is not None and start[0] is frame else None)
+        self._recompute_hook = (pack, region)
+        return region
 
     def _aggregate(self, name: str, dur: int) -> None:
         if not self.aggregate_only:
@@ -474,3 +520,5 @@ class Recorder(TorchDispatchMode):
         self._last_autograd = None
         self.in_optimizer = False
         self._ranges = []
+        self._checkpoint_starts = {}
+        self._recompute_hook = (None, None)

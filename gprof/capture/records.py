@@ -54,10 +54,15 @@ class RawRecord(NamedTuple):
     flops: int | tuple  # a count, or (formula, args, kwargs, out) as shapes: evaluated by the builder
     in_optimizer: bool  # inside Optimizer.step's record_function range
     extra: dict[str, Any] | None  # collective attributes, tensor previews, compiled-region facts
+    #: forward code re-run in backward by activation checkpointing: its region, as (sequence number of
+    #: the reentrant checkpoint's node, index of the region's first forward record), either None where
+    #: unknown; None for every other op
+    recompute: tuple[int | None, int | None] | None
 
 
 (RAW_OP, RAW_START, RAW_DUR, RAW_THREAD, RAW_MODULE, RAW_BACKWARD, RAW_PEEK, RAW_AUTOGRAD, RAW_FRAME,
- RAW_INPUTS, RAW_OUTPUTS, RAW_ALLOC, RAW_FREED, RAW_LIVE, RAW_FLOPS, RAW_OPTIMIZER, RAW_EXTRA) = range(17)
+ RAW_INPUTS, RAW_OUTPUTS, RAW_ALLOC, RAW_FREED, RAW_LIVE, RAW_FLOPS, RAW_OPTIMIZER, RAW_EXTRA,
+ RAW_RECOMPUTE) = range(18)
 
 #: op name of the single node that stands for a torch.compile'd region (forward or backward)
 COMPILED_REGION_OP = "gprof.compiled_region"

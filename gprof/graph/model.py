@@ -27,6 +27,8 @@ class Phase(_StrEnum):
 
     FORWARD = "forward"
     BACKWARD = "backward"
+    #: forward ops re-run during backward by activation checkpointing (``fwd``: the forward node repeated)
+    RECOMPUTE = "recompute"
     OPTIMIZER = "optimizer"
     OTHER = "other"
 
@@ -127,6 +129,9 @@ class MemorySummary:
     #: bytes saved for backward, by the module that saved them
     saved_activations: dict[str, int] = field(default_factory=dict)
     baseline_bytes: int = 0
+    #: bytes backward read that activation checkpointing recomputed instead of saving, by module: the
+    #: activation memory checkpointing saves (absent from files written before it existed)
+    recomputed_activations: dict[str, int] = field(default_factory=dict)
     #: live bytes by category along the step: {"nodes": [idx, ...], "categories": {cat: [bytes, ...]}},
     #: sampled at each bucket's highest node (at most ~1000 points), the peak node included
     curve: dict[str, Any] = field(default_factory=dict)
