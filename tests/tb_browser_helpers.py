@@ -93,3 +93,22 @@ def plugin_frame(page: Any, timeout_ms: int = 30_000) -> Any:
                 return frame
         page.wait_for_timeout(100)
     raise TimeoutError("the gprof tab's iframe never appeared")
+
+
+# Raw field names and numbers without a unit, as the tab must never show them: `est_time_saved_ns`,
+# `0.773585`, `2863902` (large integers need separators or a unit; shapes and node numbers are exempt).
+_UNREADABLE = re.compile(r"\b[a-z][a-z0-9_.]*_(?:ns|bytes|bps)\b|\b\d+\.\d{4,}\b|(?<![\w#.,\[/:-])\d{5,}(?![\w\],])")
+
+
+def unreadable(text: str) -> list[str]:
+    """The raw field names and unit-less numbers in a page's visible text (empty when it reads well)."""
+    return sorted({m.group(0) for m in _UNREADABLE.finditer(text)})
+
+
+def open_tab(page: Any, url: str, state: str = "", timeout_ms: int = 30_000) -> Any:
+    """Open TensorBoard's gprof tab with the tab's saved state set to ``state`` (a URL-hash string such
+    as ``view=graph&run=mlp``; empty: the defaults), and return its iframe once ready."""
+    page.goto(url + "/data/plugins_listing")  # same origin: the tab reads its saved state from sessionStorage
+    page.evaluate("s => s ? sessionStorage.setItem('gprof-tab-state', s) : sessionStorage.clear()", state)
+    page.goto(url + "/#gprof")
+    return plugin_frame(page, timeout_ms)

@@ -110,7 +110,7 @@ function setTitle(g, text) {
 
 /**
  * Lay the graph out as an SVG whose boxes carry `data-box` (the box id) and whose expanded-module frames
- * carry `data-cluster` (the module); clicks on them call the handlers (a click on a box inside a frame
+ * carry `data-cluster` (the module), edges `data-src`/`data-dst` (box ids); clicks on them call the handlers (a click on a box inside a frame
  * goes to the box only). Hover texts name ops and modules.
  * @param {StepGraph} graph
  * @param {"time"|"memory"} colorBy
@@ -137,7 +137,10 @@ export async function renderGraph(graph, colorBy, { onBox, onCluster }) {
   }
   for (const g of svg.querySelectorAll("g.edge")) {
     const [a, b] = (g.querySelector("title")?.textContent || "").split("->").map(byIndex);
-    if (a && b) setTitle(g, `${boxTooltip(a).split(",")[0]} → ${boxTooltip(b).split(",")[0]}`);
+    if (!a || !b) continue;
+    g.dataset.src = a.id;
+    g.dataset.dst = b.id;
+    setTitle(g, `${boxTooltip(a).split(",")[0]} → ${boxTooltip(b).split(",")[0]}`);
   }
   return svg;
 }

@@ -1,0 +1,181 @@
+"""The tab's views in a real browser, on the committed example steps (tests/data/report_golden/logdir:
+transformer, dynamic, and the 2-rank ddp run): every view renders without page errors and reads as
+units and names (no raw field names, no unit-less numbers); search finds, reveals and highlights a node;
+a reload restores view, selection and expansions; view ops are wired to their consumers; a merged edge
+counts each tensor once.
+
+One TensorBoard server and one browser for the whole module. Needs Chromium and playwright, like
+tests/test_tb_browser.py.
+"""
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tb_browser_helpers import BROWSER_NAMES, chromium_page, find_browser, open_tab, plugin_frame, tensorboard, unreadable
+
+GOLDEN = Path(__file__).parent / "data" / "report_golden" / "logdir"
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(find_browser() is None, reason=f"no browser on PATH (looked for {', '.join(BROWSER_NAMES)})"),
+]
+playwright = pytest.importorskip("playwright", reason="the playwright package drives the browser")
+
+# each view's button and an element that says it has drawn
+VIEWS = {"graph": "#graph-box svg", "ops": "#op-table", "modules": "#module-table", "memory": "#memory-curve",
+         "findings": "#analysis-fusion", "diff": "#diff-summary", "ranks": "#rank-table"}
+
+
+@pytest.fixture(scope="module")
+def logdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("views") / "logdir"
+    for run in ("transformer", "dynamic", "ddp"):
+        shutil.copytree(GOLDEN / run, d / run)
+    return d
+
+
+@pytest.fixture(scope="module")
+def browser(logdir: Path) -> Iterator[tuple[Any, str, list[str]]]:
+    """(page, TensorBoard URL, page errors so far) shared by the module's tests."""
+    with tensorboard(logdir) as url, chromium_page() as (page, _requests):
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        yield page, url, errors
+
+
+def _sql(logdir: Path, run: str, query: str, step: int = 1, rank: int = 0, world: int = 1) -> list[tuple]:
+    path = logdir / run / "plugins" / "gprof" / f"step{step:06d}.rank{rank}-of-{world}.sqlite"
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        return db.execute(query).fetchall()
+
+
+def _visit_every_view(frame: Any) -> dict[str, list[str]]:
+    bad = {}
+    for view, ready in VIEWS.items():
+        frame.click(f"button.tab[data-tab='{view}']")
+        frame.wait_for_selector(ready)
+        frame.wait_for_timeout(300)  # late parts of a view (by-operator table, inspector) settle
+        found = unreadable(frame.inner_text("body"))
+        if found:
+            bad[view] = found
+    return bad
+
+
+@pytest.mark.parametrize(("run", "rank"), [("transformer", 0), ("dynamic", 0), ("ddp", 1)])
+def test_every_view_reads_well(browser: tuple[Any, str, list[str]], run: str, rank: int) -> None:
+    page, url, errors = browser
+    before = len(errors)
+    frame = open_tab(page, url, f"run={run}&rank={rank}")
+    assert frame.eval_on_selector("#sel-run", "s => s.value") == run
+    assert _visit_every_view(frame) == {}
+    assert errors[before:] == []
+
+
+def test_ranks_side_by_side(browser: tuple[Any, str, list[str]]) -> None:
+    page, url, _ = browser
+    frame = open_tab(page, url, "view=ranks&run=ddp")
+    frame.wait_for_selector("#rank-table")
+    heads = frame.eval_on_selector_all("#rank-table thead th", "ths => ths.map(t => t.textContent)")
+    assert heads == ["metric", "rank 0", "rank 1"]
+    text = frame.inner_text("#rank-table")
+    assert "%" in text and "error" not in text  # shares in percent, no always-empty error row
+
+
+def test_search_reveals_highlights_and_reload_restores(browser: tuple[Any, str, list[str]], logdir: Path) -> None:
+    page, url, _ = browser
+    (idx,) = _sql(logdir, "transformer", "SELECT idx FROM nodes WHERE op = 'aten.addmm.default' "
+                  "AND module = 'encoder.layers.0.linear1' AND phase = 'forward'")[0]
+    frame = open_tab(page, url, "view=graph&run=transformer")
+    assert frame.locator("g.cluster").count() == 0  # opens collapsed
+    frame.fill("#graph-search", "linear1")
+    frame.wait_for_selector("#search-results li")
+    frame.fill("#graph-search", "encoder.layers.0.linear1:forward:aten.addmm")
+    frame.wait_for_selector("#search-results li:has-text('addmm')")
+    frame.press("#graph-search", "Enter")
+    frame.wait_for_selector(f"g.node.selected[data-box='n:{idx}']")  # revealed: its modules expanded
+    assert frame.locator(f"g.node.hit[data-box='n:{idx}']").count() == 1
+    frame.wait_for_selector("#insp-op")
+    assert frame.inner_text("#insp-op") == "aten.addmm.default"
+    assert [c.strip() for c in frame.inner_text("#crumbs").split("›")] == ["model", "encoder", "layers", "0", "linear1"]
+    # the node is on screen, inside the graph's box
+    box = frame.eval_on_selector("#graph-box", "e => e.getBoundingClientRect().toJSON()")
+    node = frame.eval_on_selector(f"g.node[data-box='n:{idx}']", "e => e.getBoundingClientRect().toJSON()")
+    assert box["left"] <= node["left"] and node["right"] <= box["right"]
+    assert box["top"] <= node["top"] and node["bottom"] <= box["bottom"]
+    # a producer link moves the selection and the graph
+    frame.click("#insp-table tr:has(th:text('producers')) a")
+    frame.wait_for_selector(f"g.node.selected:not([data-box='n:{idx}'])")
+    selected = frame.eval_on_selector("g.node.selected", "e => e.dataset.box")
+    # reload the frame: same view, selection and expansions
+    frame.evaluate("location.reload()")
+    frame = plugin_frame(page)
+    frame.wait_for_selector("g.node.selected")
+    assert frame.eval_on_selector("g.node.selected", "e => e.dataset.box") == selected
+    assert frame.locator("g.cluster[data-cluster='encoder.layers.0.linear1']").count() == 1
+    # reload the whole TensorBoard page: the saved state comes back too
+    page.reload()
+    frame = plugin_frame(page)
+    frame.wait_for_selector("g.node.selected")
+    assert frame.eval_on_selector("g.node.selected", "e => e.dataset.box") == selected
+    assert frame.eval_on_selector("button.tab.active", "b => b.dataset.tab") == "graph"
+
+
+def test_expand_keeps_the_module_in_place(browser: tuple[Any, str, list[str]]) -> None:
+    page, url, _ = browser
+    frame = open_tab(page, url, "view=graph&run=transformer")
+    before = frame.eval_on_selector("g.node[data-box='m:encoder@forward']", "e => e.getBoundingClientRect().toJSON()")
+    frame.click("g.node[data-box='m:encoder@forward']")
+    frame.wait_for_selector("g.cluster[data-cluster='encoder']")
+    after = frame.eval_on_selector("g.cluster[data-cluster='encoder']", "e => e.getBoundingClientRect().toJSON()")
+    assert abs(after["left"] - before["left"]) < 3 and abs(after["top"] - before["top"]) < 3
+    # zoom and fit change the viewport, not the layout
+    vb = frame.eval_on_selector("#graph-box svg", "s => s.getAttribute('viewBox')")
+    frame.click("#zoom-in")
+    assert frame.eval_on_selector("#graph-box svg", "s => s.getAttribute('viewBox')") != vb
+    frame.click("#fit")
+    tooltip = frame.eval_on_selector("g.node[data-box='m:head@forward'] > title", "t => t.textContent")
+    assert tooltip.startswith("head : Linear (forward)")
+
+
+def test_module_rows_go_to_the_graph(browser: tuple[Any, str, list[str]]) -> None:
+    page, url, _ = browser
+    frame = open_tab(page, url, "view=modules&run=transformer")
+    frame.wait_for_selector("#module-table")
+    names = frame.eval_on_selector_all("#module-table td[data-col='module']", "tds => tds.map(t => t.dataset.raw)")
+    assert names[:2] == ["", "encoder"]  # the root first, then its children; deeper rows closed
+    frame.click("#module-table tr:has(td[data-raw='encoder']) .tree-toggle")
+    frame.wait_for_selector("#module-table td[data-raw='encoder.layers']")
+    frame.click("#module-table th[data-col='forward_ns']")
+    frame.click("#module-table tr:has(td[data-raw='encoder.layers']) td[data-col='type']")
+    frame.wait_for_selector("g.node.hit[data-box='m:encoder.layers@forward']")
+    assert frame.eval_on_selector("button.tab.active", "b => b.dataset.tab") == "graph"
+
+
+@pytest.mark.xfail(reason="graph wiring fix of issue 14 (server side) not landed yet", strict=False)
+def test_view_op_has_consumers(browser: tuple[Any, str, list[str]], logdir: Path) -> None:
+    """issue 14: a view op is wired to the op that made the view, and its output to the ops that read it
+    (node 15 of the transformer example, a view inside self-attention, once showed no consumers)."""
+    page, url, _ = browser
+    (op,) = _sql(logdir, "transformer", "SELECT op FROM nodes WHERE idx = 15")[0]
+    assert op == "aten.view.default"
+    frame = open_tab(page, url, "view=graph&run=transformer&node=15")
+    frame.wait_for_selector("#insp-op")
+    consumers = frame.locator("#insp-table tr:has(th:text('consumers')) a")
+    assert consumers.count() >= 1
+
+
+@pytest.mark.xfail(reason="merged-edge byte fix of issue 14 (server side) not landed yet", strict=False)
+def test_merged_edge_counts_each_tensor_once(browser: tuple[Any, str, list[str]], logdir: Path) -> None:
+    """issue 14: encoder → head carries one 1 MiB tensor read by two ops of head; the merged edge says 1 MiB."""
+    page, url, _ = browser
+    rows = _sql(logdir, "transformer", "SELECT DISTINCT e.src, e.storage, e.nbytes FROM edges e "
+                "JOIN nodes a ON a.idx = e.src JOIN nodes b ON b.idx = e.dst WHERE a.module LIKE 'encoder%' "
+                "AND b.module = 'head' AND a.phase = 'forward' AND b.phase = 'forward'")
+    expected = sum(r[2] for r in rows)
+    frame = open_tab(page, url, "view=graph&run=transformer")
+    label = frame.text_content("g.edge[data-src='m:encoder@forward'][data-dst='m:head@forward'] text")
+    assert label == f"{expected / 2**20:.2f} MiB"
