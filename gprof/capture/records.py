@@ -78,8 +78,10 @@ class FuncInfo:
 
         self.name = str(func)
         # OpOverload.__call__ is only ``self._op(*args, **kwargs)``: calling the C++ op directly
-        # saves a Python frame per op (~1 us here). Subclasses (TorchBindOpOverload) do more.
-        self.call = func._op if type(func) is OpOverload else func
+        # saves a Python frame per op (~1 us here). Subclasses (TorchBindOpOverload) do more, and
+        # so does an op with a Python-object dispatcher (torch 2.14 routes it elsewhere in __call__).
+        direct = type(func) is OpOverload and getattr(func, "_pyobj_dispatcher", None) is None
+        self.call = func._op if direct else func
         packet = getattr(func, "overloadpacket", None)
         self.flop_fn = flop_registry.get(packet) if packet is not None else None
         # Shape formulas (most) are evaluated after the step from recorded shapes: the registry's
