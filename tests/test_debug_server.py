@@ -88,7 +88,7 @@ def test_worker_thread_pause_step_continue_is_bit_identical(tmp_path: Path) -> N
     assert p["thread"] == "trainer" and not p["main_thread"]
     assert (p["op"], p["module"], p["phase"]) == ("aten.native_layer_norm.default", "norm", "forward")
     assert [c["op"] for c in p["chain"]] == ["aten.native_layer_norm.default", "aten.mul.Tensor"]
-    assert p["chain"][-1]["origin"] == "parameter 'gain' holds Inf"
+    assert p["chain"][-1]["origin"] == "parameter gain holds Inf"
     assert p["outputs"][0]["nan"] == 4 * 6 * 16 and p["inputs"][0]["inf"] > 0 and p["inputs"][0]["nan"] == 0
     assert any("nan_example.py" in f and "forward" in f for f in p["stack"])
     # evaluate and save run on the paused thread, on the live tensors
@@ -103,6 +103,11 @@ def test_worker_thread_pause_step_continue_is_bit_identical(tmp_path: Path) -> N
     client.request("next")  # step over the rest of this module
     p3 = _next_pause(run, p2)
     assert p3["module"] != p2["module"]
+    client.request("continue")
+    # step 0's NaN loss made Adam write NaN into the parameters: step 1 meets them on first read
+    p4 = _next_pause(run, p3)
+    assert p4["step"] == 1 and "holds NaN at [" in p4["reason"] and p4["reason"].split(": ")[1].startswith("parameter ")
+    assert p4["chain"][-1]["origin"].startswith("parameter ")
     client.request("continue")
     assert run.finish() == reference_digest()
     assert "paused" in {e["event"] for e in events} and "step_saved" in {e["event"] for e in events}

@@ -36,7 +36,7 @@ class DebugSession:
     def __init__(self, breaks: Sequence[str] = DEFAULT_BREAKS, address: str = "127.0.0.1:0",
                  token: str | None = None, *, wait: bool = False) -> None:
         self._profiles: list[Any] = []
-        self.debugger = Debugger(list(breaks), param_names=self._param_names, step_of=self._step,
+        self.debugger = Debugger(list(breaks), state_names=self._state_names, step_of=self._step,
                                  wait_unattended=wait)
         self.server = DebugServer(self.debugger, address, token)
         self.address_files: list[Path] = []
@@ -49,10 +49,10 @@ class DebugSession:
     def token(self) -> str:
         return self.server.token
 
-    def _param_names(self) -> dict[int, str]:
+    def _state_names(self) -> dict[int, str]:
         out: dict[int, str] = {}
         for prof in self._profiles:
-            out.update(prof.param_names())
+            out.update(prof.state_names())
         return out
 
     def _step(self) -> int:
@@ -61,9 +61,11 @@ class DebugSession:
     def observe(self, prof: Any) -> Path:
         """Attach to a ``gprof.profile`` and write its ``debug.rank<R>.json``; returns that path."""
         prof.add_observer(self.debugger)
+        prof.add_failure_observer(self.debugger.on_op_failed)
         prof.add_step_callback(self.debugger.on_step_saved)
         self._profiles.append(prof)
         self.debugger.run_dir = str(prof.run_dir)
+        self.debugger.rank, self.debugger.world_size = prof.rank, prof.world_size
         path = self.server.write_address_file(debug_address_path(prof.run_dir, prof.rank), rank=prof.rank,
                                               run_dir=str(prof.run_dir))
         self.address_files.append(path)
@@ -82,6 +84,7 @@ class DebugSession:
         self.server.close()
         for prof in self._profiles:
             prof.remove_observer(self.debugger)
+            prof.remove_failure_observer(self.debugger.on_op_failed)
             prof.remove_step_callback(self.debugger.on_step_saved)
         for p in self.address_files:
             p.unlink(missing_ok=True)

@@ -2,8 +2,8 @@
 
 A pause is a blocking wait *on the thread that ran the op* (autograd may run backward on a device
 thread, where no UI can live). The UI talks to this object from the server thread; work that
-touches the paused op's tensors (evaluate, save) is queued to the paused thread and run there,
-still inside ``__torch_dispatch__``, so it is never recorded. Nothing here writes a tensor.
+touches the paused op's tensors or frames (evaluate, save) is queued to the paused thread and run
+there, still inside ``__torch_dispatch__``, so it is never recorded. Nothing here writes a tensor.
 """
 from __future__ import annotations
 
@@ -15,42 +15,21 @@ import traceback
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from types import FrameType
 from typing import Any
 
 import torch
 
-from gprof.debug.spec import Breakpoint, parse_breakpoint
-from gprof.debug.tensors import absmax, iter_tensors, nonfinite_kinds, summarize
+from gprof.debug.anomaly import AnomalyTracker, Finding
+from gprof.debug.frames import frame_info, frame_namespace, internal_dirs, source_context, user_frames
+from gprof.debug.spec import Breakpoint, parse_breakpoint, unmatched_reason
+from gprof.debug.tensors import absmax, iter_tensors, summarize
 from gprof.graph.model import Node
 
 Event = dict[str, Any]
 RESUME_MODES = ("continue", "step", "next", "finish")
-_MAX_STACK = 12
 _MAX_REPR = 4000
-#: ops whose output is uninitialized memory by contract; garbage NaNs there are no anomaly
-_UNINITIALIZED = frozenset({"empty", "empty_like", "empty_strided", "empty_permuted", "new_empty",
-                            "new_empty_strided", "resize_"})
-
-
-def _internal_dirs() -> tuple[str, ...]:
-    import gprof
-
-    return (os.path.dirname(torch.__file__), os.path.dirname(gprof.__file__), os.path.dirname(threading.__file__))
-
-
-@dataclass
-class _NodeFacts:
-    """What the anomaly walk needs about an earlier node whose output was non-finite."""
-
-    idx: int
-    key: str
-    op: str
-    module: str | None
-    phase: str
-    kinds: str
-    source: str | None
-    #: (input position, storage id, kinds, leaf description) of each non-finite input
-    bad_inputs: list[tuple[int, int, str, str]] = field(default_factory=list)
+STOP_MESSAGE = "stopped from the torch-gprof debugger"
 
 
 @dataclass
@@ -58,16 +37,28 @@ class _Paused:
     info: dict[str, Any]
     ins: list[torch.Tensor]
     outs: list[torch.Tensor]
+    frames: list[FrameType] = field(default_factory=list)
 
 
-def _kinds(nan: bool, inf: bool) -> str:
-    return "+".join(k for k, v in (("NaN", nan), ("Inf", inf)) if v)
+@dataclass
+class _Failure:
+    """An op that raised, kept until the step ends: the post-mortem pauses only if the exception
+    left the step (code that catches its own exceptions is no failure)."""
+
+    error: BaseException
+    info: dict[str, Any]
+    ins: list[torch.Tensor]
+    frames: list[FrameType]
 
 
 def _within(module: str | None, scope: str | None) -> bool:
     if scope is None or module is None:
         return module == scope
     return scope == "" or module == scope or module.startswith(scope + ".")
+
+
+def _error_line(e: BaseException) -> str:
+    return "".join(traceback.format_exception_only(type(e), e)).strip()
 
 
 class Debugger:
@@ -77,16 +68,17 @@ class Debugger:
     client attached, a breakpoint hit is logged to stderr and recorded on the node
     (``node.attrs["breakpoint_hit"]``) instead of pausing, unless ``wait_unattended`` (the user
     asked to wait for a UI); and when the last client goes, a pause resumes.
+    ``state_names()`` maps ``id(tensor)`` to what a state tensor is (``profile.state_names``).
     """
 
-    def __init__(self, breakpoints: list[str] | tuple[str, ...] = (), param_names: Callable[[], dict[int, str]] | None = None,
+    def __init__(self, breakpoints: list[str] | tuple[str, ...] = (),
+                 state_names: Callable[[], dict[int, str]] | None = None,
                  step_of: Callable[[], int] | None = None, wait_unattended: bool = False) -> None:
         self.breakpoints: list[Breakpoint] = []
         self._next_id = 1
         for spec in breakpoints:
             self.add_breakpoint(spec)
         self.listeners: list[Callable[[Event], None]] = []
-        self._param_names = param_names or dict
         self._steps_seen = 0
         self._step_of = step_of or (lambda: self._steps_seen)
         self._mode = "continue"
@@ -95,11 +87,17 @@ class Debugger:
         self._pause_lock = threading.Lock()
         self._paused: _Paused | None = None
         self._tasks: queue.Queue[tuple[str, Callable[[], Any] | None, Future | None]] = queue.Queue()
-        self._internal = _internal_dirs()
-        self._reset_step_state()
+        self._internal = internal_dirs()
+        self.anomaly = AnomalyTracker(state_names or dict)
         self.run_dir: str | None = None
+        self.rank: int | None = None
+        self.world_size: int | None = None
         self.wait_unattended = wait_unattended
         self._attached = 0
+        self._stop_requested = False
+        self._pause_reason: str | None = None
+        self._failure: _Failure | None = None
+        self._new_step()
 
     # ------------------------------------------------------------------ breakpoints
     def add_breakpoint(self, spec: str) -> Breakpoint:
@@ -120,12 +118,23 @@ class Debugger:
     def remove_breakpoint(self, bp_id: int) -> None:
         self.breakpoints.remove(self._find(bp_id))
 
+    def edit_breakpoint(self, bp_id: int, spec: str) -> Breakpoint:
+        """Replace a breakpoint's spec in place (same id and position); a bad spec changes nothing."""
+        old = self._find(bp_id)
+        new = parse_breakpoint(spec, id=bp_id)
+        new.enabled = old.enabled
+        self.breakpoints[self.breakpoints.index(old)] = new
+        return new
+
     # ------------------------------------------------------------------ state
-    def _reset_step_state(self) -> None:
-        self._writer_of: dict[int, int] = {}
-        self._bad: dict[int, _NodeFacts] = {}
+    def _new_step(self) -> None:
+        self.anomaly.reset()
         self._brief: dict[int, tuple[str, str, str | None]] = {}
         self._logged: set[int] = set()  # breakpoints whose unattended hit this step is on stderr
+        self._prev: Node | None = None
+        self._failure = None
+        for bp in self.breakpoints:  # a breakpoint present for a whole step can be checked against it
+            bp.armed = bp.enabled
 
     @property
     def paused(self) -> dict[str, Any] | None:
@@ -134,7 +143,8 @@ class Debugger:
 
     def state(self) -> Event:
         return {"paused": self.paused, "breakpoints": [b.describe() for b in self.breakpoints],
-                "step": self._step_of(), "run_dir": self.run_dir, "pid": os.getpid(), "mode": self._mode}
+                "step": self._step_of(), "run_dir": self.run_dir, "pid": os.getpid(), "mode": self._mode,
+                "rank": self.rank, "world_size": self.world_size}
 
     def _emit(self, event: Event) -> None:
         for listener in list(self.listeners):
@@ -143,65 +153,85 @@ class Debugger:
     # ------------------------------------------------------------------ the observer
     def __call__(self, node: Node, func: Any, args: tuple, kwargs: dict, out: Any) -> None:
         if node.idx == 0:
-            self._reset_step_state()
+            self._new_step()
         self._brief[node.idx] = (node.key, node.op, node.module)
+        prev, self._prev = self._prev, node
+        if self._stop_requested:
+            self._raise_stop()
         active = [b for b in self.breakpoints if b.enabled]
         if self._mode == "finish" or (self._mode == "continue" and not active):
             return
         ins = iter_tensors(args) + iter_tensors(kwargs)
         outs = iter_tensors(out)
         reason: str | None = None
-        first: Breakpoint | None = None
-        chain: list[dict[str, Any]] | None = None
         if self._mode == "step":
-            reason = "step"
+            reason, self._pause_reason = self._pause_reason or "step", None
         elif self._mode == "next" and not _within(node.module, self._scope):
             reason = "stepped over " + (f"module {self._scope!r}" if self._scope else "the node")
-        need_fin = any(b.condition is not None and b.condition.needs_finiteness for b in active)
-        in_k = out_k = None
-        if need_fin:
-            in_k = [nonfinite_kinds(t) for t in ins]
-            out_k = [(False, False) if node.op_short in _UNINITIALIZED else nonfinite_kinds(t) for t in outs]
-            self._track(node, ins, in_k, out_k)
+        finding = None
+        if any(b.condition is not None and b.condition.needs_finiteness for b in active):
+            finding = self.anomaly.observe(node, ins, outs)
+        first: Breakpoint | None = None
+        chain: list[dict[str, Any]] | None = None
         for bp in active:
             if not bp.target.matches(node):
                 continue
-            hit, why = self._check(bp, node, ins, outs, in_k, out_k)
-            if hit:
-                bp.hits += 1
+            bp.matched += 1
+            if bp.entry_only and prev is not None and bp.target.matches(prev):
+                continue  # still inside the module it broke on entering
+            hit, why, entering = self._check(bp, node, ins, outs, finding)
+            if not hit:
+                continue
+            bp.hits += 1
+            if bp.ignore > 0:
+                bp.ignore -= 1
+                continue
+            if first is None:
+                first = bp
                 if reason is None:
-                    first = bp
                     reason = f"breakpoint {bp.id} ({bp.spec})" + (f": {why}" if why else "")
-                    if bp.condition is not None and bp.condition.needs_finiteness:
-                        chain = self.anomaly_chain(node.idx)
+                if bp.condition is not None and bp.condition.needs_finiteness:
+                    chain = self.anomaly.chain(node, entering)
+        if first is not None and first.once:
+            self.breakpoints.remove(first)
         if reason is None:
             return
         if self._holds():
-            self._pause(self._pause_info(node, ins, outs, reason, chain), ins, outs)
+            self._pause(self._node_info(node, ins, outs, reason, chain), ins, outs, user_frames(self._internal))
         elif first is not None:  # a step or next whose client has just gone is no hit
             self._record_unattended(node, first, reason, chain)
+        if self._stop_requested:
+            self._raise_stop()
 
     def _check(self, bp: Breakpoint, node: Node, ins: list[torch.Tensor], outs: list[torch.Tensor],
-               in_k: list[tuple[bool, bool]] | None, out_k: list[tuple[bool, bool]] | None) -> tuple[bool, str]:
+               finding: Finding | None) -> tuple[bool, str, str | None]:
+        """(hit, why, what entered from outside) for one breakpoint whose target matched."""
         c = bp.condition
         if c is None:
-            return True, ""
+            return True, "", None
         if c.kind in ("nan", "inf"):
-            assert in_k is not None and out_k is not None
-            pos = 0 if c.kind == "nan" else 1
-            if any(k[pos] for k in out_k) and not any(k[pos] for k in in_k):
-                return True, f"new {'NaN' if pos == 0 else 'Inf'} in the output"
-            return False, ""
+            assert finding is not None
+            if finding.new_nan if c.kind == "nan" else finding.new_inf:
+                return True, f"new {'NaN' if c.kind == 'nan' else 'Inf'} in the output", None
+            entering = finding.entering.get(c.kind)
+            return entering is not None, entering or "", entering
         if c.kind == "absmax":
             for t in outs:
                 v = absmax(t)
                 if v > c.threshold or (c.inclusive and v == c.threshold):
-                    return True, f"absmax {v:g}"
-            return False, ""
+                    return True, f"absmax {v:g} (finite values)", None
+            return False, "", None
         try:
-            return bool(eval(c.code, {"torch": torch}, self._namespace(node, ins, outs))), ""
-        except Exception as e:  # as pdb does: a failing condition pauses, so the user sees why
-            return True, f"condition raised {type(e).__name__}: {e}"
+            return bool(eval(c.code, {"torch": torch}, self._namespace(node, ins, outs))), "", None
+        except Exception as e:  # reported once; a condition that cannot be evaluated is no hit
+            if bp.error is None:
+                bp.error = f"condition raised {type(e).__name__}: {e} (at {node.op} in {node.module or '-'})"
+                self._warn(bp, bp.error, "breakpoint_error")
+            return False, "", None
+
+    def _warn(self, bp: Breakpoint, text: str, event: str) -> None:
+        print(f"torch-gprof debug: breakpoint {bp.id} ({bp.spec}): {text}", file=sys.stderr, flush=True)
+        self._emit({"event": event, "bp": bp.describe()})
 
     @staticmethod
     def _namespace(node: Node | None, ins: list[torch.Tensor], outs: list[torch.Tensor]) -> dict[str, Any]:
@@ -210,53 +240,35 @@ class Debugger:
         ns.update({f"out{i}": t for i, t in enumerate(outs)})
         return ns
 
-    # ------------------------------------------------------------------ anomaly provenance
-    def _track(self, node: Node, ins: list[torch.Tensor], in_k: list[tuple[bool, bool]],
-               out_k: list[tuple[bool, bool]]) -> None:
-        in_storages = {m.storage for m in node.inputs}
-        if any(n or i for n, i in out_k):
-            params = self._param_names()
-            bad = []
-            for pos, (t, meta, k) in enumerate(zip(ins, node.inputs, in_k)):
-                if k[0] or k[1]:
-                    name = params.get(id(t))
-                    leaf = f"parameter {name!r}" if name else f"tensor {meta.short()} from outside the step"
-                    bad.append((pos, meta.storage, _kinds(*k), leaf))
-            bad.sort(key=lambda b: not b[3].startswith("parameter"))  # a parameter is the likelier culprit
-            self._bad[node.idx] = _NodeFacts(node.idx, node.key, node.op, node.module, node.phase,
-                                             _kinds(any(k[0] for k in out_k), any(k[1] for k in out_k)),
-                                             node.source, bad)
-        inplace = node.op_short.endswith("_")
-        for meta in node.outputs:
-            if inplace or meta.storage not in in_storages:  # a view keeps the earlier writer
-                self._writer_of[meta.storage] = node.idx
+    # ------------------------------------------------------------------ post-mortem
+    def on_op_failed(self, func: Any, args: tuple, kwargs: dict, error: Exception, module: str | None) -> None:
+        """A recorded op raised (``profile.add_failure_observer``): keep what the post-mortem shows."""
+        ins = iter_tensors(args) + iter_tensors(kwargs)
+        backward = torch._C._current_graph_task_id() != -1
+        prev = self._prev
+        phase = "backward" if backward else ("optimizer" if prev is not None and prev.phase == "optimizer" else "forward")
+        frames = user_frames(self._internal)
+        info = self._info(kind="post_mortem", op=str(func), module=module, phase=phase, frames=frames,
+                          reason=f"post-mortem: {func} raised {type(error).__name__}: {error}",
+                          inputs=[summarize(t, f"in{i}") for i, t in enumerate(ins)])
+        self._failure = _Failure(error, info, ins, frames)
 
-    def anomaly_chain(self, idx: int) -> list[dict[str, Any]]:
-        """From a node with non-finite output back to where the non-finite values entered: a
-        parameter or outside tensor holding them, or an op that made them from finite inputs."""
-        chain: list[dict[str, Any]] = []
-        seen: set[int] = set()
-        cur: int | None = idx
-        while cur is not None and cur not in seen:
-            seen.add(cur)
-            facts = self._bad.get(cur)
-            if facts is None:
-                break
-            entry = {"idx": facts.idx, "key": facts.key, "op": facts.op, "module": facts.module,
-                     "phase": facts.phase, "makes": facts.kinds, "source": facts.source, "from": None, "origin": None}
-            chain.append(entry)
-            if not facts.bad_inputs:
-                entry["origin"] = f"{facts.op} turned finite inputs into {facts.kinds}"
-                break
-            _, storage, kinds, leaf = facts.bad_inputs[0]
-            writer = self._writer_of.get(storage)
-            if writer is None or writer >= facts.idx or writer not in self._bad:
-                entry["from"] = f"{leaf} holding {kinds}"
-                entry["origin"] = f"{leaf} holds {kinds}"
-                break
-            entry["from"] = f"node {writer} ({kinds})"
-            cur = writer
-        return chain
+    def _post_mortem(self, graph: Any) -> None:
+        """The step ended with an exception: pause at the op that raised it (or, for an exception
+        raised outside any op, at the end of the step), with the saved, incomplete step to browse."""
+        f, self._failure = self._failure, None
+        error = graph.meta.error or "an exception"
+        if f is not None and _error_line(f.error) == error:
+            info, ins, frames = f.info, f.ins, f.frames
+            info["step"] = graph.meta.step
+        else:
+            info = self._info(kind="post_mortem", reason=f"post-mortem: step {graph.meta.step} ended with {error}")
+            ins, frames = [], []
+        if not self._holds():
+            print(f"torch-gprof debug: {info['reason']} (module {info['module'] or '-'}); the step is saved as "
+                  "incomplete", file=sys.stderr, flush=True)
+            return
+        self._pause(info, ins, [], frames)
 
     # ------------------------------------------------------------------ attended or not
     def client_attached(self) -> None:
@@ -272,6 +284,7 @@ class Debugger:
             last = self._attached == 0
         if last:
             self._mode = "continue"
+            self.wait_unattended = False  # wait=True waits for the first UI, not for one that went
             if self._paused is not None:
                 self._tasks.put(("resume", None, None))
 
@@ -293,31 +306,37 @@ class Debugger:
               file=sys.stderr, flush=True)
 
     # ------------------------------------------------------------------ pausing
-    def _user_stack(self) -> list[str]:
-        frames = [f for f in traceback.extract_stack()[:-3] if not f.filename.startswith(self._internal)
-                  and not f.filename.startswith("<")]
-        return [f"{f.filename}:{f.lineno} in {f.name}" for f in frames[-_MAX_STACK:]]
-
-    def _pause_info(self, node: Node, ins: list[torch.Tensor], outs: list[torch.Tensor], reason: str,
-                    chain: list[dict[str, Any]] | None) -> dict[str, Any]:
+    def _info(self, *, kind: str, reason: str, op: str | None = None, module: str | None = None,
+              phase: str | None = None, frames: list[FrameType] | None = None,
+              inputs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """A pause as the protocol sends it; ``kind`` is node, post_mortem or step_end."""
         thread = threading.current_thread()
+        frames = frames or []
+        infos = [frame_info(f) for f in frames]
+        return {"kind": kind, "step": self._step_of(), "idx": None, "key": None, "op": op, "module": module,
+                "phase": phase, "reason": reason, "source": None, "thread": thread.name,
+                "main_thread": thread is threading.main_thread(), "inputs": inputs or [], "outputs": [],
+                "fwd": None, "param": None, "chain": None, "frames": infos,
+                "stack": [f"{i['file']}:{i['line']} in {i['func']}" for i in reversed(infos)],
+                "source_lines": source_context(infos[0]["file"], infos[0]["line"]) if infos else []}
+
+    def _node_info(self, node: Node, ins: list[torch.Tensor], outs: list[torch.Tensor], reason: str,
+                   chain: list[dict[str, Any]] | None) -> dict[str, Any]:
+        info = self._info(kind="node", reason=reason, op=node.op, module=node.module, phase=node.phase,
+                          frames=user_frames(self._internal), inputs=[summarize(t, f"in{i}") for i, t in enumerate(ins)])
         fwd = None
         if node.fwd is not None and node.fwd in self._brief:
             k, op, mod = self._brief[node.fwd]
             fwd = {"idx": node.fwd, "key": k, "op": op, "module": mod}
-        return {
-            "step": self._step_of(), "idx": node.idx, "key": node.key, "op": node.op, "module": node.module,
-            "phase": node.phase, "reason": reason, "source": node.source, "stack": self._user_stack(),
-            "thread": thread.name, "main_thread": thread is threading.main_thread(),
-            "inputs": [summarize(t, f"in{i}") for i, t in enumerate(ins)],
-            "outputs": [summarize(t, f"out{i}") for i, t in enumerate(outs)],
-            "fwd": fwd, "param": node.param, "chain": chain,
-        }
+        info.update(idx=node.idx, key=node.key, source=node.source, fwd=fwd, param=node.param, chain=chain,
+                    outputs=[summarize(t, f"out{i}") for i, t in enumerate(outs)])
+        return info
 
-    def _pause(self, info: dict[str, Any], ins: list[torch.Tensor], outs: list[torch.Tensor]) -> None:
+    def _pause(self, info: dict[str, Any], ins: list[torch.Tensor], outs: list[torch.Tensor],
+               frames: list[FrameType]) -> None:
         with self._pause_lock:  # one pause at a time, whichever thread hits
             self._tasks = queue.Queue()
-            self._paused = _Paused(info, ins, outs)
+            self._paused = _Paused(info, ins, outs, frames)
             self._scope = None
             if not self._holds():  # the last client left between the hit and here
                 self._tasks.put(("resume", None, None))
@@ -334,7 +353,7 @@ class Debugger:
                         fut.set_exception(e)
             finally:
                 self._paused = None
-            self._emit({"event": "running", "mode": self._mode})
+            self._emit({"event": "running", "mode": "stopping" if self._stop_requested else self._mode})
 
     def resume(self, mode: str) -> None:
         """continue | step (next node) | next (step over the rest of this module) | finish (end of step)."""
@@ -342,21 +361,46 @@ class Debugger:
             raise ValueError(f"unknown resume mode {mode!r}; use one of {', '.join(RESUME_MODES)}")
         p = self._paused
         if p is None:
-            raise RuntimeError("the program is running, not paused; wait for a breakpoint")
-        self._mode = mode
+            raise RuntimeError("the program is running, not paused; wait for a breakpoint (or press p to pause)")
+        self._mode = "continue" if p.info.get("kind") == "post_mortem" else mode  # the exception goes on
         self._scope = p.info.get("module") if mode == "next" and p.info.get("idx") is not None else None
-        if mode == "next" and self._scope is None:
+        if self._mode == "next" and self._scope is None:
             self._mode = "step"
+        if self._mode == "finish":  # breakpoints sleep until the step ends: no step to judge them by
+            for bp in self.breakpoints:
+                bp.armed = False
         self._tasks.put(("resume", None, None))
+
+    def pause_now(self) -> None:
+        """Pause at the next recorded op, wherever it is."""
+        if self._paused is not None:
+            raise RuntimeError("already paused")
+        self._pause_reason = "paused at your request"
+        self._mode = "step"
+
+    def stop(self) -> None:
+        """Raise KeyboardInterrupt in the training thread at its next recorded op (now, if
+        paused): the script's own handlers and ``finally`` blocks run, the step is saved as
+        incomplete, and the program ends as after Ctrl+C."""
+        self._stop_requested = True
+        self._mode = "continue"
+        if self._paused is not None:
+            self._tasks.put(("resume", None, None))
+
+    def _raise_stop(self) -> None:
+        self._stop_requested = False
+        raise KeyboardInterrupt(STOP_MESSAGE)
 
     def detach(self) -> None:
         """Drop all breakpoints and let the program run to its end (the UI went away)."""
         for bp in self.breakpoints:
             bp.enabled = False
         self._mode = "continue"
+        self.wait_unattended = False  # the user left: nothing may wait for a UI any more
         if self._paused is not None:
             self._tasks.put(("resume", None, None))
 
+    # ------------------------------------------------------------------ at a pause
     def run_on_paused_thread(self, fn: Callable[[_Paused], Any], timeout: float = 60.0) -> Any:
         p = self._paused
         if p is None:
@@ -365,12 +409,28 @@ class Debugger:
         self._tasks.put(("task", lambda: fn(p), fut))
         return fut.result(timeout)
 
-    def evaluate(self, expr: str) -> dict[str, Any]:
-        """Evaluate a Python expression over the paused op's tensors (``out``, ``ins``, ``in0``...)."""
+    def frame(self, index: int) -> dict[str, Any]:
+        """Frame ``index`` of the pause (0: innermost user frame) with its source around the line."""
+        p = self._paused
+        if p is None:
+            raise RuntimeError("not paused")
+        if not 0 <= index < len(p.frames):
+            raise IndexError(f"no frame {index}: the pause has {len(p.frames)} user frames")
+        info = frame_info(p.frames[index])
+        return {"index": index, **info, "source_lines": source_context(info["file"], info["line"])}
+
+    def _value(self, p: _Paused, code: Any, frame: int) -> Any:
+        f = p.frames[frame] if 0 <= frame < len(p.frames) else None
+        g, local = frame_namespace(f, self._namespace(None, p.ins, p.outs))
+        return eval(code, g, local)
+
+    def evaluate(self, expr: str, frame: int = 0) -> dict[str, Any]:
+        """Evaluate a Python expression in user frame ``frame`` (its locals, ``self``...), with the
+        paused op's tensors on top (``out``, ``ins``, ``in0``...)."""
         code = compile(expr, "<eval>", "eval")
 
         def run(p: _Paused) -> dict[str, Any]:
-            value = eval(code, {"torch": torch}, self._namespace(None, p.ins, p.outs))
+            value = self._value(p, code, frame)
             res: dict[str, Any] = {"repr": repr(value)[:_MAX_REPR]}
             if isinstance(value, torch.Tensor):
                 res["tensor"] = summarize(value, expr)
@@ -378,12 +438,12 @@ class Debugger:
 
         return self.run_on_paused_thread(run)
 
-    def save_tensor(self, name: str, path: str) -> str:
+    def save_tensor(self, name: str, path: str, frame: int = 0) -> str:
         """Save a copy of the named tensor (``out0``, ``in1`` or an expression) with torch.save."""
         code = compile(name, "<save>", "eval")
 
         def run(p: _Paused) -> str:
-            value = eval(code, {"torch": torch}, self._namespace(None, p.ins, p.outs))
+            value = self._value(p, code, frame)
             if not isinstance(value, torch.Tensor):
                 raise TypeError(f"{name!r} is a {type(value).__name__}, not a tensor")
             target = os.path.abspath(os.path.expanduser(path))
@@ -394,15 +454,22 @@ class Debugger:
 
     # ------------------------------------------------------------------ steps
     def on_step_saved(self, graph: Any, path: Any) -> None:
-        """Session callback after each saved step; 'finish' pauses here."""
+        """Session callback after each saved step: flags breakpoints that matched nothing, then
+        the post-mortem (an incomplete step) or the 'finish' pause."""
         self._steps_seen += 1
         self._emit({"event": "step_saved", "step": graph.meta.step, "path": None if path is None else str(path),
-                    "run_dir": self.run_dir})
-        if self._mode == "finish" and self._holds():
+                    "run_dir": self.run_dir, "complete": graph.meta.complete})
+        modules = sorted(m for m in graph.modules if m)
+        for bp in self.breakpoints:
+            if bp.enabled and bp.armed and bp.matched == 0 and bp.warning is None:
+                bp.warning = unmatched_reason(bp, modules, graph.meta.step)
+                self._warn(bp, bp.warning, "breakpoint_warning")
+        if not graph.meta.complete and STOP_MESSAGE not in (graph.meta.error or ""):
+            self._post_mortem(graph)
+        elif self._mode == "finish" and self._holds():
             self._mode = "continue"
-            info = {"step": graph.meta.step, "idx": None, "key": None, "op": None, "module": None, "phase": None,
-                    "reason": f"end of step {graph.meta.step} ({graph.meta.node_count} nodes)",
-                    "source": None, "stack": self._user_stack(), "thread": threading.current_thread().name,
-                    "main_thread": threading.current_thread() is threading.main_thread(),
-                    "inputs": [], "outputs": [], "fwd": None, "param": None, "chain": None}
-            self._pause(info, [], [])
+            frames = user_frames(self._internal)
+            info = self._info(kind="step_end", frames=frames,
+                              reason=f"end of step {graph.meta.step} ({graph.meta.node_count} nodes)")
+            info["step"] = graph.meta.step
+            self._pause(info, [], [], frames)

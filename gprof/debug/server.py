@@ -8,7 +8,11 @@ device thread) can be driven from a UI in another process. Protocol (one JSON ob
   ``step_saved``/``exited`` and replies ``{"id": N, "ok": true, "result": ...}`` or
   ``{"id": N, "ok": false, "error": "..."}``.
 * client -> server: ``{"id": N, "cmd": "continue"|"step"|"next"|"finish"|"break_add"|
-  "break_enable"|"break_disable"|"break_remove"|"eval"|"save"|"state"|"detach", ...}``.
+  "break_enable"|"break_disable"|"break_remove"|"break_edit"|"eval"|"save"|"frame"|"pause"|
+  "stop"|"state"|"detach", ...}``. ``eval`` and ``save`` take ``frame`` (0: the innermost user
+  frame); ``pause`` pauses at the next op; ``stop`` raises KeyboardInterrupt in the training thread.
+* more events: ``breakpoint_error`` (a condition raised), ``breakpoint_warning`` (a breakpoint
+  matched nothing in a whole step), each with the breakpoint's description.
 """
 from __future__ import annotations
 
@@ -262,10 +266,20 @@ class DebugServer:
         if cmd == "break_remove":
             d.remove_breakpoint(int(msg["bp"]))
             return None
+        if cmd == "break_edit":
+            return d.edit_breakpoint(int(msg["bp"]), str(msg.get("spec", ""))).describe()
         if cmd == "eval":
-            return d.evaluate(str(msg["expr"]))
+            return d.evaluate(str(msg["expr"]), int(msg.get("frame", 0)))
         if cmd == "save":
-            return d.save_tensor(str(msg["name"]), str(msg["path"]))
+            return d.save_tensor(str(msg["name"]), str(msg["path"]), int(msg.get("frame", 0)))
+        if cmd == "frame":
+            return d.frame(int(msg.get("frame", 0)))
+        if cmd == "pause":
+            d.pause_now()
+            return None
+        if cmd == "stop":
+            d.stop()
+            return None
         if cmd == "state":
             return d.state()
         if cmd == "detach":

@@ -69,6 +69,11 @@ def summarize(t: torch.Tensor, name: str) -> dict[str, Any]:
 
 
 def absmax(t: torch.Tensor) -> float:
+    """The largest absolute *finite* value (0 when there is none): a ``-inf`` attention mask or a
+    NaN is not a large value; ``inf`` and ``nan`` are conditions of their own."""
     if t.numel() == 0 or t.is_meta:
         return 0.0
-    return float(_float_view(t).abs().max())
+    a = _float_view(t).abs()
+    if t.is_floating_point() or t.is_complex():
+        a = a[torch.isfinite(a)]
+    return float(a.max()) if a.numel() else 0.0
