@@ -14,13 +14,14 @@ import traceback
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from gprof.capture.builder import StepBuilder
 from gprof.capture.device_timing import DeviceTimer
 from gprof.capture.gc_freeze import FrozenHeap
+from gprof.capture.handoff import SpooledStep, StepEnd, StepHeader
 from gprof.capture.memory import StorageTracker
 from gprof.capture.modules import ModuleScope
 from gprof.capture.options import CaptureOptions
@@ -32,7 +33,32 @@ from gprof.store.sink import StepSink
 from gprof.store.step_file import StepWriter
 from gprof.store.tfevents import MarkerWriter
 
+if TYPE_CHECKING:
+    from gprof.capture.worker import StepQueue, StepResult
+
 StepCallback = Callable[[StepGraph, Path | None], None]
+
+
+def complete_step(builder: StepBuilder, end: StepEnd, analyze: bool | list[str],
+                  writer: StepSink) -> tuple[StepGraph, Path | None]:
+    """Finish, analyse and write a built step: the in-process path and the step worker
+    (gprof/capture/worker.py) run this same code, so a handed-off step's file is the same file."""
+    graph = builder.finish(end.free_events, end.live_sizes, end.categories, end.baseline_bytes, end.aggregates,
+                           late_seen=end.late_seen)
+    meta = graph.meta
+    meta.wall_ns = end.wall_ns
+    meta.extra["start_ns"] = end.start_ns
+    if end.error is not None:
+        meta.complete = False
+        meta.error = end.error
+    if end.kineto_file is not None:
+        meta.extra["kineto_trace"] = end.kineto_file
+    meta.partial = end.partial
+    if analyze and builder.keep_nodes:  # a step past keep_in_memory has no node objects to analyse
+        from gprof.analyses import run_all
+
+        graph.analyses = run_all(graph, only=None if analyze is True else list(analyze))
+    return graph, StepPipeline._write(graph, writer)
 
 
 def distributed_rank() -> tuple[int, int]:
@@ -72,6 +98,12 @@ class StepPipeline:
         self._frozen_heap = FrozenHeap()
         self._marker: MarkerWriter | None = None
         self._kineto: Any = None
+        #: where steps are handed off to be built in the step worker (gprof/capture/worker.py); None:
+        #: every step is built here, on the training thread
+        self.queue: StepQueue | None = None
+        self._spool: SpooledStep | None = None
+        #: called with each saved step's graph, or a ``LazyGraph`` of a handed-off one, that has nodes
+        self.on_kept: Callable[[Any], None] = lambda graph: None
 
     @property
     def run_dir(self) -> Path:
@@ -101,6 +133,8 @@ class StepPipeline:
     def close(self) -> None:
         if self.recording:
             self.end_step(save=False)
+        if self.queue is not None:
+            self.queue.drain()
         for h in self._handles:
             h.remove()
         self._handles = []
@@ -131,13 +165,23 @@ class StepPipeline:
             run=self.run, step=step, rank=rank, world_size=world, torch_version=torch.__version__,
             hostname=socket.gethostname(), pid=os.getpid(), created=time.time(),
         )
-        self._writer = StepWriter(plugin_dir(self.logdir, self.run) / step_filename(step, rank, world)) if save else None
+        path = plugin_dir(self.logdir, self.run) / step_filename(step, rank, world)
         self._baseline_bytes = mem.live_bytes
-        builder = self._builder = StepBuilder(
-            self._writer, meta, self.scope, mem.snapshot(), torch._C._autograd._get_sequence_nr(),
-            keep_limit=self.options.keep_in_memory, state_params=self.state.params_by_storage())
         rec = self.recorder
-        mem.op_counter = lambda: builder.n + len(rec.buffer)
+        queue = self.queue
+        if save and queue is not None and queue.usable and not rec.observers:  # observers need nodes at once
+            spool = self._spool = queue.open_step(StepHeader(
+                meta, str(path), torch._C._autograd._get_sequence_nr(), mem.snapshot(),
+                self.state.params_by_storage(), self.options.keep_in_memory, self.options.analyze, os.getcwd()))
+            mem.op_counter = lambda: spool.n + len(rec.buffer)
+        else:
+            if save and queue is not None:
+                queue.drain()  # steps are saved in order: the handed-off ones first
+            self._writer = StepWriter(path) if save else None
+            builder = self._builder = StepBuilder(
+                self._writer, meta, self.scope, mem.snapshot(), torch._C._autograd._get_sequence_nr(),
+                keep_limit=self.options.keep_in_memory, state_params=self.state.params_by_storage())
+            mem.op_counter = lambda: builder.n + len(rec.buffer)
         if self.options.with_kineto and save:
             self._start_kineto()
         self._step_start = time.perf_counter_ns()
@@ -146,15 +190,28 @@ class StepPipeline:
 
     # -------------------------------------------------------------------------- build
     def _build(self, records: Sequence[tuple]) -> Node | None:
-        """The recorder's sink: build records into nodes (streamed to the step file); returns the last."""
+        """The recorder's sink: build records into nodes (streamed to the step file); returns the last.
+        A handed-off step spools them instead (no observer waits for a node then)."""
+        if self._spool is not None:
+            if not self.recorder.observers:
+                self._spool.add(records, self._device_times(), self.scope.params)
+                return None
+            spool, self._spool = self._spool, None  # an observer came mid-step: build here from now on,
+            if self.queue is not None:  # after the steps handed off before it
+                self.queue.drain()
+            builder, self._writer = spool.take_back(self.scope)
+            self._builder = builder
+            self.memory.op_counter = lambda: builder.n + len(self.recorder.buffer)
         builder = self._builder
         assert builder is not None, "the recorder handed over records outside a step"
         return self._consume(builder, records)
 
     def _consume(self, builder: StepBuilder, records: Sequence[tuple]) -> Node | None:
-        if self.device_timer is not None:
-            builder.device_times.update(self.device_timer.resolve())
+        builder.device_times.update(self._device_times())
         return builder.consume(records)
+
+    def _device_times(self) -> dict[int, int]:
+        return self.device_timer.resolve() if self.device_timer is not None else {}
 
     def end_step(self, save: bool = True, error: BaseException | None = None,
                  partial: bool = False) -> StepGraph | None:
@@ -172,9 +229,15 @@ class StepPipeline:
         rec = self.recorder
         rest = rec.stop()
         wall = time.perf_counter_ns() - self._step_start
-        builder, writer = self._builder, self._writer
-        self._builder = self._writer = None
+        builder, writer, spool = self._builder, self._writer, self._spool
+        self._builder = self._writer = self._spool = None
         kineto_file = self._stop_kineto() if self._kineto is not None else None
+        if spool is not None:
+            if save:
+                self._hand_off(spool, rest, self._step_end(wall, error, kineto_file, partial))
+            else:
+                spool.discard()
+            return None
         assert builder is not None
         if not save or writer is None:
             if writer is not None:
@@ -187,10 +250,8 @@ class StepPipeline:
             return None
         try:
             self._consume(builder, rest)
-            graph = self._finish(builder, wall, error, kineto_file)
-            graph.meta.partial = partial
-            self._analyse(graph, builder.keep_nodes)
-            path = self._write(graph, writer)
+            graph, path = complete_step(builder, self._step_end(wall, error, kineto_file, partial),
+                                        self.options.analyze, writer)
         except BaseException:
             writer.abort()
             if error is None:
@@ -198,33 +259,50 @@ class StepPipeline:
             warnings.warn("torch-gprof: could not save the partial step:\n" + traceback.format_exc(), RuntimeWarning,
                           stacklevel=2)
             return None
-        self._write_marker(graph)
+        self._write_marker(graph.meta)
         for cb in list(self.on_step_saved):
             cb(graph, path)
         return graph
 
-    def _finish(self, builder: StepBuilder, wall: int, error: BaseException | None,
-                kineto_file: str | None) -> StepGraph:
+    def _step_end(self, wall: int, error: BaseException | None, kineto_file: str | None,
+                  partial: bool) -> StepEnd:
         mem = self.memory
-        live_sizes = {sid: nb for sid, nb, _ in mem.live.values()}
-        graph = builder.finish(mem.free_events, live_sizes, self.state.categories(), self._baseline_bytes,
-                               self.recorder.aggregates, late_seen=mem.late_seen)
-        graph.meta.wall_ns = wall
-        graph.meta.extra["start_ns"] = self._step_start
-        if error is not None:
-            graph.meta.complete = False
-            graph.meta.error = "".join(traceback.format_exception_only(type(error), error)).strip()
-        if kineto_file is not None:
-            graph.meta.extra["kineto_trace"] = kineto_file
-        return graph
+        return StepEnd(
+            mem.free_events, {sid: nb for sid, nb, _ in mem.live.values()}, self.state.categories(),
+            self._baseline_bytes, self.recorder.aggregates, mem.late_seen, wall, self._step_start,
+            error=None if error is None else "".join(traceback.format_exception_only(type(error), error)).strip(),
+            kineto_file=kineto_file, partial=partial)
 
-    # -------------------------------------------------------------------------- analyse
-    def _analyse(self, graph: StepGraph, have_nodes: bool) -> None:
-        analyze = self.options.analyze
-        if analyze and have_nodes:  # a step past keep_in_memory has no node objects to analyse
-            from gprof.analyses import run_all
+    # -------------------------------------------------------------------------- hand-off
+    def _hand_off(self, spool: SpooledStep, rest: list[tuple], end: StepEnd) -> None:
+        """Spool the step's last records and its end, and queue it for the worker. The profiler never
+        stops training: a step that cannot be spooled is named as lost."""
+        assert self.queue is not None
+        try:
+            if spool.n == 0 and not rest and not end.aggregates and end.error is None:
+                spool.discard()  # an empty tail after the last prof.step()
+                return
+            if rest:
+                spool.add(rest, self._device_times(), self.scope.params)
+            end.types, end.builtin = dict(self.scope.types), dict(self.scope.builtin)
+            spool.finish(end)
+        except Exception:
+            spool.discard()
+            warnings.warn(f"torch-gprof: step {spool.step} is lost: it could not be handed to the step worker:\n"
+                          + traceback.format_exc(), RuntimeWarning, stacklevel=4)
+            return
+        self.queue.submit(spool)
 
-            graph.analyses = run_all(graph, only=None if analyze is True else list(analyze))
+    def step_written(self, result: StepResult) -> None:
+        """A handed-off step was written (by the worker, or here after it died): what
+        :meth:`_end_step` does after an in-process write."""
+        self._write_marker(result.meta)
+        if result.graph.has_nodes:
+            self.on_kept(result.graph)
+        if self.on_step_saved:
+            graph = result.graph.load()
+            for cb in list(self.on_step_saved):
+                cb(graph, result.path)
 
     # -------------------------------------------------------------------------- write
     @staticmethod
@@ -235,10 +313,10 @@ class StepPipeline:
         writer.set_aggregates(graph.aggregates)
         return writer.commit(graph.meta, graph.memory)
 
-    def _write_marker(self, graph: StepGraph) -> None:
+    def _write_marker(self, meta: StepMeta) -> None:
         if self._marker is None:
             self._marker = MarkerWriter(self.run_dir)
-        self._marker.add(graph.meta.step, {"rank": graph.meta.rank, "nodes": graph.meta.node_count})
+        self._marker.add(meta.step, {"rank": meta.rank, "nodes": meta.node_count})
 
     # -------------------------------------------------------------------------- kineto
     def _start_kineto(self) -> None:

@@ -55,6 +55,12 @@ class profile:
     the block, for loops that cannot call ``prof.step()``. Then ``prof.step()`` is a no-op (with a
     warning once), and ops after the last optimizer step are saved, if there are any and at least
     one whole step was, as a step with ``meta.partial = True``.
+
+    ``worker=True`` (default) hands each step's records to a worker process that builds, analyses and
+    writes it while training goes on (gprof/capture/worker.py): ``prof.step()`` costs the hand-off
+    only, and leaving the block waits for the last write. ``prof.graphs`` and step callbacks see a
+    step once it is written. ``worker=False``, and any step recorded while an observer (the
+    debugger) is attached, is built in-process, on the training thread.
     """
 
     def __init__(
@@ -75,6 +81,7 @@ class profile:
         world_size: int | None = None,
         on_step_saved: StepCallback | None = None,
         step_boundary: StepBoundary = "manual",
+        worker: bool = True,
     ) -> None:
         if node_cap < 1:
             raise ValueError(f"node_cap must be at least 1, got {node_cap}")
@@ -95,13 +102,26 @@ class profile:
         if on_step_saved is not None:
             self.session.on_step_saved.append(on_step_saved)
         self.step_num = 0
-        #: graphs of the saved steps that were small enough to keep (see ``keep_in_memory``)
-        self.graphs: list[StepGraph] = []
+        self.worker = worker and os.name == "posix"  # the worker's socket is handed over by fd
+        self._graphs: list[Any] = []  # StepGraph, or a handed-off step's LazyGraph until first read
+        self.session.on_kept = self._graphs.append
         self._active = False
         self._boundary_hook: Any = None
         self._warned_manual_step = False
 
     # -------------------------------------------------------------------------- public surface
+    @property
+    def graphs(self) -> list[StepGraph]:
+        """Graphs of the saved steps that were small enough to keep (see ``keep_in_memory``); a
+        handed-off step appears once the worker has written it."""
+        if self.session.queue is not None:
+            self.session.queue.collect()
+        g = self._graphs
+        for i, item in enumerate(g):
+            if not isinstance(item, StepGraph):
+                g[i] = item.load()
+        return g
+
     @property
     def run_dir(self) -> Path:
         """``<logdir>/<run>``: what TensorBoard and ``torch-gprof report`` are pointed at."""
@@ -193,7 +213,7 @@ class profile:
     def _end(self, error: BaseException | None = None, partial: bool = False) -> None:
         graph = self.session.end_step(save=True, error=error, partial=partial)
         if graph is not None and graph.nodes:
-            self.graphs.append(graph)
+            self._graphs.append(graph)
 
     def _next_step(self) -> None:
         self._end()
@@ -207,6 +227,8 @@ class profile:
     def __enter__(self) -> profile:
         for hook in list(profile.enter_hooks):
             hook(self)
+        if self.worker and not self.session.recorder.observers:  # the debugger's steps stay in-process
+            self._start_worker()
         self.session.open()
         if self.step_boundary == "optimizer":
             from torch.optim.optimizer import register_optimizer_step_post_hook
@@ -215,6 +237,15 @@ class profile:
         self._active = True
         self._begin()
         return self
+
+    def _start_worker(self) -> None:
+        from gprof.capture.worker import StepQueue
+
+        try:
+            self.session.queue = StepQueue(self.session.step_written)
+        except OSError as e:
+            warnings.warn(f"torch-gprof: could not start the step worker ({e}); steps are built on the training "
+                          "thread", RuntimeWarning, stacklevel=3)
 
     def _on_optimizer_step(self, opt: Any, args: Any, kwargs: Any) -> None:
         # Runs inside Optimizer.step's record_function range; the recorder drops the range's exit

@@ -1,0 +1,294 @@
+"""The step worker: a process that builds, analyses and writes handed-off steps while training goes on.
+
+``prof.step()`` spools the step's records (gprof/capture/handoff.py) and sends the spool file's name
+over a socket; the worker runs :func:`complete_spooled` (the same build and ``complete_step`` as the
+in-process path, gprof/capture/pipeline.py) and answers with a small result file: the written
+step's meta and its pickled graph, unpickled in the training process only when ``prof.graphs`` or a
+step callback asks (:class:`LazyGraph`).
+
+One worker per training process (per rank under torchrun), started by the first profile that hands
+off and reused by later ones (a notebook's next cell): it is a fresh interpreter
+(``python -m gprof.capture.worker``), never a fork of a process whose torch threads are up, and,
+unlike multiprocessing's ``spawn`` and ``forkserver``, it never re-imports the user's ``__main__``,
+so scripts without an ``if __name__ == "__main__"`` guard work. Importing torch there takes ~2.4 s
+on this machine; the training thread pays only the ``Popen``. The worker ignores SIGINT (Ctrl-C is
+the training loop's to handle) and, when the training process goes away, finishes what it was sent.
+
+Nothing handed off is lost: a dead worker's unanswered steps are built in the training process from
+their spool files (one warning), and the profile stays in-process from then on; an interpreter that
+exits without closing the profile drains the queue at exit.
+"""
+from __future__ import annotations
+
+import atexit
+import itertools
+import os
+import pickle
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import ClassVar
+
+from gprof.capture.handoff import SpooledStep, StepHeader, replay_spool
+from gprof.capture.pipeline import complete_step
+from gprof.graph.model import StepGraph, StepMeta
+
+
+class LazyGraph:
+    """A written step's graph as the worker pickled it: unpickled on first use."""
+
+    def __init__(self, data: bytes, has_nodes: bool) -> None:
+        self.has_nodes = has_nodes
+        self._data: bytes | None = data
+        self._graph: StepGraph | None = None
+
+    def load(self) -> StepGraph:
+        if self._graph is None:
+            assert self._data is not None
+            self._graph, self._data = pickle.loads(self._data), None
+        return self._graph
+
+
+@dataclass
+class StepResult:
+    meta: StepMeta
+    path: Path | None
+    graph: LazyGraph
+
+
+def complete_spooled(spool: str | os.PathLike[str]) -> StepResult:
+    """Build, analyse and write one spooled step, in the worker or (after it died) in-process."""
+    builder, head, writer, end = replay_spool(spool)
+    try:
+        if end is None:
+            raise ValueError(f"{spool}: the spooled step has no end")
+        graph, path = complete_step(builder, end, head.analyze, writer)
+    except BaseException:
+        writer.abort()
+        raise
+    return StepResult(graph.meta, path, LazyGraph(pickle.dumps(graph, pickle.HIGHEST_PROTOCOL), bool(graph.nodes)))
+
+
+#: the ticket of the worker's first message: its imports are done
+_READY = -1
+#: called with (result, None) when a handed-off step is written, or (None, traceback text)
+Done = Callable[[StepResult | None, str | None], None]
+
+
+class StepWorker:
+    """The training process's side of the worker: the process, the socket, the unanswered steps."""
+
+    _shared: ClassVar[StepWorker | None] = None
+
+    @classmethod
+    def shared(cls) -> StepWorker:
+        """This process's worker, started on first use (again if the last one died)."""
+        if cls._shared is None or not cls._shared.alive:
+            cls._shared = StepWorker()
+        return cls._shared
+
+    def __init__(self) -> None:
+        self.spool_dir = Path(tempfile.mkdtemp(prefix="gprof-spool-"))
+        ours, theirs = socket.socketpair()
+        root = str(Path(__file__).resolve().parents[2])  # gprof's own directory, wherever it was imported from
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+        with theirs:
+            self.proc = subprocess.Popen([sys.executable, "-m", "gprof.capture.worker", str(theirs.fileno())],
+                                         pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, env=env)
+        self.conn = Connection(ours.detach())
+        self.alive = True
+        #: the worker has started (imported torch): until then, waiting for it would only wait for that
+        self.ready = False
+        #: ticket -> (spool file, who to tell), in hand-off order
+        self.pending: dict[int, tuple[Path, Done]] = {}
+        self._tickets = itertools.count()
+        atexit.register(self.shutdown)
+
+    def spool_path(self) -> Path:
+        return self.spool_dir / f"{next(self._tickets)}.step"
+
+    def submit(self, spool: Path, done: Done) -> None:
+        ticket = int(spool.stem)
+        self.pending[ticket] = (spool, done)
+        if not self.alive:
+            self._build_here()
+            return
+        try:
+            self.conn.send((ticket, str(spool)))
+        except OSError:
+            self._died()
+
+    def collect(self, timeout: float | None = 0.0) -> bool:
+        """Take in the steps the worker has answered, waiting up to ``timeout`` for the first one
+        (None: until one comes). Returns whether any was."""
+        got = False
+        while self.pending:
+            if not self.alive:
+                self._build_here()
+                return True
+            try:
+                if not self.conn.poll(timeout):
+                    return got
+                ticket, result_file, error = self.conn.recv()
+            except (EOFError, OSError):
+                self._died()
+                continue
+            if ticket == _READY:
+                self.ready = True
+                continue
+            spool, done = self.pending.pop(ticket)
+            spool.unlink(missing_ok=True)
+            result = None
+            if result_file is not None:
+                with open(result_file, "rb") as f:
+                    result = pickle.load(f)
+                os.unlink(result_file)
+            done(result, error)
+            got, timeout = True, 0.0
+        return got
+
+    def _died(self) -> None:
+        self.alive = False
+        try:
+            code = self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            code = None
+        warnings.warn(f"torch-gprof: the step worker (pid {self.proc.pid}) stopped (exit status {code}); its "
+                      f"{len(self.pending)} unsaved step(s) and the profile's later steps are built here, on the "
+                      "training thread", RuntimeWarning, stacklevel=2)
+
+    def _build_here(self) -> None:
+        """A dead worker's unanswered steps, built in this process from their spool files, in order."""
+        while self.pending:
+            ticket = next(iter(self.pending))
+            spool, done = self.pending.pop(ticket)
+            try:
+                result = complete_spooled(spool)
+            except Exception:
+                done(None, traceback.format_exc())
+            else:
+                done(result, None)
+            finally:
+                spool.unlink(missing_ok=True)
+
+    def drain(self, label: str = "torch-gprof") -> None:
+        """Wait for every handed-off step; say so on stderr when it takes over a second."""
+        t0 = time.monotonic()
+        shown = 0.0
+        while self.pending:
+            self.collect(timeout=0.25)
+            waited = time.monotonic() - t0
+            if self.pending and waited > 1.0 and waited - shown >= 1.0:
+                shown = waited
+                print(f"{label}: saving profiled steps in the background, {len(self.pending)} left "
+                      f"({waited:.0f} s)", file=sys.stderr, flush=True)
+
+    def shutdown(self) -> None:
+        """At exit (or when tests replace the worker): save what was handed off, then stop the worker."""
+        if self.pending:
+            self.drain("torch-gprof (exiting)")
+        if self.alive:
+            self.alive = False
+            self.conn.close()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        shutil.rmtree(self.spool_dir, ignore_errors=True)
+        atexit.unregister(self.shutdown)
+
+
+class StepQueue:
+    """One profile's hand-off: a bounded number of steps in flight, errors named, drained at close."""
+
+    def __init__(self, on_written: Callable[[StepResult], None], max_behind: int = 3) -> None:
+        self.worker = StepWorker.shared()
+        self.on_written = on_written
+        #: when more than this many steps wait for the worker, ``prof.step()`` waits for it
+        self.max_behind = max_behind
+        self.in_flight = 0
+        self._told_wait = False
+
+    @property
+    def usable(self) -> bool:
+        return self.worker.alive
+
+    def open_step(self, header: StepHeader) -> SpooledStep:
+        return SpooledStep(self.worker.spool_path(), header)
+
+    def submit(self, spool: SpooledStep) -> None:
+        self.in_flight += 1
+        self.worker.submit(spool.path, lambda result, error: self._done(spool.step, result, error))
+        self.worker.collect()
+        if self.in_flight > self.max_behind and self.worker.ready:
+            t0 = time.perf_counter()
+            while self.in_flight > self.max_behind:
+                self.worker.collect(timeout=None)
+            if not self._told_wait:
+                self._told_wait = True
+                warnings.warn(f"torch-gprof: prof.step() waited {time.perf_counter() - t0:.2f} s for the step worker, "
+                              f"which was more than {self.max_behind} steps behind (building and writing a step "
+                              "takes longer than training one); later waits are not reported", RuntimeWarning,
+                              stacklevel=5)
+
+    def collect(self) -> None:
+        """Take in what the worker has finished, without waiting."""
+        if self.in_flight:
+            self.worker.collect()
+
+    def drain(self) -> None:
+        if self.in_flight:
+            self.worker.drain()
+
+    def _done(self, step: int, result: StepResult | None, error: str | None) -> None:
+        self.in_flight -= 1
+        if result is not None:
+            self.on_written(result)
+        else:
+            warnings.warn(f"torch-gprof: step {step} could not be saved:\n{error}", RuntimeWarning, stacklevel=2)
+
+
+def _serve(fd: int) -> None:
+    """The worker's loop: one spooled step at a time, in order, until the training process closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    import torch
+
+    import gprof.analyses  # noqa: F401 - imported before the first step, not during it
+
+    torch.set_num_threads(1)  # the worker's work is Python: leave the cores to training
+    conn = Connection(fd)
+    conn.send((_READY, None, None))
+    while True:
+        try:
+            ticket, spool = conn.recv()
+        except EOFError:
+            return
+        try:
+            result = complete_spooled(spool)
+            out = spool + ".result"
+            with open(out, "wb") as f:
+                pickle.dump(result, f, pickle.HIGHEST_PROTOCOL)
+            answer: tuple = (ticket, out, None)
+        except Exception:
+            answer = (ticket, None, traceback.format_exc())
+        try:
+            conn.send(answer)
+        except OSError:  # the training process is gone: go on with what it sent
+            continue
+
+
+if __name__ == "__main__":
+    # through the module's own name: results pickle as gprof.capture.worker's classes, not __main__'s
+    from gprof.capture.worker import _serve as serve
+
+    serve(int(sys.argv[1]))
