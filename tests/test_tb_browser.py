@@ -60,7 +60,10 @@ def test_tab_expand_inspect_op_table_offline(logdir: Path, tmp_path: Path) -> No
         with chromium_page() as (page, requests):
             page.goto(url + "/#gprof")
             frame = plugin_frame(page)
-            # collapsed at the top of the module hierarchy
+            # lands on the overview; the graph opens collapsed at the top of the module hierarchy
+            assert frame.eval_on_selector("button.tab.active", "b => b.dataset.tab") == "overview"
+            frame.click("button.tab[data-tab='graph']")
+            frame.wait_for_selector("g.node[data-box='m:encoder@forward']")
             assert _box(frame, "m:encoder@forward").count() == 1
             assert _box(frame, "m:encoder.layers@forward").count() == 0
             # expand a module, then a leaf module, and click one of its ops
@@ -75,7 +78,7 @@ def test_tab_expand_inspect_op_table_offline(logdir: Path, tmp_path: Path) -> No
             assert frame.inner_text("#insp-op") == "aten.addmm.default"
             assert node.key in text and "head : Linear" in text
             assert f"float32[{','.join(map(str, node.outputs[0].shape))}]" in text
-            assert f"{node.flops:,}" in text and (node.source or "") in text
+            assert f"{node.flops / 1e6:.2f} MFLOP" in text and (node.source or "") in text
             assert "#" in text.split("backward partners")[1]  # linked to its backward ops
             # show forward and backward together; colour by memory
             frame.select_option("#sel-phases", "forward+backward")
@@ -98,7 +101,7 @@ def test_tab_expand_inspect_op_table_offline(logdir: Path, tmp_path: Path) -> No
             frame.wait_for_selector("#op-table th.sorted[data-col='calls']")
             # the other views render
             for tab, selector in (("modules", "#module-table"), ("memory", "#memory-curve"),
-                                  ("analyses", "#analysis-fusion"), ("diff", "#diff-summary"), ("ranks", "#rank-table")):
+                                  ("findings", "#analysis-fusion"), ("diff", "#diff-summary"), ("ranks", "#rank-table")):
                 frame.click(f"button.tab[data-tab='{tab}']")
                 frame.wait_for_selector(selector)
             with find_runs(logdir)["transformer"].open() as r:
@@ -106,7 +109,7 @@ def test_tab_expand_inspect_op_table_offline(logdir: Path, tmp_path: Path) -> No
             snippets = [s["snippet"] for s in r_analyses.get("compile_suggestions") or [] if isinstance(s, dict)
                         and s.get("snippet")]
             if snippets:  # the analyses engineer's compile suggestions carry code to copy
-                frame.click("button.tab[data-tab='analyses']")
+                frame.click("button.tab[data-tab='findings']")
                 frame.wait_for_selector("#analysis-compile_suggestions button.copy")
                 assert snippets[0] in frame.inner_text("#analysis-compile_suggestions")
                 frame.click("#analysis-compile_suggestions button.copy")
@@ -131,7 +134,8 @@ def test_path_prefix_and_slow_loading(logdir: Path) -> None:
         with chromium_page() as (page, requests):
             page.goto(url + "/#gprof")
             frame = plugin_frame(page)
-            assert _box(frame, "m:encoder@forward").count() == 1
+            frame.click("button.tab[data-tab='graph']")
+            frame.wait_for_selector("g.node[data-box='m:encoder@forward']")
             base = url.removesuffix("/tb")
             plugin_requests = [u for u in requests if "/data/plugin/gprof/" in u]
             assert plugin_requests and all(u.startswith(base + "/tb/") for u in plugin_requests)

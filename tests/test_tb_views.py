@@ -26,7 +26,7 @@ pytestmark = [
 playwright = pytest.importorskip("playwright", reason="the playwright package drives the browser")
 
 # each view's button and an element that says it has drawn
-VIEWS = {"graph": "#graph-box svg", "ops": "#op-table", "modules": "#module-table", "memory": "#memory-curve",
+VIEWS = {"overview": "#findings", "graph": "#graph-box svg", "ops": "#op-table", "modules": "#module-table", "memory": "#memory-curve",
          "findings": "#analysis-fusion", "diff": "#diff-summary", "ranks": "#rank-table"}
 
 

@@ -17,11 +17,12 @@ import { selectNode } from "./views/inspector.js";
 import { memoryView } from "./views/memory.js";
 import { modulesView } from "./views/modules.js";
 import { opsView } from "./views/ops.js";
+import { overviewView } from "./views/overview.js";
 import { ranksView } from "./views/ranks.js";
 
 /** Each view by its tab name, in tab order; a view fills the (emptied) panel for the selected step. */
 const VIEWS = {
-  graph: graphView, ops: opsView, modules: modulesView, memory: memoryView,
+  overview: overviewView, graph: graphView, ops: opsView, modules: modulesView, memory: memoryView,
   findings: analysesView, diff: diffView, ranks: ranksView,
 };
 

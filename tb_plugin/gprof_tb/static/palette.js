@@ -2,7 +2,8 @@
 // memory curve, overview bars, timeline lanes).
 
 /** @type {Object<string, string>} */
-export const PHASE_COLORS = { forward: "#1e88e5", backward: "#8e24aa", optimizer: "#43a047", other: "#757575" };
+export const PHASE_COLORS = { forward: "#1e88e5", recompute: "#00acc1", backward: "#8e24aa", optimizer: "#43a047",
+  other: "#757575" };
 
 /** @type {Object<string, string>} */
 export const CATEGORY_COLORS = {

@@ -12,7 +12,7 @@ export const PHASE_SETS = {
   forward: ["forward"],
   backward: ["backward"],
   "forward+backward": ["forward", "backward"],
-  all: ["forward", "backward", "optimizer", "other"],
+  all: ["forward", "recompute", "backward", "optimizer", "other"],
 };
 
 /**

@@ -4,9 +4,10 @@
 
 import { fetchAnalyses } from "../api.js";
 import { el, showError } from "../dom.js";
-import { fieldLabel, fmtCount, fmtField, shortOp } from "../format.js";
+import { fieldLabel, fmtCount, fmtField } from "../format.js";
 import { state } from "../state.js";
-import { findingCard } from "./findingcard.js";
+import { analysisCard } from "./findingcard.js";
+
 
 const TITLES = { fusion: "Unfused chains", hazards: "Graph-break hazards", compile_suggestions: "Compile suggestions",
   op_classes: "Op classes" };
@@ -41,28 +42,6 @@ function summaryBlock(summary) {
 }
 
 /**
- * A result item as a card: numbered like the report, titled by what it is.
- * @param {string} name the analysis
- * @param {Object<string, any>} item
- * @param {number} i its position
- * @returns {HTMLElement}
- */
-function card(name, item, i) {
-  const f = item.fields;
-  const ops = (item.lists.ops || []).map(shortOp).join(" + ");
-  if (name === "fusion") {
-    return findingCard({ number: `#${f.id ?? i}`, title: `unfused ${ops} (${f.eager_kernels} → ${f.fused_kernels} kernels)`,
-      fields: f, lists: { modules: item.lists.modules || [] }, nodes: item.nodes });
-  }
-  if (name === "compile_suggestions") {
-    return findingCard({ number: `${f.rank ?? i + 1}.`, title: `compile ${f.module === "" ? "the whole model" : f.module}`,
-      fields: f, lists: item.lists, nodes: item.nodes, snippet: item.snippet });
-  }
-  return findingCard({ number: `#${f.id ?? i}`, title: f.reason || f.kind || f.op || TITLES[name], fields: f,
-    lists: item.lists, nodes: item.nodes, snippet: item.snippet });
-}
-
-/**
  * @param {HTMLElement} panel
  * @returns {Promise<void>}
  */
@@ -75,7 +54,7 @@ export async function analysesView(panel) {
       if (!r.present) sec.append(el("p", { class: "muted" }, "not analysed in this step"));
       else if (r.error) sec.append(el("p", { class: "error" }, `analysis failed: ${r.error}`));
       else {
-        sec.append(...summaryBlock(r.summary), ...r.items.map((item, i) => card(name, item, i)));
+        sec.append(...summaryBlock(r.summary), ...r.items.map((item, i) => analysisCard(name, item, i)));
         if (!r.items.length && !Object.keys(r.summary).length) sec.append(el("p", { class: "muted" }, "nothing found"));
       }
       panel.append(sec);

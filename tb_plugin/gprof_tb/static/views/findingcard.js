@@ -3,7 +3,7 @@
 // and its code snippet with a copy button. Used by the findings and overview views.
 
 import { actionLink, el } from "../dom.js";
-import { fieldLabel, fmtField, fmtModule } from "../format.js";
+import { fieldLabel, fmtField, fmtModule, shortOp } from "../format.js";
 import { goToModule, goToNode } from "../nav.js";
 
 /** Fields a card shows in its title and meta line rather than in the list. */
@@ -64,4 +64,26 @@ export function findingCard(f) {
     c.append(el("div", { class: "snippet" }, btn, el("pre", {}, f.snippet)));
   }
   return c;
+}
+
+/**
+ * A result item as a card: numbered like the report, titled by what it is.
+ * @param {string} name the analysis
+ * @param {Object<string, any>} item
+ * @param {number} i its position
+ * @returns {HTMLElement}
+ */
+export function analysisCard(name, item, i) {
+  const f = item.fields;
+  const ops = (item.lists.ops || []).map(shortOp).join(" + ");
+  if (name === "fusion") {
+    return findingCard({ number: `#${f.id ?? i}`, title: `unfused ${ops} (${f.eager_kernels} → ${f.fused_kernels} kernels)`,
+      fields: f, lists: { modules: item.lists.modules || [] }, nodes: item.nodes });
+  }
+  if (name === "compile_suggestions") {
+    return findingCard({ number: `${f.rank ?? i + 1}.`, title: `compile ${f.module === "" ? "the whole model" : f.module}`,
+      fields: f, lists: item.lists, nodes: item.nodes, snippet: item.snippet });
+  }
+  return findingCard({ number: `#${f.id ?? i}`, title: f.reason || f.kind || f.op || name.replace(/_/g, " "), fields: f,
+    lists: item.lists, nodes: item.nodes, snippet: item.snippet });
 }

@@ -80,7 +80,7 @@ function anchorAt(g, ids) {
 /** @param {string} module @param {Element} g its frame */
 function collapse(module, g) {
   for (const m of [...state.expanded]) if (m === module || m.startsWith(module + ".")) state.expanded.delete(m);
-  anchorAt(g, ["forward", "backward", "optimizer", "other"].map((p) => `m:${module}@${p}`));
+  anchorAt(g, PHASE_SETS.all.map((p) => `m:${module}@${p}`));
   loadGraph();
 }
 
