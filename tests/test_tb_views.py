@@ -9,6 +9,7 @@ tests/test_tb_browser.py.
 """
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 from collections.abc import Iterator
@@ -179,3 +180,16 @@ def test_merged_edge_counts_each_tensor_once(browser: tuple[Any, str, list[str]]
     frame = open_tab(page, url, "view=graph&run=transformer")
     label = frame.text_content("g.edge[data-src='m:encoder@forward'][data-dst='m:head@forward'] text")
     assert label == f"{expected / 2**20:.2f} MiB"
+
+
+def test_screenshots(browser: tuple[Any, str, list[str]], tmp_path: Path) -> None:
+    """The overview and the graph as the docs show them; GPROF_UPDATE_SCREENSHOTS=1 refreshes
+    docs/images/tb_overview.png and docs/images/tb_graph.png."""
+    out = Path(__file__).parents[1] / "docs" / "images" if os.environ.get("GPROF_UPDATE_SCREENSHOTS") == "1" else tmp_path
+    page, url, _ = browser
+    open_tab(page, url, "run=transformer")
+    page.screenshot(path=str(out / "tb_overview.png"))
+    frame = open_tab(page, url, "view=graph&run=transformer&node=60&exp=encoder,encoder.layers,encoder.layers.0,"
+                     "encoder.layers.0.linear1")
+    frame.wait_for_selector("g.node.selected[data-box='n:60']")
+    page.screenshot(path=str(out / "tb_graph.png"))
