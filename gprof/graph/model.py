@@ -27,10 +27,11 @@ class Phase(_StrEnum):
 
     FORWARD = "forward"
     BACKWARD = "backward"
-    #: forward ops re-run during backward by activation checkpointing (``fwd``: the forward node repeated)
-    RECOMPUTE = "recompute"
     OPTIMIZER = "optimizer"
     OTHER = "other"
+    #: forward ops re-run during backward by activation checkpointing (``fwd``: the forward node repeated);
+    #: last, so the older phases keep their positions in PHASES
+    RECOMPUTE = "recompute"
 
 
 class MemoryCategory(_StrEnum):
