@@ -14,6 +14,9 @@ import numpy as np
 
 from gprof.graph.keys import NO_MODULE
 from gprof.graph.model import PHASES
+
+#: phases per module group in the (group, phase) keys below
+_NPH = len(PHASES)
 from gprof_tb.stepdata import StepData
 
 MARK_KINDS = ("chains", "hazards", "regions")
@@ -127,14 +130,14 @@ def collapsed_graph(data: StepData, expanded: set[str], phases: set[str], limit:
     in_phase = np.isin(tree.s_phase, wanted)
     g = group[tree.s_mod]
     rows = in_phase & (g >= 0)
-    keys = g[rows] * 4 + tree.s_phase[rows]
+    keys = g[rows] * _NPH + tree.s_phase[rows]
     uniq, (count, dur, dev, has_dev, alloc, flops) = _aggregate(
         keys, *(col[rows] for col in (tree.s_count, tree.s_dur, tree.s_dev, tree.s_has_dev, tree.s_alloc,
                                       tree.s_flops)))
     live = np.zeros(len(uniq))
     np.maximum.at(live, np.searchsorted(uniq, keys), tree.s_live[rows])
     for i, key in enumerate(uniq.tolist()):
-        name, phase = tree.names[key // 4], PHASES[key % 4]
+        name, phase = tree.names[key // _NPH], PHASES[key % _NPH]
         boxes[f"m:{name}@{phase}"] = {
             "id": f"m:{name}@{phase}", "kind": "module", "module": name, "phase": phase, "parent": _parent(name),
             "type": types.get(name, "outside modules" if name == NO_MODULE else ""), "count": int(count[i]),
@@ -171,14 +174,14 @@ def collapsed_graph(data: StepData, expanded: set[str], phases: set[str], limit:
 
     # 3. dataflow edges, merged between boxes: module-level rows for collapsed groups...
     ga, gb = group[tree.e_ma], group[tree.e_mb]
-    ka, kb = ga * 4 + tree.e_pa, gb * 4 + tree.e_pb
+    ka, kb = ga * _NPH + tree.e_pa, gb * _NPH + tree.e_pb
     erows = np.isin(tree.e_pa, wanted) & np.isin(tree.e_pb, wanted) & (ga >= 0) & (gb >= 0) & (ka != kb)
-    span = 4 * len(tree.names)
+    span = _NPH * len(tree.names)
     pairs, (nbytes, ecount) = _aggregate(ka[erows] * span + kb[erows], tree.e_bytes[erows], tree.e_count[erows])
     merged: dict[tuple[str, str], list[int]] = {}
     for pair, nb, c in zip(pairs.tolist(), nbytes.tolist(), ecount.tolist()):
         a, b = divmod(pair, span)
-        merged[(f"m:{tree.names[a // 4]}@{PHASES[a % 4]}", f"m:{tree.names[b // 4]}@{PHASES[b % 4]}")] = [nb, c]
+        merged[(f"m:{tree.names[a // _NPH]}@{PHASES[a % _NPH]}", f"m:{tree.names[b // _NPH]}@{PHASES[b % _NPH]}")] = [nb, c]
 
     def link(a: str, b: str, nb: int | None, count: int) -> None:
         if a != b and a in boxes and b in boxes:
@@ -233,11 +236,11 @@ def collapsed_graph(data: StepData, expanded: set[str], phases: set[str], limit:
             if bid in boxes:
                 boxes[bid]["marks"][MARK_KINDS[kind]] = boxes[bid]["marks"].get(MARK_KINDS[kind], 0) + 1
         rows = on & (m_group >= 0)
-        keys = (m_group[rows] * 4 + marked[rows, 2]) * len(MARK_KINDS) + marked[rows, 3]
+        keys = (m_group[rows] * _NPH + marked[rows, 2]) * len(MARK_KINDS) + marked[rows, 3]
         uniq, counts = np.unique(keys, return_counts=True)
         for key, n in zip(uniq.tolist(), counts.tolist()):
             box_key, kind = divmod(key, len(MARK_KINDS))
-            bid = f"m:{tree.names[box_key // 4]}@{PHASES[box_key % 4]}"
+            bid = f"m:{tree.names[box_key // _NPH]}@{PHASES[box_key % _NPH]}"
             if bid in boxes:
                 boxes[bid]["marks"][MARK_KINDS[kind]] = n
     clusters = sorted(m for m in expanded if m in tree.ids and m != "")
