@@ -85,11 +85,27 @@ def format_step(s: dict[str, Any], depth: int = 2) -> str:
         label = ("  " * level) + (name.rsplit(".", 1)[-1] if name else "(root)")
         lines.append(f"   {label[:36]:<36} {fmt_ns(e['forward_ns']):>10} {fmt_ns(e['backward_ns']):>10} "
                      f"{fmt_bytes(e['alloc_bytes']):>10} {fmt_bytes(e['saved_activation_bytes']):>10}")
+    lines.extend(_checkpointing(s, depth))
     extra = format_analyses(s)
     if extra:
         lines.append("")
         lines.extend(extra)
     return "\n".join(lines)
+
+
+def _checkpointing(s: dict[str, Any], depth: int) -> list[str]:
+    """Per module, what activation checkpointing costs (recompute time) and what it saves (activation
+    bytes backward read from the recomputation instead of from forward); nothing without it."""
+    rows = [e for e in s["modules"] if e.get("recompute_ns") and (e["module"].count(".") + 1 if e["module"] else 0) <= depth]
+    if not rows:
+        return []
+    out = ["", f"   activation checkpointing (recompute linked {s.get('recompute_linked', 1.0):.1%})"
+               "        recompute  act. saved"]
+    for e in rows:
+        name = e["module"] or "(root)"
+        out.append(f"   {name[:52]:<52} {fmt_ns(e['recompute_ns']):>10} "
+                   f"{fmt_bytes(e.get('recomputed_activation_bytes', 0)):>10}")
+    return out
 
 
 def format_analyses(s: dict[str, Any]) -> list[str]:

@@ -14,7 +14,10 @@ def _chain(module: str) -> list[str]:
 
 
 def module_table(r: StepReader) -> list[dict[str, Any]]:
-    """Per module, inclusive of submodules: forward/backward time, allocations, saved activations.
+    """Per module, inclusive of submodules: forward/backward time, allocations, saved activations;
+    with activation checkpointing, the time spent recomputing its forward (``recompute_ns``) and the
+    activation bytes recomputing spared it from keeping (``recomputed_activation_bytes``), both only
+    in a step that recomputed something, so other steps answer exactly as before.
     An op that updates several parameters at once (a fused or foreach optimizer) counts for each
     parameter's module by its ``param_shares``, not under one module."""
     rows = r.sql(  # from the aggregates written with the step
@@ -27,7 +30,11 @@ def module_table(r: StepReader) -> list[dict[str, Any]]:
         if e is None:
             e = agg[name] = {"module": name, "forward_ns": 0, "backward_ns": 0, "optimizer_ns": 0, "other_ns": 0,
                              "nodes": 0, "alloc_bytes": 0, "flops": 0, "saved_activation_bytes": 0}
+            if checkpointed:
+                e["recompute_ns"] = e["recomputed_activation_bytes"] = 0
         return e
+
+    checkpointed = any(row[1] == "recompute" for row in rows)
 
     for module, phase, count, dur, alloc, flops in rows:
         for name in _chain(module):
@@ -45,7 +52,9 @@ def module_table(r: StepReader) -> list[dict[str, Any]]:
                 e[f"{phase}_ns"] += round((dur or 0) * fraction)
                 e["alloc_bytes"] += round((alloc or 0) * fraction)
                 e["flops"] += round((flops or 0) * fraction)
-    for module, nbytes in r.memory.saved_activations.items():
-        for name in _chain(module):
-            entry(name)["saved_activation_bytes"] += nbytes
+    for field, by_module in (("saved_activation_bytes", r.memory.saved_activations),
+                             ("recomputed_activation_bytes", r.memory.recomputed_activations if checkpointed else {})):
+        for module, nbytes in by_module.items():
+            for name in _chain(module):
+                entry(name)[field] += nbytes
     return sorted(agg.values(), key=lambda e: e["module"])

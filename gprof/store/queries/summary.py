@@ -17,12 +17,13 @@ def _frac(num: int, den: int) -> float:
 def step_summary(r: StepReader, top: int = 15) -> dict[str, Any]:
     """The report's JSON object for one (step, rank) (schema: docs/report-schema.md)."""
     m = r.meta
-    phases = {p: 0 for p in PHASES}
+    phases = {p: 0 for p in PHASES if p != "recompute"}  # a step without checkpointing reads as before
     phases.update(dict(r.sql("SELECT phase, COUNT(*) FROM nodes GROUP BY phase")))
     fb_total, fb_mod = r.sql(
         "SELECT COUNT(*), COUNT(module) FROM nodes WHERE phase IN ('forward', 'backward')")[0]
     bw_total, bw_linked = r.sql(
         "SELECT COUNT(*), SUM(fwd IS NOT NULL OR param IS NOT NULL) FROM nodes WHERE phase = 'backward'")[0]
+    rc_total, rc_linked = r.sql("SELECT COUNT(*), SUM(fwd IS NOT NULL) FROM nodes WHERE phase = 'recompute'")[0]
     time_ns, flops = r.sql("SELECT COALESCE(SUM(dur_ns), 0), COALESCE(SUM(flops), 0) FROM nodes")[0]
     device_ns = r.sql("SELECT SUM(device_ns) FROM nodes")[0][0]
     peak = r.node(r.memory.peak_node) if r.memory.peak_node is not None else None
@@ -50,6 +51,9 @@ def step_summary(r: StepReader, top: int = 15) -> dict[str, Any]:
         "top_ops": top_ops(r, top),
         "modules": module_table(r),
     }
+    if rc_total:
+        out["recompute_linked"] = _frac(rc_linked or 0, rc_total)
+        out["recomputed_activations"] = r.memory.recomputed_activations
     if m.extra.get("kineto_trace"):
         out["kineto_trace"] = m.extra["kineto_trace"]
     for name, value in r.analyses().items():
