@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tb_browser_helpers import BROWSER_NAMES, chromium_page, find_browser, open_tab, plugin_frame, tensorboard, unreadable
+from tb_browser_helpers import (
+    BROWSER_NAMES,
+    chromium_page,
+    find_browser,
+    open_tab,
+    plugin_frame,
+    tensorboard,
+    unreadable,
+)
 
 GOLDEN = Path(__file__).parent / "data" / "report_golden" / "logdir"
 pytestmark = [
