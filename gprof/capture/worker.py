@@ -129,10 +129,10 @@ class StepWorker:
             self._died()
 
     def collect(self, timeout: float | None = 0.0) -> bool:
-        """Take in the steps the worker has answered, waiting up to ``timeout`` for the first one
-        (None: until one comes). Returns whether any was."""
+        """Take in the steps the worker has answered (and its start), waiting up to ``timeout`` for
+        the first message (None: until one comes). Returns whether a step was answered."""
         got = False
-        while self.pending:
+        while self.pending or (self.alive and not self.ready):
             if not self.alive:
                 self._build_here()
                 return True
