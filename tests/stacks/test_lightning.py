@@ -71,9 +71,6 @@ def test_one_gprof_step_per_optimizer_step_and_bit_identical(tmp_path: Path) -> 
     assert gprof.load(profiler.prof.run_dir).meta.step == STEPS - 1
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 point 3: ops of a closure run inside optimizer.step that no module "
-                   "owns (the loss: mse_loss, the accumulation div) get phase 'optimizer' (measured: forward 6 "
-                   "nodes without accumulation, 14 with 2 micro-batches, 16 expected)")
 def test_closure_inside_optimizer_step_is_forward_and_backward(tmp_path: Path) -> None:
     """Without accumulation every closure runs inside ``optimizer.step``; with 2 micro-batches one
     does and one does not. Same forward/backward either way: twice as much with 2 micro-batches."""
