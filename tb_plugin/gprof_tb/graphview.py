@@ -190,14 +190,17 @@ def collapsed_graph(data: StepData, expanded: set[str], phases: set[str], limit:
             e[1] += count
 
     # ... node-level rows for modules shown op by op (few: at most ``limit`` nodes each) ...
-    seen: set[tuple[int, int, int]] = set()
+    seen: set[tuple[str, str, int, int, int]] = set()  # each tensor once per pair of boxes
     for mname, one_by_one in individual.items():
         if not one_by_one:
             continue
         for src, dst, storage, nb, am, bm, ap, bp, aop, bop in data.direct_edges(None if mname == NO_MODULE else mname):
-            if (src, dst, storage) not in seen and ap in phases and bp in phases:
-                seen.add((src, dst, storage))
-                link(box_of(src, am, ap, aop), box_of(dst, bm, bp, bop), nb, 1)
+            if ap not in phases or bp not in phases:
+                continue
+            a, b = box_of(src, am, ap, aop), box_of(dst, bm, bp, bop)
+            if (a, b, src, storage, nb) not in seen:
+                seen.add((a, b, src, storage, nb))
+                link(a, b, nb, 1)
     # ... and rows merged by op in SQL for modules shown as one box per op type
     for mname, one_by_one in individual.items():
         if one_by_one:

@@ -5,6 +5,7 @@ from typing import Any
 
 from gprof.graph.model import Node
 from gprof.store.queries import regions_of
+from gprof.store.queries.wiring import wired_neighbours
 from gprof_tb.stepdata import StepData
 
 _NEIGHBOUR_LIMIT = 50
@@ -22,11 +23,10 @@ def node_detail(data: StepData, idx: int) -> dict[str, Any] | None:
     n = r.node(idx)
     if n is None:
         return None
-    edges = r.edges(idx)
     partner_fwd = r.node(n.fwd) if n.fwd is not None else None
     partners_bwd = [r.node(i) for i in data.backward_partners(idx, _NEIGHBOUR_LIMIT)]
-    producers = [r.node(e.src) for e in edges if e.dst == idx][:_NEIGHBOUR_LIMIT]
-    consumers = [r.node(e.dst) for e in edges if e.src == idx][:_NEIGHBOUR_LIMIT]
+    wired = wired_neighbours(r, idx)  # views wired to the op that made them
+    producers, consumers = ([r.node(i) for i in ids[:_NEIGHBOUR_LIMIT]] for ids in wired)
     view = data.analyses_view()
     marks = data.node_marks().get(idx, {})
     numbers = {"chains": marks.get("chains", []), "hazards": marks.get("hazards", []),

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from gprof.store import StepReader, StoreError
 from gprof.store import queries as q
+from gprof.store.queries.wiring import module_tensor_edge_rows
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -168,7 +169,7 @@ class StepData:
         return self.memo("module_edges", self._module_edge_rows)
 
     def _module_edge_rows(self) -> list[tuple]:
-        return q.module_edge_rows(self._reader())
+        return module_tensor_edge_rows(self._reader())  # each tensor once per merged edge
 
     def direct_nodes(self, module: str | None) -> list[tuple]:
         """``direct_nodes``: the nodes whose innermost module is exactly ``module``."""
