@@ -156,7 +156,16 @@ def make_transformer() -> tuple[nn.Module, torch.optim.Optimizer, list[Any]]:
     return transformer.make()
 
 
-MODELS: dict[str, Make] = {"transformer": make_transformer, "gpt2": make_gpt, "tiny": make_tiny}
+def _example(name: str) -> Make:
+    def make() -> tuple[nn.Module, torch.optim.Optimizer, list[Any]]:
+        import importlib
+
+        return importlib.import_module(f"examples.{name}").make()
+    return make
+
+
+MODELS: dict[str, Make] = {"transformer": make_transformer, "gpt2": make_gpt, "tiny": make_tiny,
+                           "mlp": _example("mlp"), "cnn": _example("cnn")}
 
 
 def model_names(parser: Any, text: str) -> list[str]:

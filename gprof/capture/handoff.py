@@ -154,7 +154,7 @@ class SpooledStep:
     def _dump(self, frame: tuple) -> None:
         assert self._file is not None
         p = pickle.Pickler(self._file, pickle.HIGHEST_PROTOCOL)
-        p.dispatch_table = _DISPATCH  # type: ignore[assignment]
+        p.dispatch_table = _DISPATCH
         p.dump(frame)
 
     def add(self, records: Sequence[tuple], device_times: dict[int, int], params: dict[int, Any]) -> None:

@@ -199,9 +199,9 @@ class StepPipeline:
             spool, self._spool = self._spool, None  # an observer came mid-step: build here from now on,
             if self.queue is not None:  # after the steps handed off before it
                 self.queue.drain()
-            builder, self._writer = spool.take_back(self.scope)
-            self._builder = builder
-            self.memory.op_counter = lambda: builder.n + len(self.recorder.buffer)
+            taken, self._writer = spool.take_back(self.scope)
+            self._builder = taken
+            self.memory.op_counter = lambda: taken.n + len(self.recorder.buffer)
         builder = self._builder
         assert builder is not None, "the recorder handed over records outside a step"
         return self._consume(builder, records)
