@@ -58,13 +58,46 @@ def _break_reasons(explained: Any) -> list[dict[str, Any]]:
     return out
 
 
+def _dynamo_refusals() -> list[str]:
+    """First lines of what Dynamo declined while explaining (its counters): the only account of a
+    skipped frame or an unsupported construct (a checkpointed layer's side effect), which
+    ``explain`` neither counts as a graph nor itemises as a break."""
+    from torch._dynamo.utils import counters
+
+    seen = dict.fromkeys(str(k).strip().splitlines()[0][:200] for kind in ("unimplemented", "graph_break")
+                         for k in counters.get(kind, {}))
+    return list(seen)
+
+
 def _explain(fn: Callable, args: tuple, kwargs: dict) -> dict[str, Any]:
+    """Graphs and breaks by ``torch._dynamo.explain``. Where Dynamo compiled nothing (explain then
+    says 0 graphs and -1 breaks) the result says so, with Dynamo's reasons, instead of a count;
+    breaks explain counted without itemising come with those reasons too."""
+    from torch._dynamo.utils import counters
+
     torch._dynamo.reset()
+    counters.clear()
     try:
         ex = torch._dynamo.explain(fn)(*args, **kwargs)
     except Exception as e:  # explain itself can fail on exotic code; say so instead of crashing
         return {"error": f"{type(e).__name__}: {e}"}
-    return {"graph_count": ex.graph_count, "graph_breaks": ex.graph_break_count, "break_reasons": _break_reasons(ex)}
+    out: dict[str, Any] = {"graph_count": ex.graph_count, "graph_breaks": max(ex.graph_break_count, 0),
+                           "break_reasons": _break_reasons(ex)}
+    if not ex.graph_count:
+        out["never_compiled"] = "; ".join(_dynamo_refusals()) or "Dynamo skipped every frame of it"
+    elif ex.graph_break_count > len(out["break_reasons"]):
+        out["unlisted_breaks"] = _dynamo_refusals()
+    return out
+
+
+def _explain_lines(e: dict[str, Any], indent: str) -> list[str]:
+    """The graph/break line of an explained model or region, and why it never compiled, if it did not."""
+    if "never_compiled" in e:
+        return [f"{indent}never compiled: Dynamo made no graph of it ({e['never_compiled'][:300]})"]
+    lines = [f"{indent}{e['graph_count']} graph(s), {e['graph_breaks']} break(s)"]
+    if e.get("unlisted_breaks"):
+        lines.append(f"{indent}breaks explain does not itemise; Dynamo declined: {'; '.join(e['unlisted_breaks'])[:300]}")
+    return lines
 
 
 def _record_inputs(model: nn.Module, fqns: list[str], run: Callable[[], Any],
@@ -185,7 +218,9 @@ def verify(model: nn.Module, step_fn: Callable[[nn.Module, Any], Any], batch: An
             keys = {_source_key(h.get("source")) for h in hazards}
             for br in whole["break_reasons"]:
                 br["in_hazards"] = _source_key(br["source"]) in keys
-            whole["all_breaks_in_hazards"] = all(br["in_hazards"] for br in whole["break_reasons"])
+            # only a claim about breaks that were found and itemised
+            whole["all_breaks_in_hazards"] = (None if "never_compiled" in whole or whole.get("unlisted_breaks")
+                                              else all(br["in_hazards"] for br in whole["break_reasons"]))
         report["whole_model"] = whole
     if not regions:
         report.update(eager_ns=None, compiled_ns=None, speedup=None, repeats=0, device="cuda" if timer.cuda else "cpu",
@@ -272,7 +307,7 @@ def format_report(report: dict[str, Any]) -> str:
     lines = []
     w = report.get("whole_model")
     if w and "graph_breaks" in w:
-        lines.append(f"whole model: {w['graph_count']} graph(s), {w['graph_breaks']} break(s)")
+        lines.extend(_explain_lines(w, "whole model: "))
         for br in w["break_reasons"]:
             mark = {True: "in hazards", False: "NOT in hazards", None: ""}[br.get("in_hazards")]
             lines.append(f"   break at {br['source']}: {br['reason'][:100]}  [{mark}]")
@@ -284,8 +319,8 @@ def format_report(report: dict[str, Any]) -> str:
             lines.append(f"   {r['error']}")
             continue
         k = r.get("kernels", {})
-        lines.append(f"   {r['graph_count']} graph(s), {r['graph_breaks']} break(s); Inductor kernels: "
-                     f"{k.get('generated', '?')} generated + {k.get('extern', '?')} extern")
+        lines.extend(_explain_lines(r, "   "))
+        lines.append(f"   Inductor kernels: {k.get('generated', '?')} generated + {k.get('extern', '?')} extern")
         for br in r["break_reasons"]:
             lines.append(f"   break at {br['source']}: {br['reason'][:100]}")
         lines.append(f"   step: eager {fmt_ns(r['eager_ns'])}, with this region compiled {fmt_ns(r['compiled_ns'])} "
