@@ -29,6 +29,7 @@ from gprof.store.queries import run_listing, step_files
 from gprof.store.runs import UnknownRunError
 from gprof_tb.graphview import collapsed_graph
 from gprof_tb.nodeview import node_detail
+from gprof_tb.routes_insight import insight_routes
 from gprof_tb.stepdata import StepCache, StepData
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -135,6 +136,7 @@ class GprofPlugin(base_plugin.TBPlugin):
             "/diff": self._serve_diff,
             "/ranks": self._serve_ranks,
             "/kineto": self._serve_kineto,
+            **insight_routes(self),  # issue 14: /overview, /diff, /memory_ops, /ranks, /timeline
         }
 
     def is_active(self) -> bool:

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from gprof.store import StepReader, StoreError
 from gprof.store import queries as q
+from gprof.store.queries.findings import marked_chains, step_findings
 from gprof.store.queries.wiring import module_tensor_edge_rows
 
 T = TypeVar("T")
@@ -126,8 +127,30 @@ class StepData:
         return self.memo("analyses_view", lambda: q.analyses_view(self.reader, self.analyses()))
 
     def node_marks(self) -> dict[int, dict[str, list[int]]]:
-        """idx -> {"chains", "hazards", "regions": item numbers}: what the graph highlights."""
-        return self.memo("marks", lambda: q.node_marks(self.analyses_view()))
+        """idx -> {"chains", "hazards", "regions": item numbers}: what the graph highlights. Only the
+        unfused chains that matter are marked (``findings.marked_chains``: the top few by saving)."""
+        def compute() -> dict[int, dict[str, list[int]]]:
+            keep, _ = marked_chains(self.findings())
+            marks = q.node_marks(self.analyses_view())
+            for m in marks.values():
+                if "chains" in m:
+                    m["chains"] = [c for c in m["chains"] if c in keep]
+            return {i: {k: v for k, v in m.items() if v} for i, m in marks.items() if any(m.values())}
+        return self.memo("marks", compute)
+
+    def findings(self) -> list[dict[str, Any]]:
+        """The step's ranked findings (``step_findings``, numbered as in the report), keys resolved to nodes."""
+        def compute() -> list[dict[str, Any]]:
+            r = self.reader
+            mem = {"peak_bytes": r.memory.peak_bytes, "peak_node": r.memory.peak_node,
+                   "saved_activations": r.memory.saved_activations}
+            found = step_findings(self.analyses(), mem, r.meta.extra.get("optimizers") or [],
+                                  self.headline()["time_ns"])
+            for f in found:
+                if f["node"] is None and f["key"]:
+                    f["node"] = self.node_idx(f["key"])
+            return found
+        return self.memo("findings", compute)
 
     def node_idx(self, key: str) -> int | None:
         return q.node_idx(self.reader, key)
