@@ -124,14 +124,50 @@ def _record_inputs(model: nn.Module, fqns: list[str], run: Callable[[], Any],
     return seen
 
 
-def _profile_suggestions(model: nn.Module, step_fn: Callable, batch: Any) -> tuple[list[dict], list[dict]]:
+def _profile_suggestions(model: nn.Module, step_fn: Callable, batch: Any) -> tuple[list[dict], list[dict], Any]:
     from gprof.capture.profile import profile
 
     with tempfile.TemporaryDirectory(prefix="gprof-verify-") as d:
         with profile(logdir=d, run="verify") as prof:
             step_fn(model, batch)
         graph = prof.graphs[-1]
-    return list(graph.analyses.get("compile_suggestions") or []), list(graph.analyses.get("hazards") or [])
+    return (list(graph.analyses.get("compile_suggestions") or []), list(graph.analyses.get("hazards") or []),
+            graph)
+
+
+#: probe classes of ops that become generated kernels (by name), each with its own measured speed ratio
+PROBE_CLASSES = (("batch_norm", "batch_norm"), ("layer_norm", "layer_norm"), ("softmax", "softmax"),
+                 ("dropout", "dropout"), ("bernoulli", "dropout"), ("gelu", "gelu"))
+
+
+def probe_class(op: str) -> str:
+    """The probe whose generated-vs-eager speed stands for ``op`` (``pointwise`` when none names it)."""
+    return next((c for key, c in PROBE_CLASSES if key in op), "pointwise")
+
+
+def region_work(graph: Any, modules: Sequence[str]) -> dict[str, Any]:
+    """What compiling ``modules`` changes in the recorded step, by the fusion prediction for the step's
+    device: ``ops``, the eager ops of the region's forward and backward (each pays eager's dispatch and
+    autograd bookkeeping, which compiled code skips); ``kernels``, the predicted kernel calls of the
+    compiled code (generated and extern, each a call from Inductor's wrapper); ``generated_ns``, their
+    recorded eager time in ops that become generated kernels, per probe class (Inductor's loops replace
+    ATen's kernels there; externs such as matmuls run the same kernel either way)."""
+    from gprof.analyses.fusion import predict
+    from gprof.analyses.fusion_rules import FREE, role
+
+    def inside(m: str | None) -> bool:
+        return any(not r or m == r or (m or "").startswith(r + ".") for r in modules)
+
+    by = {n.idx: n for n in graph.nodes}
+    kernels = [k for p in ("forward", "backward") for k in predict(graph)[p] if any(inside(by[i].module) for i in k.nodes)]
+    generated: dict[str, int] = {}
+    for k in kernels:
+        for i in k.nodes if k.generated else ():
+            if inside(by[i].module):
+                c = probe_class(by[i].op_short)
+                generated[c] = generated.get(c, 0) + by[i].dur_ns
+    ops = sum(1 for n in graph.nodes if n.phase in ("forward", "backward") and inside(n.module) and role(n) != FREE)
+    return {"ops": ops, "kernels": len(kernels), "generated_ns": generated}
 
 
 def _normalise(suggestions: Sequence[Any]) -> list[dict[str, Any]]:
@@ -173,6 +209,90 @@ def compiled_call_ns(cuda: bool = False, repeats: int = 30) -> int:
     return _per_call[device]
 
 
+_costs: dict[str, dict[str, Any]] = {}
+
+
+def _probes(device: str) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
+    """One op per probe class, forward and backward, on a 16x64x32x32 tensor (1 Mi elements); other
+    pointwise ops are probed by ``relu``, the transcendental ``gelu`` on its own."""
+    from torch.nn import functional as F
+
+    w, b = torch.ones(64, device=device, requires_grad=True), torch.zeros(64, device=device, requires_grad=True)
+    return {"pointwise": lambda a: torch.relu(a), "gelu": lambda a: F.gelu(a), "softmax": lambda a: torch.softmax(a, -1),
+            "layer_norm": lambda a: F.layer_norm(a, (32,)), "dropout": lambda a: F.dropout(a, 0.1, True),
+            "batch_norm": lambda a: F.batch_norm(a, None, None, w, b, training=True)}
+
+
+def eager_costs(cuda: bool = False, repeats: int = 15) -> dict[str, Any]:
+    """Costs of eager against compiled code on this device, measured once per process (each the fastest
+    of ``repeats`` runs, as other work on the machine only adds time):
+
+    - ``op_ns``: one eager op beyond its kernel (dispatch and autograd bookkeeping: a chain of 32 ``mul``s
+      on a 32-element tensor, forward and backward, per op), which compiled code does not pay;
+    - ``kernel_ns``: one kernel call in compiled code (the wrapper's call and buffer allocation: the
+      compiled ``relu`` + ``mm`` chain of 8 links less that of 1, per kernel, on 4x8 tensors);
+    - ``ratio``: per probe class, the time of Inductor's generated code over eager for one op, forward
+      and backward, on 1 Mi elements (``_probes``): on a CPU the generated loops can be slower than
+      ATen's vectorised kernels, which a fusion saving must first make up."""
+    device = "cuda" if cuda else "cpu"
+    if device not in _costs:
+        timer = _Timer(nn.Linear(1, 1).to(device))
+
+        def best(fn: Callable[[], Any]) -> float:  # the fastest run: others were interrupted by other work
+            fn()
+            return min(timer(fn) for _ in range(repeats))
+
+        w = torch.randn(4, 8, device=device, requires_grad=True)
+
+        def chain() -> None:
+            y = w
+            for _ in range(32):
+                y = y * 1.0001
+            y.sum().backward()
+
+        op_ns = best(chain) / (2 * 32 + 2)
+        m = torch.randn(8, 8, device=device)
+
+        def links(n: int) -> Callable[[torch.Tensor], torch.Tensor]:
+            def f(a: torch.Tensor) -> torch.Tensor:
+                for _ in range(n):
+                    a = torch.mm(a.relu(), m)
+                return a
+            return f
+
+        x = torch.randn(4, 8, device=device)
+        long, short = torch.compile(links(8)), torch.compile(links(1))
+        kernel_ns = max(0.0, (best(lambda: long(x)) - best(lambda: short(x))) / 14)
+        ratio = {}
+        big = torch.randn(16, 64, 32, 32, device=device)
+        grad = torch.randn_like(big)  # a dense gradient, as a layer inside a model receives
+        for name, f in _probes(device).items():
+            c = torch.compile(f)
+            leaf = big.clone().requires_grad_()
+            eager = best(lambda f=f, leaf=leaf: f(leaf).backward(grad))
+            ratio[name] = best(lambda c=c, leaf=leaf: c(leaf).backward(grad)) / eager if eager else 1.0
+        _costs[device] = {"op_ns": op_ns, "kernel_ns": kernel_ns, "ratio": ratio}
+    return _costs[device]
+
+
+def predicted_saving(est_ns: int, calls: int, work: dict[str, Any] | None, call_ns: int,
+                     costs: dict[str, Any]) -> int:
+    """A region's predicted saving per step: the fusion estimate (launches and intermediate bytes
+    fused away), plus the eager per-op cost its ops no longer pay, less the compiled code's cost per
+    kernel call and per region call, and less the extra time of generated loops over the eager kernels
+    they replace (their recorded time, less the per-op cost, times the probe class's ratio - 1).
+    Without ``work`` (suggestions given by name, no recorded step) only the estimate less the calls."""
+    saving = est_ns - calls * call_ns
+    if work is not None:
+        total = sum(work["generated_ns"].values())
+        overhead = work["ops"] * costs["op_ns"]
+        saving += overhead - work["kernels"] * costs["kernel_ns"]
+        for c, ns in work["generated_ns"].items():  # the per-op share of each class's time is dispatch
+            kernel_time = max(0.0, ns - overhead * ns / total) if total else 0.0
+            saving -= kernel_time * (costs["ratio"].get(c, 1.0) - 1)
+    return round(saving)
+
+
 class _Timer:
     def __init__(self, model: nn.Module) -> None:
         self.cuda = any(p.is_cuda for p in model.parameters())
@@ -195,8 +315,9 @@ def verify(model: nn.Module, step_fn: Callable[[nn.Module, Any], Any], batch: An
     step is profiled to get them (and the hazards)."""
     if repeats < 1:
         raise ValueError(f"repeats must be at least 1, got {repeats}")
+    graph = None
     if suggestions is None:
-        suggestions, found = _profile_suggestions(model, step_fn, batch)
+        suggestions, found, graph = _profile_suggestions(model, step_fn, batch)
         hazards = found if hazards is None else hazards
     regions = _normalise(suggestions)
     for r in regions:
@@ -276,14 +397,21 @@ def verify(model: nn.Module, step_fn: Callable[[nn.Module, Any], Any], batch: An
         use([])
     med = [int(statistics.median(t)) for t in times]
     per_call = compiled_call_ns(timer.cuda)
+    costs = eager_costs(timer.cuda)
     report["compiled_call_ns"] = per_call
+    report["eager_costs"] = costs
     for c, r_out in enumerate(report["regions"], 1):
         r_out["eager_ns"], r_out["compiled_ns"] = med[0], med[c]
         r_out["speedup"] = round(med[0] / med[c], 3) if med[c] else None
         r_out["measured_saving_ns"] = med[0] - med[c]
+        # half the interquartile range of the paired (same-iteration) differences: a measured saving
+        # smaller than this is within this machine's noise and says nothing about the sign
+        diffs = sorted(e - x for e, x in zip(times[0], times[c]))
+        r_out["measured_noise_ns"] = (diffs[(3 * len(diffs)) // 4] - diffs[len(diffs) // 4]) // 2
         if r_out.get("est_time_saved_ns") is not None:
-            # the fusion estimate, less what each call of the compiled region costs
-            r_out["predicted_saving_ns"] = r_out["est_time_saved_ns"] - r_out["calls"] * per_call
+            r_out["work"] = region_work(graph, r_out["modules"]) if graph is not None else None
+            r_out["predicted_saving_ns"] = predicted_saving(r_out["est_time_saved_ns"], r_out["calls"],
+                                                            r_out["work"], per_call, costs)
             r_out["pays"] = r_out["predicted_saving_ns"] > 0
     report["eager_ns"], report["compiled_ns"] = med[0], med[-1]
     report["speedup"] = round(med[0] / med[-1], 3) if med[-1] else None
@@ -327,8 +455,11 @@ def format_report(report: dict[str, Any]) -> str:
                      f"({r['speedup']}x)")
         if r.get("predicted_saving_ns") is not None:
             pay = "pays" if r["pays"] else "will not pay on this device"
+            w, ec = r.get("work"), report["eager_costs"]
+            extra = (f" + {w['ops']} eager ops x {fmt_ns(round(ec['op_ns']))} - {w['kernels']} kernel calls x "
+                     f"{fmt_ns(round(ec['kernel_ns']))} - slower generated loops") if w else ""
             lines.append(f"   saving per step: predicted {fmt_ns(r['predicted_saving_ns'])} (fusion "
-                         f"{fmt_ns(r['est_time_saved_ns'])} - {r['calls']} call(s) x "
+                         f"{fmt_ns(r['est_time_saved_ns'])}{extra} - {r['calls']} call(s) x "
                          f"{fmt_ns(report['compiled_call_ns'])} compiled-call cost: {pay}), "
                          f"measured {fmt_ns(r['measured_saving_ns'])}")
     if report["eager_ns"] is None:

@@ -108,3 +108,16 @@ def test_a_pytorch_container_region_is_really_compiled() -> None:
     (region,) = report["regions"]
     assert region["kernels"]["generated"] >= 1, region
     assert model.seq is seq, "the eager module is back in place after verify"
+
+
+def test_predicted_saving_adds_dispatch_and_charges_kernels_and_slower_generated_loops():
+    costs = {"op_ns": 3_000.0, "kernel_ns": 5_000.0, "ratio": {"pointwise": 1.5, "softmax": 1.0}}
+    # fusion 10 us + 100 ops x 3 us - 20 kernels x 5 us - 1 call x 80 us
+    # - pointwise (1,300 us less its share, 3/4, of the 300 us per-op cost) x 0.5; softmax at 1.0x costs nothing
+    work = {"ops": 100, "kernels": 20, "generated_ns": {"pointwise": 1_200_000, "softmax": 400_000}}
+    assert gv.predicted_saving(10_000, 1, work, 80_000, costs) == round(
+        10_000 + 300_000 - 100_000 - 80_000 - (1_200_000 - 225_000) * 0.5)
+    # no recorded step (suggestions given by name): fusion less the compiled-call cost only
+    assert gv.predicted_saving(10_000, 2, None, 80_000, costs) == 10_000 - 160_000
+    assert gv.probe_class("native_batch_norm_backward") == "batch_norm"
+    assert gv.probe_class("bernoulli_") == "dropout" and gv.probe_class("relu") == "pointwise"
