@@ -164,8 +164,13 @@ def _requests(nodes: int, rng: random.Random) -> dict[str, list[dict]]:
         "modules": [{"run": RUN}],
         "memory": [{"run": RUN, "points": 1000}],
         "analyses": [{"run": RUN}],
-        "diff": [{"run": RUN, "a": 0, "b": 1}],
+        "diff": [{"run": RUN, "a": 0, "b": 1}, {"run": RUN}],
         "ranks": [{"run": RUN}],
+        # issue 14's routes (tb_plugin/gprof_tb/routes_insight.py)
+        "overview": [{"run": RUN}],
+        "memory_ops": [{"run": RUN}, {"run": RUN, "from": (a := rng.randrange(nodes)), "to": min(nodes - 1, a + 50_000)}],
+        "timeline": [{"run": RUN}, {"run": RUN, "from_ns": (t := rng.randrange(10**9)), "to_ns": t + 10**7},
+                     {"run": RUN, "from_ns": t, "to_ns": t + 10**5}],
     }
 
 
@@ -266,10 +271,10 @@ def main() -> None:
         nodes, nedges = r.count(), r.sql("SELECT COUNT(*) FROM edges")[0][0]
     print(f"step 1: {nodes:,} nodes, {nedges:,} edges, file {files[1].stat().st_size / 2**20:.0f} MiB")
     print("\nJSON routes, in-process (ms): cold = first call on an empty cache; p50/p95 over interleaved rounds")
-    print(f"{'route':<10}{'cold':>10}{'p50':>9}{'p95':>9}{'max':>9}{'n':>5}{'max resp':>12}")
+    print(f"{'route':<12}{'cold':>10}{'p50':>9}{'p95':>9}{'max':>9}{'n':>5}{'max resp':>12}")
     results = bench_routes(logdir, nodes, args.rounds)
     for route, r in results.items():
-        print(f"{route:<10}{r['cold_ms']:>10.1f}{r['p50_ms']:>9.1f}{r['p95_ms']:>9.1f}{r['max_ms']:>9.1f}{r['n']:>5}"
+        print(f"{route:<12}{r['cold_ms']:>10.1f}{r['p50_ms']:>9.1f}{r['p95_ms']:>9.1f}{r['max_ms']:>9.1f}{r['n']:>5}"
               f"{r['max_response_bytes']:>12,}")
     worst = max(results.items(), key=lambda kv: kv[1]["p95_ms"])
     print(f"worst warm p95: {worst[0]} {worst[1]['p95_ms']:.1f} ms (limit 200 ms): "
