@@ -23,7 +23,7 @@ from gprof.store.queries.findings import marked_chains
 from gprof.store.queries.memory_ops import memory_by_op
 from gprof.store.queries.overview import step_trend, time_split, top_modules
 from gprof.store.queries.shapes import tensor_changes
-from gprof.store.queries.timeline import timeline
+from gprof.store.queries.timeline import timeline, timeline_arrays
 
 if TYPE_CHECKING:
     from gprof_tb.plugin import GprofPlugin
@@ -140,10 +140,8 @@ def timeline_route(plugin: GprofPlugin, request: wrappers.Request) -> Any:
     data = plugin._data(request)
     lo, hi = _num(request, "from_ns"), _num(request, "to_ns")
     cap = _num(request, "max", 5000, lo=1, hi=50_000)
-    out = data.memo(("timeline", lo, hi, cap), lambda: timeline(data.reader, lo, hi, cap))
-    out["columns"] = (["idx", "start_ns", "dur_ns", "lane", "phase", "op"] if out["mode"] == "nodes" else
-                      ["start_ns", "width_ns", "lane", "nodes", "busy_ns", "phase", "idx"])
-    return out
+    arrays = data.memo("timeline_arrays", lambda: timeline_arrays(data.reader))
+    return timeline(data.reader, arrays, lo, hi, cap)
 
 
 def insight_routes(plugin: GprofPlugin) -> dict[str, Callable]:

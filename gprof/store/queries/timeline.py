@@ -2,65 +2,72 @@
 
 A million-node step cannot go to the browser node by node, so a window holding more than ``max``
 nodes is answered as buckets: per lane and time bucket, the node count, busy time, the dominant
-phase and the longest node (to click). Small windows are answered node by node. Both are one
-indexed-free scan of ``start_ns`` in SQLite; no node is decoded in Python.
+phase and the longest node (to click). Small windows are answered node by node. The step's start
+times, durations, lanes and phases are read once into arrays sorted by start (:func:`timeline_arrays`,
+one pass over the file, which views cache); each window is then a binary search and a few
+``bincount`` calls, milliseconds on a million nodes.
 """
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
+from gprof.graph.model import PHASES
 from gprof.store.step_file import StepReader
 
+NODE_COLUMNS = ["idx", "start_ns", "dur_ns", "lane", "phase", "op"]
+BUCKET_COLUMNS = ["start_ns", "width_ns", "lane", "nodes", "busy_ns", "phase", "idx"]
 
-def _lane(thread: int | None, stream: Any) -> str:
-    return f"stream {stream}" if stream is not None else f"thread {thread or 0}"
 
-
-def timeline(r: StepReader, from_ns: int | None = None, to_ns: int | None = None, max_items: int = 5000,
-             buckets: int = 1000) -> dict[str, Any]:
-    """Nodes or buckets in [from_ns, to_ns) of step time (ns since the step's first node).
-
-    Node items: [idx, start_ns, dur_ns, lane index, phase, op]; bucket items: [start_ns, width_ns,
-    lane index, count, busy_ns, phase, idx of the longest node]."""
-    lo, hi = r.sql("SELECT MIN(start_ns), MAX(start_ns + COALESCE(dur_ns, 0)) FROM nodes")[0]
-    if lo is None:
-        return {"mode": "nodes", "lanes": [], "items": [], "from_ns": 0, "to_ns": 0, "span_ns": 0}
-    a = lo + (from_ns or 0)
-    b = lo + to_ns if to_ns is not None else hi + 1
-    stream = "json_extract(attrs, '$.stream')" if _has_streams(r) else "NULL"
-    count = r.sql("SELECT COUNT(*) FROM nodes WHERE start_ns >= ? AND start_ns < ?", (a, b))[0][0]
+def timeline_arrays(r: StepReader) -> dict[str, Any]:
+    """idx, start (ns since the step's first node), dur, lane and phase id of every node, by start."""
+    stream = ("json_extract(attrs, '$.stream')" if any(d != "cpu" for d in r.meta.devices)
+              and r.sql("SELECT 1 FROM nodes WHERE attrs LIKE '%\"stream\"%' LIMIT 1") else "NULL")
+    rows = r.sql(f"SELECT idx, start_ns, COALESCE(dur_ns, 0), thread, {stream}, phase FROM nodes ORDER BY start_ns, idx")
     lanes: dict[str, int] = {}
-    head = {"from_ns": a - lo, "to_ns": b - lo, "span_ns": hi - lo, "count": count}
-    if count <= max_items:
-        items = []
-        for idx, start, dur, thread, st, phase, op in r.sql(
-                f"SELECT idx, start_ns, dur_ns, thread, {stream}, phase, op FROM nodes "
-                "WHERE start_ns >= ? AND start_ns < ? ORDER BY start_ns", (a, b)):
-            lane = lanes.setdefault(_lane(thread, st), len(lanes))
-            items.append([idx, start - lo, dur or 0, lane, phase, op])
-        return {**head, "mode": "nodes", "lanes": list(lanes), "items": items}
-    width = max(1, -(-(b - a) // max(1, min(buckets, max_items))))
-    rows = r.sql(
-        f"SELECT (start_ns - ?) / ? AS bk, thread, {stream} AS st, phase, COUNT(*), SUM(dur_ns), MAX(dur_ns), idx "
-        "FROM nodes WHERE start_ns >= ? AND start_ns < ? GROUP BY bk, thread, st, phase", (a, width, a, b))
-    best: dict[tuple, list[Any]] = {}
-    for bk, thread, st, phase, n, busy, longest, idx in rows:  # one row per phase: keep the busiest
-        lane = lanes.setdefault(_lane(thread, st), len(lanes))
-        cur = best.get((bk, lane))
-        if cur is None:
-            best[(bk, lane)] = [a - lo + bk * width, width, lane, n, busy or 0, phase, idx, busy or 0, longest]
-        else:
-            cur[3] += n
-            cur[4] += busy or 0
-            if (busy or 0) > cur[7]:
-                cur[5], cur[7] = phase, busy or 0
-            if (longest or 0) > (cur[8] or 0):
-                cur[6], cur[8] = idx, longest
-    items = [v[:7] for _, v in sorted(best.items())]
-    return {**head, "mode": "buckets", "bucket_ns": width, "lanes": list(lanes), "items": items}
+    phase_id = {p: i for i, p in enumerate(PHASES)}
+    idx = np.fromiter((x[0] for x in rows), dtype=np.int64, count=len(rows))
+    start = np.fromiter((x[1] or 0 for x in rows), dtype=np.int64, count=len(rows))
+    dur = np.fromiter((x[2] for x in rows), dtype=np.int64, count=len(rows))
+    lane = np.fromiter((lanes.setdefault(f"stream {x[4]}" if x[4] is not None else f"thread {x[3] or 0}", len(lanes))
+                        for x in rows), dtype=np.int64, count=len(rows))
+    phase = np.fromiter((phase_id.get(x[5], 0) for x in rows), dtype=np.int64, count=len(rows))
+    base = int(start[0]) if len(start) else 0
+    return {"idx": idx, "start": start - base, "dur": dur, "lane": lane, "phase": phase, "lanes": list(lanes),
+            "span_ns": int((start - base + dur).max()) if len(start) else 0}
 
 
-def _has_streams(r: StepReader) -> bool:
-    """Whether any node carries a device stream (GPU steps); CPU steps skip the JSON extraction."""
-    return any(d != "cpu" for d in r.meta.devices) and bool(
-        r.sql("SELECT 1 FROM nodes WHERE attrs LIKE '%\"stream\"%' LIMIT 1"))
+def timeline(r: StepReader, arrays: dict[str, Any], from_ns: int | None = None, to_ns: int | None = None,
+             max_items: int = 5000) -> dict[str, Any]:
+    """Nodes starting in [from_ns, to_ns) of step time: node by node when at most ``max_items``
+    (columns :data:`NODE_COLUMNS`), else per lane in at most ``max_items`` time buckets
+    (:data:`BUCKET_COLUMNS`; phase is the bucket's busiest, idx its longest node)."""
+    a = from_ns or 0
+    b = arrays["span_ns"] + 1 if to_ns is None else to_ns
+    lo, hi = np.searchsorted(arrays["start"], [a, b])
+    head = {"from_ns": a, "to_ns": b, "span_ns": arrays["span_ns"], "count": int(hi - lo), "lanes": arrays["lanes"]}
+    sel = slice(lo, hi)
+    if hi - lo <= max_items:
+        idx = arrays["idx"][sel].tolist()
+        ops = dict(r.sql(f"SELECT idx, op FROM nodes WHERE idx IN ({','.join(map(str, idx))})")) if idx else {}
+        items = [[i, s, d, ln, PHASES[p], ops.get(i)] for i, s, d, ln, p in zip(
+            idx, arrays["start"][sel].tolist(), arrays["dur"][sel].tolist(), arrays["lane"][sel].tolist(),
+            arrays["phase"][sel].tolist())]
+        return {**head, "mode": "nodes", "columns": NODE_COLUMNS, "items": items}
+    width = max(1, -(-(b - a) // max_items))
+    nl, nph = max(1, len(arrays["lanes"])), len(PHASES)
+    bucket = (arrays["start"][sel] - a) // width
+    key = bucket * nl + arrays["lane"][sel]
+    dur = arrays["dur"][sel]
+    uniq, inv = np.unique(key, return_inverse=True)
+    count = np.bincount(inv, minlength=len(uniq))
+    busy = np.bincount(inv, dur, minlength=len(uniq))
+    by_phase = np.bincount(inv * nph + arrays["phase"][sel], dur, minlength=len(uniq) * nph).reshape(-1, nph)
+    order = np.lexsort((-dur, inv))  # per bucket, its longest node first
+    first = order[np.searchsorted(inv[order], np.arange(len(uniq)))]
+    longest = arrays["idx"][sel][first]
+    items = [[a + int(k // nl) * width, width, int(k % nl), int(c), int(bz), PHASES[int(ph)], int(i)]
+             for k, c, bz, ph, i in zip(uniq.tolist(), count.tolist(), busy.tolist(), by_phase.argmax(1).tolist(),
+                                        longest.tolist())]
+    return {**head, "mode": "buckets", "bucket_ns": width, "columns": BUCKET_COLUMNS, "items": items}
