@@ -141,6 +141,8 @@ def timeline_route(plugin: GprofPlugin, request: wrappers.Request) -> Any:
     lo, hi = _num(request, "from_ns"), _num(request, "to_ns")
     cap = _num(request, "max", 5000, lo=1, hi=50_000)
     arrays = data.memo("timeline_arrays", lambda: timeline_arrays(data.reader))
+    if lo is None and hi is None:  # the whole step: what the view opens with, so cached
+        return data.memo(("timeline", cap), lambda: timeline(data.reader, arrays, None, None, cap))
     return timeline(data.reader, arrays, lo, hi, cap)
 
 

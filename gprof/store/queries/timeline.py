@@ -57,16 +57,17 @@ def timeline(r: StepReader, arrays: dict[str, Any], from_ns: int | None = None, 
         return {**head, "mode": "nodes", "columns": NODE_COLUMNS, "items": items}
     width = max(1, -(-(b - a) // max_items))
     nl, nph = max(1, len(arrays["lanes"])), len(PHASES)
-    bucket = (arrays["start"][sel] - a) // width
-    key = bucket * nl + arrays["lane"][sel]
-    dur = arrays["dur"][sel]
-    uniq, inv = np.unique(key, return_inverse=True)
-    count = np.bincount(inv, minlength=len(uniq))
-    busy = np.bincount(inv, dur, minlength=len(uniq))
-    by_phase = np.bincount(inv * nph + arrays["phase"][sel], dur, minlength=len(uniq) * nph).reshape(-1, nph)
-    order = np.lexsort((-dur, inv))  # per bucket, its longest node first
-    first = order[np.searchsorted(inv[order], np.arange(len(uniq)))]
-    longest = arrays["idx"][sel][first]
+    key = (arrays["start"][sel] - a) // width * nl + arrays["lane"][sel]
+    order = np.argsort(key, kind="stable")  # radix sort: the keys are nearly sorted already
+    key, dur, phase, idx = key[order], arrays["dur"][sel][order], arrays["phase"][sel][order], arrays["idx"][sel][order]
+    cuts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    uniq = key[cuts]
+    group = np.repeat(np.arange(len(cuts)), np.diff(np.r_[cuts, len(key)]))
+    count = np.diff(np.r_[cuts, len(key)])
+    busy = np.add.reduceat(dur, cuts)
+    by_phase = np.bincount(group * nph + phase, dur, minlength=len(cuts) * nph).reshape(-1, nph)
+    at_max = np.flatnonzero(dur == np.maximum.reduceat(dur, cuts)[group])
+    longest = idx[at_max[np.r_[True, group[at_max][1:] != group[at_max][:-1]]]]  # first longest per bucket
     items = [[a + int(k // nl) * width, width, int(k % nl), int(c), int(bz), PHASES[int(ph)], int(i)]
              for k, c, bz, ph, i in zip(uniq.tolist(), count.tolist(), busy.tolist(), by_phase.argmax(1).tolist(),
                                         longest.tolist())]
