@@ -29,8 +29,8 @@ import torch
 
 from gprof.capture import records as R
 from gprof.capture.builder import StepBuilder, learn_view_ops, view_ops
+from gprof.capture.storage import GuardedSink, open_step_sink
 from gprof.graph.model import StepMeta
-from gprof.store.step_file import StepWriter
 
 assert R.RAW_OUTPUTS == R.RAW_INPUTS + 1, "the encoding replaces the two tensor lists together"
 
@@ -61,6 +61,8 @@ class StepHeader:
     keep_limit: int
     analyze: bool | list[str]
     cwd: str
+    #: where the step goes if ``path`` was taken meanwhile (gprof/capture/storage.py)
+    fallback: str | None = None
 
 
 @dataclass
@@ -177,7 +179,7 @@ class SpooledStep:
         self._close()
         self.path.unlink(missing_ok=True)
 
-    def take_back(self, scope: Any) -> tuple[StepBuilder, StepWriter]:
+    def take_back(self, scope: Any) -> tuple[StepBuilder, GuardedSink]:
         """Build what was spooled here, in-process, and drop the file: an observer that arrives
         mid-step needs each op's node from now on (see ``StepPipeline._build``)."""
         self._close()
@@ -218,7 +220,7 @@ def _frames(path: str | os.PathLike[str], names: ScopeSnapshot) -> Iterator[Any]
                 return
 
 
-def replay_spool(path: str | os.PathLike[str], scope: Any = None) -> tuple[StepBuilder, StepHeader, StepWriter,
+def replay_spool(path: str | os.PathLike[str], scope: Any = None) -> tuple[StepBuilder, StepHeader, GuardedSink,
                                                                          StepEnd | None]:
     """Build the records a spool file holds into a builder writing the step's file, as the
     in-process path would have: in the worker (``scope`` None: the names the file carries), or in
@@ -227,7 +229,7 @@ def replay_spool(path: str | os.PathLike[str], scope: Any = None) -> tuple[StepB
     names = ScopeSnapshot()
     frames = _frames(path, names)
     head: StepHeader = next(frames)
-    writer = StepWriter(head.path)
+    writer = open_step_sink(head.path, head.fallback)
     try:
         builder = StepBuilder(writer, head.meta, names if scope is None else scope, head.baseline, head.start_peek,
                               keep_limit=head.keep_limit, state_params=head.state_params, cwd=head.cwd)

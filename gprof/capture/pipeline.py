@@ -27,10 +27,9 @@ from gprof.capture.modules import ModuleScope
 from gprof.capture.options import CaptureOptions
 from gprof.capture.recorder import Recorder
 from gprof.capture.state import TrainingState
+from gprof.capture.storage import STORE_ERRORS, GuardedSink, StepStore
 from gprof.graph.model import Node, StepGraph, StepMeta
-from gprof.store.runs import plugin_dir, step_filename
 from gprof.store.sink import StepSink
-from gprof.store.step_file import StepWriter
 from gprof.store.tfevents import MarkerWriter
 
 if TYPE_CHECKING:
@@ -92,7 +91,10 @@ class StepPipeline:
         self.on_step_saved: list[StepCallback] = []
         self._handles: list[Any] = []
         self._builder: StepBuilder | None = None
-        self._writer: StepSink | None = None
+        self._writer: GuardedSink | None = None
+        #: file names, this session's id, and what could not be written (warned once)
+        self.store = StepStore(self.logdir, run)
+        self._step = 0  # the step being recorded
         self._step_start = 0
         self._baseline_bytes = 0
         self._frozen_heap = FrozenHeap()
@@ -124,6 +126,7 @@ class StepPipeline:
     def open(self) -> None:
         from torch.optim.optimizer import register_optimizer_step_pre_hook
 
+        self.store.open()
         self.scope.on_region_end = self.recorder.region_end
         self.scope.install()
         # the optimizer *phase* comes from Optimizer.step's record_function range (see recorder),
@@ -165,24 +168,27 @@ class StepPipeline:
             run=self.run, step=step, rank=rank, world_size=world, torch_version=torch.__version__,
             hostname=socket.gethostname(), pid=os.getpid(), created=time.time(),
         )
-        path = plugin_dir(self.logdir, self.run) / step_filename(step, rank, world)
         self._baseline_bytes = mem.live_bytes
+        self._step = step
         rec = self.recorder
         queue = self.queue
-        if save and queue is not None and queue.usable and not rec.observers:  # observers need nodes at once
+        # observers need nodes at once; once writing failed, steps are kept in memory, built here
+        if save and queue is not None and queue.usable and not rec.observers and self.store.failed is None:
+            path, fallback = self.store.begin(meta)
             spool = self._spool = queue.open_step(StepHeader(
-                meta, str(path), torch._C._autograd._get_sequence_nr(), mem.snapshot(),
-                self.state.params_by_storage(), self.options.keep_in_memory, self.options.analyze, os.getcwd()))
+                meta, path, torch._C._autograd._get_sequence_nr(), mem.snapshot(),
+                self.state.params_by_storage(), self.options.keep_in_memory, self.options.analyze, os.getcwd(),
+                fallback=fallback))
             mem.op_counter = lambda: spool.n + len(rec.buffer)
         else:
             if save and queue is not None:
                 queue.drain()  # steps are saved in order: the handed-off ones first
-            self._writer = StepWriter(path) if save else None
+            self._writer = self.store.sink(meta) if save else None
             builder = self._builder = StepBuilder(
                 self._writer, meta, self.scope, mem.snapshot(), torch._C._autograd._get_sequence_nr(),
                 keep_limit=self.options.keep_in_memory, state_params=self.state.params_by_storage())
             mem.op_counter = lambda: builder.n + len(rec.buffer)
-        if self.options.with_kineto and save:
+        if self.options.with_kineto and save and self.store.failed is None:
             self._start_kineto()
         self._step_start = time.perf_counter_ns()
         self._frozen_heap.enter()
@@ -259,7 +265,8 @@ class StepPipeline:
             warnings.warn("torch-gprof: could not save the partial step:\n" + traceback.format_exc(), RuntimeWarning,
                           stacklevel=2)
             return None
-        self._write_marker(graph.meta)
+        if self.store.written(graph.meta, path, writer.error, writer.where):
+            self._write_marker(graph.meta)
         for cb in list(self.on_step_saved):
             cb(graph, path)
         return graph
@@ -296,7 +303,8 @@ class StepPipeline:
     def step_written(self, result: StepResult) -> None:
         """A handed-off step was written (by the worker, or here after it died): what
         :meth:`_end_step` does after an in-process write."""
-        self._write_marker(result.meta)
+        if self.store.written(result.meta, result.path, result.store_error, result.where):
+            self._write_marker(result.meta)
         if result.graph.has_nodes:
             self.on_kept(result.graph)
         if self.on_step_saved:
@@ -314,9 +322,12 @@ class StepPipeline:
         return writer.commit(graph.meta, graph.memory)
 
     def _write_marker(self, meta: StepMeta) -> None:
-        if self._marker is None:
-            self._marker = MarkerWriter(self.run_dir)
-        self._marker.add(meta.step, {"rank": meta.rank, "nodes": meta.node_count})
+        try:
+            if self._marker is None:
+                self._marker = MarkerWriter(self.run_dir)
+            self._marker.add(meta.step, {"rank": meta.rank, "nodes": meta.node_count})
+        except STORE_ERRORS as e:
+            self.store.failure(meta.step, self.run_dir, e)
 
     # -------------------------------------------------------------------------- kineto
     def _start_kineto(self) -> None:
@@ -326,11 +337,15 @@ class StepPipeline:
         self._kineto = profile(activities=acts, record_shapes=True, with_stack=False)
         self._kineto.__enter__()
 
-    def _stop_kineto(self) -> str:
+    def _stop_kineto(self) -> str | None:
         prof, self._kineto = self._kineto, None
         prof.__exit__(None, None, None)
         rank, _ = self.rank
         name = f"{socket.gethostname()}_{os.getpid()}_rank{rank}.{int(time.time() * 1000)}.pt.trace.json"
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        prof.export_chrome_trace(str(self.run_dir / name))
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            prof.export_chrome_trace(str(self.run_dir / name))
+        except STORE_ERRORS as e:
+            self.store.failure(self._step, self.run_dir / name, e)
+            return None
         return name

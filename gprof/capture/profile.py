@@ -29,12 +29,35 @@ schedule = _torch_schedule
 
 def _check_run_name(run: str) -> str:
     """A run is a path *inside* the logdir (nested names like ``sweep/lr1e-3`` are fine)."""
+    if not isinstance(run, str):
+        raise TypeError(f"run must be a str (a name like 'exp1'), got {type(run).__name__} {run!r}")
     parts = run.replace("\\", "/").split("/")
     if not run or os.path.isabs(run) or any(p in ("", ".", "..") for p in parts) or "\0" in run:
         raise ValueError(
             f"bad run name {run!r}: use a relative name inside the logdir, like 'exp1' or 'sweep/lr1e-3' "
             "(no '..', no absolute paths, no empty parts)")
     return run
+
+
+def _check_int(name: str, value: object, lo: int, hi: int | None = None, optional: bool = False) -> None:
+    """Option checks up front: a wrong type would otherwise surface as a raw traceback deep in the
+    first step, and a float node cap would be silently compared as one."""
+    if value is None and optional:
+        return
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    if value < lo or (hi is not None and value > hi):
+        raise ValueError(f"{name} must be {'between ' + str(lo) + ' and ' + str(hi) if hi is not None else 'at least ' + str(lo)}, "
+                         f"got {value}")
+
+
+def _check_logdir(logdir: object) -> Path:
+    if not isinstance(logdir, (str, os.PathLike)):
+        raise TypeError(f"logdir must be a path (str or os.PathLike), got {type(logdir).__name__} {logdir!r}")
+    path = Path(logdir)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"logdir {str(path)!r} is a file, not a directory: pass the directory runs go under")
+    return path
 
 
 def _default_run_name() -> str:
@@ -83,10 +106,11 @@ class profile:
         step_boundary: StepBoundary = "manual",
         worker: bool = True,
     ) -> None:
-        if node_cap < 1:
-            raise ValueError(f"node_cap must be at least 1, got {node_cap}")
-        if not 0 <= tensor_preview <= 4096:
-            raise ValueError(f"tensor_preview must be between 0 and 4096 elements, got {tensor_preview}")
+        _check_int("node_cap", node_cap, 1)
+        _check_int("keep_in_memory", keep_in_memory, 0)
+        _check_int("tensor_preview", tensor_preview, 0, 4096)
+        _check_int("rank", rank, 0, optional=True)
+        _check_int("world_size", world_size, 1, optional=True)
         if step_boundary not in ("manual", "optimizer"):
             raise ValueError(f"step_boundary must be 'manual' or 'optimizer', got {step_boundary!r}")
         self.schedule = schedule
@@ -97,7 +121,7 @@ class profile:
             tensor_preview=tensor_preview, analyze=analyze,
         )
         #: the step pipeline (internal: use the methods below, not its fields)
-        self.session = StepPipeline(logdir, _check_run_name(_default_run_name() if run is None else run), options,
+        self.session = StepPipeline(_check_logdir(logdir), _check_run_name(_default_run_name() if run is None else run), options,
                                     rank=rank, world_size=world_size)
         if on_step_saved is not None:
             self.session.on_step_saved.append(on_step_saved)
@@ -225,6 +249,9 @@ class profile:
     enter_hooks: ClassVar[list[Callable[[profile], None]]] = []
 
     def __enter__(self) -> profile:
+        if self._active:  # a second enter would install every hook twice: each op recorded twice
+            raise RuntimeError("this gprof.profile is already active: a profile is entered once at a time "
+                               "(`with prof:` inside `with prof:`); use one block, or a second gprof.profile")
         for hook in list(profile.enter_hooks):
             hook(self)
         if self.worker and not self.session.recorder.observers:  # the debugger's steps stay in-process

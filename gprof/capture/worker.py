@@ -64,6 +64,9 @@ class StepResult:
     meta: StepMeta
     path: Path | None
     graph: LazyGraph
+    #: why the step file could not be written (path None), and where it was going
+    store_error: str | None = None
+    where: Path | None = None
 
 
 def complete_spooled(spool: str | os.PathLike[str]) -> StepResult:
@@ -76,7 +79,8 @@ def complete_spooled(spool: str | os.PathLike[str]) -> StepResult:
     except BaseException:
         writer.abort()
         raise
-    return StepResult(graph.meta, path, LazyGraph(pickle.dumps(graph, pickle.HIGHEST_PROTOCOL), bool(graph.nodes)))
+    return StepResult(graph.meta, path, LazyGraph(pickle.dumps(graph, pickle.HIGHEST_PROTOCOL), bool(graph.nodes)),
+                      writer.error, writer.where)
 
 
 #: the ticket of the worker's first message: its imports are done

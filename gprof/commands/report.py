@@ -15,6 +15,7 @@ from gprof.distributed import cross_rank_report, format_cross_rank
 from gprof.report import dumps, format_report, run_report, skipped_file
 from gprof.store import Run, StoreError, open_run
 from gprof.store.decode import integer
+from gprof.store.queries.ranks import run_listing
 
 
 def add_parser(p: argparse.ArgumentParser) -> None:
@@ -22,6 +23,8 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run-name", help="pick a run by name when RUN is a logdir with several runs")
     p.add_argument("--step", type=integer, help="only this step (default: the last step; with --json: every step)")
     p.add_argument("--rank", type=integer, help="only this rank")
+    p.add_argument("--session", help="the steps of this session, when several runs wrote under one name "
+                                     "(default: the newest; the report lists them)")
     p.add_argument("--all-steps", action="store_true", help="every step, in text too")
     p.add_argument("--json", action="store_true", help="JSON output (schema: docs/report-schema.md)")
 
@@ -67,7 +70,18 @@ def _checked(report: dict[str, Any], err: IO[str]) -> dict[str, Any]:
 
 def format_full_report(report: dict[str, Any]) -> str:
     """The text of :func:`full_report`'s JSON."""
-    return format_report(report, [format_cross_rank(report["cross_rank"])] if "cross_rank" in report else [])
+    sections = [format_cross_rank(report["cross_rank"])] if "cross_rank" in report else []
+    if "sessions" in report:
+        sections.append([f"sessions: {', '.join(s + (' (shown)' if s == report['session'] else '') for s in report['sessions'])}"
+                         "; `--session ID` shows another"])
+    return format_report(report, sections)
+
+
+def with_sessions(report: dict[str, Any], run: Run) -> dict[str, Any]:
+    """``report`` with the sessions that wrote under the run's name, when there are several: the
+    files of the session shown (``session``), and the others, so stale steps are not taken for these."""
+    listing = run_listing(run)
+    return {**report, **{k: listing[k] for k in ("session", "sessions") if k in listing}}
 
 
 def print_run_report(path: str | os.PathLike[str], out: IO[str], step: int | None = None) -> None:
@@ -79,10 +93,14 @@ def print_run_report(path: str | os.PathLike[str], out: IO[str], step: int | Non
 
 def run(args: argparse.Namespace) -> int:
     run = open_run(args.run, args.run_name)
+    if args.session is not None:
+        if args.session not in run.sessions():
+            raise StoreError(f"run {run.name!r} has no session {args.session!r}; sessions: {', '.join(run.sessions())}")
+        run.session = args.session
     if args.step is None and not args.json and not args.all_steps:
         report = newest_report(run, args.rank)
     else:
         report = full_report(run, step=args.step, rank=args.rank)
-    _checked(report, sys.stderr)
+    report = with_sessions(_checked(report, sys.stderr), run)
     sys.stdout.write((dumps(report) if args.json else format_full_report(report)) + "\n")
     return 0

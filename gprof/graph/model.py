@@ -158,6 +158,9 @@ class StepMeta:
     aggregate_only: bool = False
     devices: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
+    #: the writing session (gprof/capture/storage.py): tells apart the steps of two runs under one
+    #: name. Files written before it existed lack it.
+    session: str = ""
 
 
 @dataclass(slots=True)

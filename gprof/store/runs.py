@@ -15,16 +15,19 @@ from gprof.store.step_file import StepReader, StoreError
 
 PLUGIN_NAME = "gprof"
 PLUGIN_SUBDIR = Path("plugins") / PLUGIN_NAME
-#: ASCII digits only: ``\d`` also matches other scripts' digits, which ``int`` then reads as numbers
-_STEP_RE = re.compile(r"^step([0-9]+)\.rank([0-9]+)-of-([0-9]+)\.sqlite$")
+#: ASCII digits only: ``\d`` also matches other scripts' digits, which ``int`` then reads as numbers.
+#: A session that finds the run holding another session's steps adds its id before ``.sqlite``.
+_STEP_RE = re.compile(r"^step([0-9]+)\.rank([0-9]+)-of-([0-9]+)(?:\.([A-Za-z0-9_-]{1,64}))?\.sqlite$")
+#: the session of a run's files named without a session id: the run's first writer
+FIRST_SESSION = "first"
 
 
 class UnknownRunError(StoreError):
     pass
 
 
-def step_filename(step: int, rank: int = 0, world_size: int = 1) -> str:
-    return f"step{step:06d}.rank{rank}-of-{world_size}.sqlite"
+def step_filename(step: int, rank: int = 0, world_size: int = 1, session: str | None = None) -> str:
+    return f"step{step:06d}.rank{rank}-of-{world_size}{'.' + session if session else ''}.sqlite"
 
 
 def plugin_dir(logdir: str | os.PathLike[str], run: str) -> Path:
@@ -37,30 +40,64 @@ class StepFile:
     rank: int
     world_size: int
     path: Path
+    session: str = FIRST_SESSION
+
+
+def list_step_files(data_dir: Path) -> list[StepFile]:
+    """Every step file in ``data_dir``, of every session, by (step, rank). A symlink that resolves
+    outside the run directory is left out: nothing a reader opens may lie outside its run."""
+    out = []
+    try:
+        entries = list(os.scandir(data_dir))
+    except OSError:
+        return []
+    for entry in entries:
+        m = _STEP_RE.match(entry.name)
+        if m and (not entry.is_symlink() or _inside(Path(entry.path), data_dir.parent.parent)):
+            out.append(StepFile(int(m[1]), int(m[2]), int(m[3]), Path(entry.path), m[4] or FIRST_SESSION))
+    return sorted(out, key=lambda f: (f.step, f.rank))
+
+
+def _inside(path: Path, directory: Path) -> bool:
+    try:
+        return path.resolve().is_relative_to(directory.resolve())
+    except (OSError, RuntimeError):  # a link loop
+        return False
 
 
 class Run:
     """One run directory; lists its (step, rank) files without opening them."""
 
-    def __init__(self, name: str, path: Path) -> None:
+    def __init__(self, name: str, path: Path, session: str | None = None) -> None:
         self.name = name
         self.path = path  # the run directory (parent of plugins/)
+        #: which session's files this run shows (see :meth:`sessions`); None: the newest
+        self.session = session
 
     @property
     def data_dir(self) -> Path:
         return self.path / PLUGIN_SUBDIR
 
+    def sessions(self) -> list[str]:
+        """The sessions that wrote this run's files, oldest first: the first writer's unnamed files,
+        then the others by when their first file was written."""
+        first: dict[str, float] = {}
+        for f in list_step_files(self.data_dir):
+            try:
+                mtime = -1.0 if f.session == FIRST_SESSION else f.path.stat().st_mtime
+            except OSError:
+                continue
+            first[f.session] = min(first.get(f.session, mtime), mtime)
+        return sorted(first, key=lambda s: (first[s], s))
+
     def files(self) -> list[StepFile]:
-        out = []
-        try:
-            entries = os.listdir(self.data_dir)
-        except OSError:
-            return []
-        for name in entries:
-            m = _STEP_RE.match(name)
-            if m:
-                out.append(StepFile(int(m[1]), int(m[2]), int(m[3]), self.data_dir / name))
-        return sorted(out, key=lambda f: (f.step, f.rank))
+        """The step files of ``self.session``; by default of the newest session (a re-run under
+        the same name shows its own steps, not the older run's leftovers)."""
+        files = list_step_files(self.data_dir)
+        session = self.session
+        if session is None and any(f.session != FIRST_SESSION for f in files):
+            session = self.sessions()[-1]
+        return files if session is None else [f for f in files if f.session == session]
 
     def steps(self) -> list[int]:
         return sorted({f.step for f in self.files()})
@@ -113,8 +150,8 @@ def open_run(path_or_logdir: str | os.PathLike[str], run: str | None = None) -> 
     if run is None:
         if (p / PLUGIN_SUBDIR).is_dir():
             return Run(p.name or str(p), p)
-        if p.is_file() and _STEP_RE.match(p.name):
-            return Run(p.parent.parent.parent.name, p.parent.parent.parent)
+        if p.is_file() and (m := _STEP_RE.match(p.name)):
+            return Run(p.parent.parent.parent.name, p.parent.parent.parent, m[4] or FIRST_SESSION)
         runs = find_runs(p)
         if len(runs) == 1:
             return next(iter(runs.values()))

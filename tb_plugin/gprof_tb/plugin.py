@@ -327,11 +327,16 @@ def _sort_key(v: Any) -> tuple:
 
 
 def _kineto_path(run: Run, name: Any) -> Path | None:
-    """The Kineto trace a step names, only if it is a plain file name inside the run directory."""
+    """The Kineto trace a step names, only if it is a plain file name inside the run directory and
+    stays there once links are followed (a symlink planted in the run may point anywhere)."""
     if not isinstance(name, str) or not name or "/" in name or "\\" in name or name.startswith("."):
         return None
     path = run.path / name
-    return path if path.is_file() else None
+    try:
+        inside = path.resolve().is_relative_to(run.path.resolve())
+    except (OSError, RuntimeError):  # a link loop
+        return None
+    return path if inside and path.is_file() else None
 
 
 def _quote(s: str) -> str:

@@ -9,10 +9,15 @@ from gprof.store.step_file import StepReader, StoreError
 
 
 def run_listing(run: Run) -> dict[str, Any]:
-    """{"run", "steps", "ranks", "world_size"} of a run, from its file names only."""
+    """{"run", "steps", "ranks", "world_size"} of a run, from its file names only; with
+    "sessions" (oldest first) and the "session" shown when several sessions wrote under its name."""
     files = run.files()
-    return {"run": run.name, "steps": sorted({f.step for f in files}), "ranks": sorted({f.rank for f in files}),
-            "world_size": max((f.world_size for f in files), default=1)}
+    out = {"run": run.name, "steps": sorted({f.step for f in files}), "ranks": sorted({f.rank for f in files}),
+           "world_size": max((f.world_size for f in files), default=1)}
+    sessions = run.sessions()
+    if len(sessions) > 1:
+        out |= {"sessions": sessions, "session": run.session or sessions[-1]}
+    return out
 
 
 def step_files(run: Run, step: int | None = None) -> tuple[int, list[StepFile]]:
