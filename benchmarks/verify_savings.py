@@ -6,7 +6,7 @@ saving (``gprof.verify.predicted_saving``) is the fusion estimate, plus the eage
 autograd, measured on this machine: ``eager_costs``) times the region's eager ops, less the compiled code's
 cost per kernel call times its predicted kernels, the compiled-call cost times its calls per step
 (``compiled_call_ns``) and the extra time of Inductor's generated loops over the eager kernels they replace
-(the measured speed ratio of a probe op of the same class, forward and backward); the table prints it
+(the measured speed ratio of a probe op of the same class, without autograd); the table prints it
 beside the measured one and its noise (half the interquartile range of the paired eager-minus-compiled
 step differences), whether the sign agrees (pays / does not pay; ``noise`` when the measured saving is
 within its noise, where a sign means nothing), and the median relative error over the regions.
