@@ -136,12 +136,12 @@ class StepPipeline:
     def close(self) -> None:
         if self.recording:
             self.end_step(save=False)
-        if self.queue is not None:
-            self.queue.drain()
         for h in self._handles:
             h.remove()
         self._handles = []
         self.scope.uninstall()
+        if self.queue is not None:  # after the hooks are gone: a Ctrl-C here leaves the rest to the exit drain
+            self.queue.drain()
         if self._marker is not None:
             self._marker.close()
             self._marker = None

@@ -243,7 +243,7 @@ class StepQueue:
                 warnings.warn(f"torch-gprof: prof.step() waited {time.perf_counter() - t0:.2f} s for the step worker, "
                               f"which was more than {self.max_behind} steps behind (building and writing a step "
                               "takes longer than training one); later waits are not reported", RuntimeWarning,
-                              stacklevel=5)
+                              stacklevel=8)  # the user's prof.step()
 
     def collect(self) -> None:
         """Take in what the worker has finished, without waiting."""
