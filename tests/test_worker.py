@@ -98,7 +98,19 @@ def test_training_is_bit_identical_and_every_step_written(tmp_path) -> None:
     in_process = gprof.profile(tmp_path, run="p", worker=False)
     with in_process:
         _train(in_process)
+    assert in_process.session.queue is None
     assert [g.meta.node_count for g in in_process.graphs] == [g.meta.node_count for g in prof.graphs]
+
+
+def test_an_observer_keeps_steps_in_process(tmp_path, monkeypatch) -> None:
+    """The debugger attaches its observer as the profile is entered: no worker, every node at once."""
+    seen = []
+    monkeypatch.setattr(gprof.profile, "enter_hooks", [lambda prof: prof.add_observer(lambda node, *a: seen.append(node))])
+    with gprof.profile(tmp_path, run="o") as prof:
+        assert prof.session.queue is None
+        _train(prof, steps=2)
+    assert seen and all(n is not None for n in seen)
+    assert open_run(prof.run_dir).steps()[:2] == [0, 1]
 
 
 def test_killed_worker_loses_nothing_handed_off(tmp_path) -> None:
