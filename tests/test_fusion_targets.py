@@ -7,13 +7,13 @@ import dataclasses
 import pytest
 
 from gprof.analyses import fusion, run_all
-from gprof.analyses.gpu_specs import GPUS, gpu_spec
+from gprof.analyses.gpu_specs import GPUS, GpuSpec, gpu_spec
 from gprof.analyses.triton_rules import COLUMN_PART, SECOND_STAGE, Shape, can_fuse, split_factor
 from gprof.graph.model import StepGraph
 from tests.test_analyses_graphs import G, _shared_layer_norm_backward
 
 
-def kernels(graph: StepGraph, target: str, phase: str = "forward", gpu: str | None = None) -> list[list[str]]:
+def kernels(graph: StepGraph, target: str, phase: str = "forward", gpu: str | GpuSpec | None = None) -> list[list[str]]:
     by = {n.idx: n for n in graph.nodes}
     out = [[by[i].op_short for i in k.nodes] or [k.note or "?"] for k in fusion.predict(graph, target, gpu)[phase]
            if k.generated]
@@ -193,3 +193,22 @@ def test_dropout_mask_fuses_into_the_softmax_kernel_it_multiplies():
     mask = g.op("aten.bernoulli_.float", [g.input((8, 4, 64, 64))])
     g.op("aten.mul.Tensor", [sm, mask])
     assert kernels(g.graph, "cuda", gpu="H100") == [["_softmax", "bernoulli_", "mul"]]
+
+
+def test_gradient_accumulation_add_folds_into_addmm_unless_a_gpu_prefers_it_unfused():
+    # fusion._addmm_folds: should_prefer_unfused_addmm keeps add(mm, c) apart only on a GPU device and only
+    # when every user is pointwise; a sum nothing reads is a graph output (the accumulated weight gradient)
+    g = G()
+    a, b = g.input((64, 48)), g.input((48, 64))
+    m1 = g.op("aten.mm.default", [a, b], (64, 64), phase="backward")
+    m2 = g.op("aten.mm.default", [a, b], (64, 64), phase="backward")
+    g.op("aten.add.Tensor", [m1, m2], phase="backward")
+    harness = dataclasses.replace(gpu_spec("H100"), cpu_tensors=True)
+    for gpu in ("H100", harness):
+        assert [k.generated for k in fusion.predict(g.graph, "cuda", gpu)["backward"]] == [False, False]
+    g = G()
+    m1 = g.op("aten.mm.default", [g.input((64, 48)), g.input((48, 64))], (64, 64), phase="backward")
+    s = g.op("aten.add.Tensor", [m1, g.input((64, 64))], phase="backward")
+    g.op("aten.relu.default", [s], phase="backward")  # a pointwise user: a GPU keeps this add unfused
+    assert kernels(g.graph, "cuda", "backward", gpu="H100") == [["add", "relu"]]
+    assert kernels(g.graph, "cuda", "backward", gpu=harness) == [["relu"]]

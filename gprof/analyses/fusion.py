@@ -94,13 +94,14 @@ def _segments(graph: StepGraph) -> tuple[dict[int, int], set[int]]:
 
 
 def _addmm_folds(nodes: list[Node], roles: dict[int, str], producers: dict[int, list[int]],
-                 consumers: dict[int, list[int]], seg: dict[int, int], target: str) -> dict[int, int]:
+                 consumers: dict[int, list[int]], seg: dict[int, int], unfused_before_pointwise: bool) -> dict[int, int]:
     """Adds Inductor folds into a matmul: ``{add: mm}``. Its post-grad pattern ``addmm``
     (``torch/_inductor/fx_passes/post_grad.py``) rewrites ``add(mm(a, b), c)`` into the extern call
     ``addmm(c, a, b)`` when ``c`` has the mm's dtype and expands to its 2-D shape and the mm result
     has no other user (a gradient accumulated over two uses of a weight is the common case). On a GPU
-    it (``target`` ``cuda``) keeps them apart when every user of the sum is pointwise
-    (``should_prefer_unfused_addmm``).
+    device (``unfused_before_pointwise``) it keeps them apart when every user of the sum is pointwise
+    (``should_prefer_unfused_addmm``, which is False off a GPU); a sum nothing in the graph reads is a
+    graph output, not a pointwise use.
     A view between the two (an mm result reshaped to 3-D) is not matched."""
     by = {n.idx: n for n in nodes}
     out: dict[int, int] = {}
@@ -117,7 +118,8 @@ def _addmm_folds(nodes: list[Node], roles: dict[int, str], producers: dict[int, 
             continue
         if any(t.dtype != mm_t.dtype for t in n.inputs):
             continue
-        if target == "cuda" and all(roles.get(c) == POINT for c in consumers.get(n.idx, ())):
+        users = consumers.get(n.idx, ())
+        if unfused_before_pointwise and users and all(roles.get(c) == POINT for c in users):
             continue
         out[n.idx] = mm.idx
     return out
@@ -141,7 +143,7 @@ def predict_phase(nodes: list[Node], graph_producers: dict[int, list[int]], node
     for n in nodes:  # the backward of an op that breaks the graph runs eagerly too
         if n.idx in eager and roles[n.idx] != FREE:
             roles[n.idx] = BOUNDARY
-    folded = _addmm_folds(nodes, roles, producers, consumers, seg, rules.target)
+    folded = _addmm_folds(nodes, roles, producers, consumers, seg, rules.unfused_addmm_before_pointwise)
     for a in folded:
         roles[a] = BOUNDARY
     stage: dict[int, int | None] = {}
@@ -370,8 +372,10 @@ def _merge_producer_kernels(nodes: list[Node], roles: dict[int, str], producers:
             kp = kernel_of.get(p)
             if kp is None or kp is k or not kp.generated or kp.note or kp.at != k.at or not kp.nodes:
                 continue
-            if not rules.merges([(by[i], roles[i]) for i in k.nodes], [(by[i], roles[i]) for i in kp.nodes]):
-                continue
+            members = k.nodes + kp.nodes
+            if any(roles[i] in (ALONE, BOUNDARY) for i in members) or not rules.merges(
+                    [(by[i], roles[i]) for i in k.nodes], [(by[i], roles[i]) for i in kp.nodes]):
+                continue  # (a fallback call, e.g. a scatter, is a kernel of its own)
             k.nodes = sorted(k.nodes + kp.nodes)
             k.also.extend(i for i in kp.also if i not in k.also)
             for i in kp.nodes:

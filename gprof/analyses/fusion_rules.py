@@ -162,6 +162,9 @@ class FusionRules:
     inlines_single_use = False
     #: ``cat``'s inputs are realised into its slices (``ir.ConcatKernel``), not inlined into it
     concat_realizes_inputs = False
+    #: ``add(mm, c)`` stays apart from the matmul when every user of the sum is pointwise
+    #: (``should_prefer_unfused_addmm``: GPU devices only)
+    unfused_addmm_before_pointwise = False
 
     def compatible(self, p: Node, rp: str, c: Node, rc: str) -> bool:
         """Can consumer ``c`` run in the same kernel as producer ``p`` (vertical fusion)?"""

@@ -51,9 +51,9 @@ def hazard_kind(node: Node) -> str | None:
             return SYNC
         return DATA_DEPENDENT
     if "dynamic_output_shape" in info.tags:
-        if name in ("index", "index_put", "index_put_", "_index_put_impl_"):
-            if not any(t.dtype == "bool" for t in node.inputs[1:]):
-                return None
+        if name in ("index", "index_put", "index_put_", "_index_put_impl_") and not any(
+                t.dtype == "bool" for t in node.inputs[1:]):
+            return None
         return DYNAMIC_SHAPE
     devs_in = {t.device for t in node.inputs}
     devs_out = {t.device for t in node.outputs}

@@ -162,6 +162,7 @@ class TritonRules(FusionRules):
         # the ``cat`` lowering (``torch/_inductor/lowering.py``) returns a ``ConcatKernel`` on a CPU device;
         # on a GPU it takes ``pointwise_cat`` (inputs inlined) for up to ``max_pointwise_cat_inputs`` inputs
         self.concat_realizes_inputs = gpu.cpu_tensors
+        self.unfused_addmm_before_pointwise = not gpu.cpu_tensors
 
     def compatible(self, p: Node, rp: str, c: Node, rc: str) -> bool:
         return can_fuse(shape(p, rp), shape(c, rc))
