@@ -83,6 +83,17 @@ def complete_spooled(spool: str | os.PathLike[str]) -> StepResult:
                       writer.error, writer.where)
 
 
+def _claim(spool: Path) -> Path | None:
+    """Take a spooled step to build: the worker, or the training process while it waits (see
+    ``StepWorker.drain``); the rename makes sure only one of them does."""
+    taken = spool.with_suffix(".taken")
+    try:
+        os.rename(spool, taken)
+    except FileNotFoundError:
+        return None
+    return taken
+
+
 #: the ticket of the worker's first message: its imports are done
 _READY = -1
 #: called with (result, None) when a handed-off step is written, or (None, traceback text)
@@ -113,8 +124,10 @@ class StepWorker:
         self.alive = True
         #: the worker has started (imported torch): until then, waiting for it would only wait for that
         self.ready = False
-        #: ticket -> (spool file, who to tell), in hand-off order
+        #: ticket -> (spool file, who to tell), in hand-off order, until told
         self.pending: dict[int, tuple[Path, Done]] = {}
+        #: ticket -> (result, error) of steps finished before an earlier one
+        self._finished: dict[int, tuple[StepResult | None, str | None]] = {}
         self._tickets = itertools.count()
         atexit.register(self.shutdown)
 
@@ -125,7 +138,7 @@ class StepWorker:
         ticket = int(spool.stem)
         self.pending[ticket] = (spool, done)
         if not self.alive:
-            self._build_here()
+            self._take_over()
             return
         try:
             self.conn.send((ticket, str(spool)))
@@ -138,7 +151,7 @@ class StepWorker:
         got = False
         while self.pending or (self.alive and not self.ready):
             if not self.alive:
-                self._build_here()
+                self._take_over()
                 return True
             try:
                 if not self.conn.poll(timeout):
@@ -147,19 +160,47 @@ class StepWorker:
             except (EOFError, OSError):
                 self._died()
                 continue
+            timeout = 0.0
             if ticket == _READY:
                 self.ready = True
                 continue
-            spool, done = self.pending.pop(ticket)
-            spool.unlink(missing_ok=True)
+            if result_file is None and error is None:  # built here (see drain) before the worker came to it
+                continue
             result = None
             if result_file is not None:
                 with open(result_file, "rb") as f:
                     result = pickle.load(f)
                 os.unlink(result_file)
-            done(result, error)
-            got, timeout = True, 0.0
+            self.pending[ticket][0].with_suffix(".taken").unlink(missing_ok=True)
+            self._finished[ticket] = (result, error)
+            self._deliver()
+            got = True
         return got
+
+    def _deliver(self) -> None:
+        """Tell the owners of finished steps, in hand-off order (graphs and callbacks stay in step order)."""
+        while self.pending:
+            ticket = next(iter(self.pending))
+            if ticket not in self._finished:
+                return
+            _, done = self.pending.pop(ticket)
+            done(*self._finished.pop(ticket))
+
+    def _build_here(self, ticket: int, taken: Path) -> None:
+        try:
+            self._finished[ticket] = (complete_spooled(taken), None)
+        except Exception:
+            self._finished[ticket] = (None, traceback.format_exc())
+        finally:
+            taken.unlink(missing_ok=True)
+
+    def _steal(self, ticket: int) -> bool:
+        """Build a step here if the worker has not taken it yet."""
+        taken = _claim(self.pending[ticket][0])
+        if taken is not None:
+            self._build_here(ticket, taken)
+            self._deliver()
+        return taken is not None
 
     def _died(self) -> None:
         self.alive = False
@@ -171,25 +212,31 @@ class StepWorker:
                       f"{len(self.pending)} unsaved step(s) and the profile's later steps are built here, on the "
                       "training thread", RuntimeWarning, stacklevel=2)
 
-    def _build_here(self) -> None:
-        """A dead worker's unanswered steps, built in this process from their spool files, in order."""
-        while self.pending:
-            ticket = next(iter(self.pending))
-            spool, done = self.pending.pop(ticket)
-            try:
-                result = complete_spooled(spool)
-            except Exception:
-                done(None, traceback.format_exc())
+    def _take_over(self) -> None:
+        """A dead worker's unanswered steps, built in this process from their spool files (also the
+        one it had taken and not finished), in order."""
+        for ticket, (spool, _) in list(self.pending.items()):
+            if ticket in self._finished:
+                continue
+            taken = _claim(spool) or spool.with_suffix(".taken")
+            if taken.exists():
+                self._build_here(ticket, taken)
             else:
-                done(result, None)
-            finally:
-                spool.unlink(missing_ok=True)
+                self._finished[ticket] = (None, f"its spool file {spool} is gone")
+        self._deliver()
 
     def drain(self, label: str = "torch-gprof") -> None:
-        """Wait for every handed-off step; say so on stderr when it takes over a second."""
+        """Wait for every handed-off step; say so on stderr when it takes over a second. Waiting is
+        idle time on the training thread, so it builds steps the worker has not taken: all of them
+        while the worker is still starting, else the newest while the worker builds an older one."""
         t0 = time.monotonic()
         shown = 0.0
         while self.pending:
+            self.collect()
+            waiting = [t for t in self.pending if t not in self._finished]
+            if self.alive and waiting and (not self.ready or len(waiting) > 1) and \
+                    self._steal(waiting[0] if not self.ready else waiting[-1]):
+                continue
             self.collect(timeout=0.25)
             waited = time.monotonic() - t0
             if self.pending and waited > 1.0 and waited - shown >= 1.0:
@@ -204,6 +251,8 @@ class StepWorker:
         if self.alive:
             self.alive = False
             self.conn.close()
+            if not self.ready:  # still importing torch, with nothing left to do (drain built it all)
+                self.proc.kill()
             try:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
@@ -271,20 +320,26 @@ def _serve(fd: int) -> None:
 
     torch.set_num_threads(1)  # the worker's work is Python: leave the cores to training
     conn = Connection(fd)
-    conn.send((_READY, None, None))
+    try:
+        conn.send((_READY, None, None))
+    except OSError:  # the training process finished without us (see StepWorker.drain)
+        return
     while True:
         try:
             ticket, spool = conn.recv()
         except EOFError:
             return
-        try:
-            result = complete_spooled(spool)
-            out = spool + ".result"
-            with open(out, "wb") as f:
-                pickle.dump(result, f, pickle.HIGHEST_PROTOCOL)
-            answer: tuple = (ticket, out, None)
-        except Exception:
-            answer = (ticket, None, traceback.format_exc())
+        taken = _claim(Path(spool))
+        answer: tuple = (ticket, None, None)  # taken by the training process
+        if taken is not None:
+            try:
+                result = complete_spooled(taken)
+                out = f"{taken}.result"
+                with open(out, "wb") as f:
+                    pickle.dump(result, f, pickle.HIGHEST_PROTOCOL)
+                answer = (ticket, out, None)
+            except Exception:
+                answer = (ticket, None, traceback.format_exc())
         try:
             conn.send(answer)
         except OSError:  # the training process is gone: go on with what it sent
