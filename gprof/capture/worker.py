@@ -16,7 +16,8 @@ the training loop's to handle) and, when the training process goes away, finishe
 
 Nothing handed off is lost: a dead worker's unanswered steps are built in the training process from
 their spool files (one warning), and the profile stays in-process from then on; an interpreter that
-exits without closing the profile drains the queue at exit.
+exits without closing the profile drains the queue at exit. While the training thread waits for the
+drain it builds steps itself: whoever renames a spool file first (``_claim``) builds that step.
 """
 from __future__ import annotations
 
