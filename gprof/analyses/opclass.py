@@ -88,6 +88,12 @@ class OpInfo:
 
 #: where op facts come from: torch's op registry, installed by ``gprof.analyses.use_torch``
 _op_facts: Callable[[str], OpFacts] | None = None
+#: facts a step file stored for its ops (``learn_op_facts``), for readers without torch
+_learned: dict[str, OpFacts] = {}
+
+
+class NeedsTorchError(RuntimeError):
+    """An op to classify with neither torch installed here nor a stored fact for it."""
 
 
 def set_op_facts(fn: Callable[[str], OpFacts]) -> None:
@@ -98,15 +104,49 @@ def set_op_facts(fn: Callable[[str], OpFacts]) -> None:
     classify.cache_clear()
 
 
+def has_torch_facts() -> bool:
+    return _op_facts is not None
+
+
+def learn_op_facts(facts: dict[str, OpFacts]) -> None:
+    """Add facts a step file stored (``StepReader.op_facts``), so a reader without torch classifies
+    those ops as the process that recorded them did. Torch's own facts win where installed, so a
+    re-target in a torch process classifies exactly as ``run_all`` does there. The facts are torch's
+    about an op name, the same in every file of one torch version, so they are kept process-wide."""
+    _learned.update(facts)
+
+
+def op_facts_of(ops: list[str]) -> dict[str, OpFacts]:
+    """The facts of ``ops`` from the installed source, what a step file stores for readers; empty
+    where no torch source is installed (a reader writing a step in a test)."""
+    return {} if _op_facts is None else {op: _op_facts(op) for op in ops}
+
+
+def facts_to_json(f: OpFacts) -> dict[str, Any]:
+    return {"tags": sorted(f.tags), "alias_only": f.alias_only, "inductor": f.inductor}
+
+
+def facts_from_json(d: dict[str, Any]) -> OpFacts:
+    return OpFacts(frozenset(d["tags"]), bool(d["alias_only"]), d["inductor"])
+
+
+def _facts(op: str) -> OpFacts:
+    if _op_facts is not None:
+        return _op_facts(op)
+    learned = _learned.get(op)
+    if learned is None:
+        raise NeedsTorchError(f"classifying {op} needs torch or the op facts a step file stores (files written "
+                              "before torch-gprof stored them have none): install torch, or re-record the step")
+    return learned
+
+
 @cache
 def classify(op: str) -> OpInfo:
     """Class of an op name such as ``aten.add.Tensor``."""
     parts = op.split(".")
     ns = parts[0]
     name = parts[1] if len(parts) > 1 else op
-    if _op_facts is None:
-        raise RuntimeError("classifying ops needs torch: call gprof.analyses.use_torch() first (run_all does)")
-    tags, alias_only, by_inductor = _op_facts(op)
+    tags, alias_only, by_inductor = _facts(op)
     inplace = "inplace" in tags or name.endswith("_")
     if ns in _COLLECTIVE_NS:
         return OpInfo(COLLECTIVE, "namespace", tags, inplace)

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
@@ -83,9 +86,26 @@ def load_or_measure(device: str = "cpu") -> Roofline:
 
 
 _memo: dict[str, Roofline] = {}
+#: figures a stored step measured, per device, for analyses re-run on it (``stored_figures``)
+_stored: ContextVar[dict[str, Roofline] | None] = ContextVar("gprof_stored_rooflines", default=None)
+
+
+@contextmanager
+def stored_figures(figures: dict[str, Roofline]) -> Iterator[None]:
+    """Price with ``figures`` (device -> the step's measured roofline) inside the block: a reader
+    re-running the fusion analysis on a stored step uses what the step's machine measured, not this
+    machine, and needs no torch. A context variable, so threads serving other steps are not affected."""
+    token = _stored.set(figures)
+    try:
+        yield
+    finally:
+        _stored.reset(token)
 
 
 def roofline_for(device: str) -> Roofline:
+    stored = _stored.get()
+    if stored is not None and device in stored:
+        return stored[device]
     r = _memo.get(device)
     if r is None:
         r = _memo[device] = load_or_measure(device)
