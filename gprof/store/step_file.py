@@ -18,6 +18,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from gprof.analyses.opclass import OpFacts, facts_from_json
 from gprof.graph.model import (
     Edge,
     MemorySummary,
@@ -198,6 +199,7 @@ class StepWriter:
         self._db.executescript(_INDEXES)
         for name, query in AGGREGATE_QUERIES.items():
             self._db.execute(f"CREATE TABLE {name} AS {query}")
+        self._write_op_facts()
         self._db.commit()
         self._db.close()
         if self.fallback is None:
@@ -206,6 +208,19 @@ class StepWriter:
             self.path = self.fallback
             os.replace(self._tmp, self.path)
         return self.path
+
+    def _write_op_facts(self) -> None:
+        """Torch's facts about each op of the step (tags, alias-only schema, Inductor's verdict), from
+        the source the analyses use in this process, so a reader re-running them for another fusion
+        target (gprof/store/queries/retarget.py) classifies ops as here without importing torch. No
+        table where no source is installed (a step written without torch)."""
+        from gprof.analyses.opclass import facts_to_json, op_facts_of
+
+        facts = op_facts_of([op for (op,) in self._db.execute("SELECT DISTINCT op FROM agg_op_stats")])
+        if facts:
+            self._db.execute("CREATE TABLE op_facts(op TEXT PRIMARY KEY, facts TEXT NOT NULL)")
+            self._db.executemany("INSERT INTO op_facts VALUES (?,?)",
+                                 ((op, json.dumps(facts_to_json(f))) for op, f in facts.items()))
 
     def abort(self) -> None:
         try:
@@ -440,6 +455,17 @@ class StepReader:
 
     def aggregates(self) -> dict[str, list[int]]:
         return {op: [c, t] for op, c, t in self._query("SELECT op, count, total_ns FROM aggregates")}
+
+    def op_facts(self) -> dict[str, OpFacts] | None:
+        """Torch's facts about the step's ops as the writer stored them; None for a file written
+        before they were stored (or without torch), whose ops only torch can classify."""
+        if not self._query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'op_facts'"):
+            return None
+        out = {}
+        for op, text in self._query("SELECT op, facts FROM op_facts"):
+            with decoding(self.path, f"op facts of {op!r}"):
+                out[str(op)] = facts_from_json(load_json(self.path, f"op facts of {op!r}", text))
+        return out
 
     def sql(self, query: str, params: Sequence[Any] = ()) -> list[tuple]:
         """Read-only SQL for views that aggregate (op tables, module tables) inside SQLite."""
