@@ -226,19 +226,28 @@ class StepWorker:
                 self._finished[ticket] = (None, f"its spool file {spool} is gone")
         self._deliver()
 
+    def backlog(self) -> int:
+        """Handed-off steps not built yet."""
+        return sum(1 for t in self.pending if t not in self._finished)
+
+    def work_or_wait(self) -> None:
+        """The training thread would wait for the worker: build a step the worker has not taken
+        instead (the oldest while the worker is still starting, else the newest while it builds an
+        older one), or else wait a little for its next answer."""
+        self.collect()
+        waiting = [t for t in self.pending if t not in self._finished]
+        if self.alive and waiting and (not self.ready or len(waiting) > 1) and \
+                self._steal(waiting[0] if not self.ready else waiting[-1]):
+            return
+        self.collect(timeout=0.25)
+
     def drain(self, label: str = "torch-gprof") -> None:
-        """Wait for every handed-off step; say so on stderr when it takes over a second. Waiting is
-        idle time on the training thread, so it builds steps the worker has not taken: all of them
-        while the worker is still starting, else the newest while the worker builds an older one."""
+        """Wait for every handed-off step (see :meth:`work_or_wait`); say so on stderr when it
+        takes over a second."""
         t0 = time.monotonic()
         shown = 0.0
         while self.pending:
-            self.collect()
-            waiting = [t for t in self.pending if t not in self._finished]
-            if self.alive and waiting and (not self.ready or len(waiting) > 1) and \
-                    self._steal(waiting[0] if not self.ready else waiting[-1]):
-                continue
-            self.collect(timeout=0.25)
+            self.work_or_wait()
             waited = time.monotonic() - t0
             if self.pending and waited > 1.0 and waited - shown >= 1.0:
                 shown = waited
@@ -283,16 +292,18 @@ class StepQueue:
     def submit(self, spool: SpooledStep) -> None:
         self.in_flight += 1
         self.worker.submit(spool.path, lambda result, error: self._done(spool.step, result, error))
-        self.worker.collect()
-        if self.in_flight > self.max_behind and self.worker.ready:
+        worker = self.worker
+        worker.collect()
+        if worker.ready and worker.backlog() > self.max_behind:
             t0 = time.perf_counter()
-            while self.in_flight > self.max_behind:
-                self.worker.collect(timeout=None)
+            while worker.backlog() > self.max_behind:
+                worker.work_or_wait()
             if not self._told_wait:
                 self._told_wait = True
                 warnings.warn(f"torch-gprof: prof.step() waited {time.perf_counter() - t0:.2f} s for the step worker, "
                               f"which was more than {self.max_behind} steps behind (building and writing a step "
-                              "takes longer than training one); later waits are not reported", RuntimeWarning,
+                              "takes longer than training one here), building steps itself meanwhile; later waits "
+                              "are not reported", RuntimeWarning,
                               stacklevel=8)  # the user's prof.step()
 
     def collect(self) -> None:
@@ -315,6 +326,7 @@ class StepQueue:
 def _serve(fd: int) -> None:
     """The worker's loop: one spooled step at a time, in order, until the training process closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.nice(10)  # on a busy machine the training process comes first (and builds steps itself, see work_or_wait)
     import torch
 
     import gprof.analyses  # noqa: F401 - imported before the first step, not during it
