@@ -14,12 +14,16 @@ from typing import Any
 from gprof.graph.formatting import fmt_bytes, fmt_flops, fmt_ns
 from gprof.store import Run, StepFile, StepReader, StoreError
 from gprof.store.queries import step_summary
+from gprof.store.queries.retarget import analyses_for
 
 REPORT_SCHEMA_VERSION = 1
 
 
-def run_report(run: Run, step: int | None = None, rank: int | None = None) -> dict[str, Any]:
+def run_report(run: Run, step: int | None = None, rank: int | None = None, target: str | None = None,
+               gpu: str | None = None) -> dict[str, Any]:
     """The report of every step and rank of ``run``, or of one (step, rank), without ``cross_rank``.
+    With a fusion ``target`` or ``gpu``, the target-dependent analyses are re-run on each stored step
+    (:func:`gprof.store.queries.retarget.analyses_for`); without, the stored results are reported.
 
     Of every step, a file that cannot be read is listed under ``skipped`` and the others are
     reported: one bad file must not hide a run. The one file asked for by step or rank raises
@@ -27,19 +31,22 @@ def run_report(run: Run, step: int | None = None, rank: int | None = None) -> di
     """
     if step is not None or rank is not None:
         f = run.file(step, rank)
-        return _envelope(run, [_summary(f)], [])
+        return _envelope(run, [_summary(f, target, gpu)], [])
     steps, skipped = [], []
     for f in run.files():
         try:
-            steps.append(_summary(f))
+            steps.append(_summary(f, target, gpu))
         except StoreError as e:
             skipped.append(skipped_file(f, e))
     return _envelope(run, steps, skipped)
 
 
-def _summary(f: StepFile) -> dict[str, Any]:
+def _summary(f: StepFile, target: str | None, gpu: str | None) -> dict[str, Any]:
     with StepReader(f.path) as r:
-        return step_summary(r)
+        s = step_summary(r)
+        if target is not None or gpu is not None:
+            s.update(analyses_for(r, target, gpu))
+        return s
 
 
 def _envelope(run: Run, steps: list[dict[str, Any]], skipped: list[dict[str, Any]]) -> dict[str, Any]:

@@ -61,7 +61,7 @@ def _retarget(reader: StepReader, target: str | None, gpu: str | None) -> dict[s
     if facts is None and not torch_here:
         raise NeedsTorchError(
             f"{reader.path}: this step file was written before torch-gprof stored its op facts, so re-targeting "
-            "it needs torch to classify its ops (install torch here, or re-record the step)")
+            "it needs torch to classify its ops (a step recorded with this torch-gprof re-targets without it)")
     if facts:
         opclass.learn_op_facts(facts)
     graph = reader.load()
