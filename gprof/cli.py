@@ -27,7 +27,10 @@ EPILOG = """examples:
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser for ``argv``: only the command it names has its module imported (and its options
+    added), so ``torch-gprof report`` does not pay for, or import torch through, ``debug`` or ``verify``.
+    ``argv`` None builds every command's parser."""
     p = argparse.ArgumentParser(
         prog="torch-gprof", description="Graph-level profiler and debugger for PyTorch training steps.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -35,7 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p.add_argument("--version", action="version", version=f"torch-gprof {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    chosen = None if argv is None else next((a for a in argv if not a.startswith("-")), "")
     for name, module, help_text in COMMANDS:
+        if chosen is not None and name != chosen:
+            sub.add_parser(name, help=help_text, description=help_text)
+            continue
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as e:
@@ -49,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
         parser.print_help()
