@@ -14,6 +14,7 @@ from typing import Any
 from gprof.graph.formatting import fmt_bytes, fmt_flops, fmt_ns
 from gprof.store import Run, StepFile, StepReader, StoreError
 from gprof.store.queries import step_summary
+from gprof.store.queries.findings import format_findings, step_findings
 from gprof.store.queries.retarget import analyses_for
 
 REPORT_SCHEMA_VERSION = 1
@@ -93,6 +94,10 @@ def format_step(s: dict[str, Any], depth: int = 2) -> str:
         lines.append(f"   {label[:36]:<36} {fmt_ns(e['forward_ns']):>10} {fmt_ns(e['backward_ns']):>10} "
                      f"{fmt_bytes(e['alloc_bytes']):>10} {fmt_bytes(e['saved_activation_bytes']):>10}")
     lines.extend(_checkpointing(s, depth))
+    found = _findings(s)
+    if found:
+        lines.append("")
+        lines.extend(found)
     extra = format_analyses(s)
     if extra:
         lines.append("")
@@ -113,6 +118,15 @@ def _checkpointing(s: dict[str, Any], depth: int) -> list[str]:
         out.append(f"   {name[:52]:<52} {fmt_ns(e['recompute_ns']):>10} "
                    f"{fmt_bytes(e.get('recomputed_activation_bytes', 0)):>10}")
     return out
+
+
+def _findings(s: dict[str, Any]) -> list[str]:
+    """The step's findings ranked by saving, numbered as the TensorBoard tab numbers them (both call
+    ``step_findings`` on the same stored results), so "finding 3" names one thing in both places."""
+    pk = s.get("peak_node") or {}
+    memory = {"peak_bytes": s.get("peak_memory_bytes"), "peak_node": pk.get("idx"),
+              "saved_activations": s.get("saved_activations")}
+    return format_findings(step_findings(s, memory, (), s.get("time_ns") or 0))
 
 
 def format_analyses(s: dict[str, Any]) -> list[str]:

@@ -55,11 +55,22 @@ AGGREGATE_QUERIES = {
            SUM(alloc_bytes) AS alloc_bytes, MAX(live_bytes) AS max_live_bytes, SUM(flops) AS flops,
            MIN(dur_ns) AS min_dur_ns, MAX(dur_ns) AS max_dur_ns
     FROM nodes GROUP BY 1, 2, 3""",
+    # dataflow merged per pair of groups counts each tensor (source node, storage, bytes) once, however
+    # many ops of the destination group read it: one 16 KiB output read by three ops is 16 KiB, not 48
     "agg_op_edges": """
-    SELECT a.module AS src_module, a.phase AS src_phase, a.op AS src_op,
-           b.module AS dst_module, b.phase AS dst_phase, b.op AS dst_op,
-           SUM(e.nbytes) AS nbytes, COUNT(*) AS count
-    FROM edges e JOIN nodes a ON a.idx = e.src JOIN nodes b ON b.idx = e.dst GROUP BY 1, 2, 3, 4, 5, 6""",
+    SELECT src_module, src_phase, src_op, dst_module, dst_phase, dst_op, SUM(nbytes) AS nbytes, COUNT(*) AS count
+    FROM (SELECT DISTINCT a.module AS src_module, a.phase AS src_phase, a.op AS src_op,
+                 b.module AS dst_module, b.phase AS dst_phase, b.op AS dst_op, e.src, e.storage, e.nbytes
+          FROM edges e JOIN nodes a ON a.idx = e.src JOIN nodes b ON b.idx = e.dst)
+    GROUP BY 1, 2, 3, 4, 5, 6""",
+    # the same per (module, phase) pair, between different pairs: the collapsed graph's edges
+    "agg_module_edges": """
+    SELECT src_module, src_phase, dst_module, dst_phase, SUM(nbytes) AS nbytes, COUNT(*) AS count
+    FROM (SELECT DISTINCT a.module AS src_module, a.phase AS src_phase, b.module AS dst_module,
+                 b.phase AS dst_phase, e.src, e.storage, e.nbytes
+          FROM edges e JOIN nodes a ON a.idx = e.src JOIN nodes b ON b.idx = e.dst
+          WHERE a.module IS NOT b.module OR a.phase != b.phase)
+    GROUP BY 1, 2, 3, 4""",
 }
 _INDEXES = """
 CREATE INDEX nodes_module ON nodes(module);

@@ -14,11 +14,10 @@ import numpy as np
 
 from gprof.graph.keys import NO_MODULE
 from gprof.graph.model import PHASES
+from gprof_tb.stepdata import StepData
 
 #: phases per module group in the (group, phase) keys below
 _NPH = len(PHASES)
-from gprof_tb.stepdata import StepData
-
 MARK_KINDS = ("chains", "hazards", "regions")
 _STAT_FIELDS = ("count", "dur_ns", "device_ns", "alloc_bytes", "live_max", "flops")
 
@@ -189,7 +188,8 @@ def collapsed_graph(data: StepData, expanded: set[str], phases: set[str], limit:
             e[0] += nb or 0
             e[1] += count
 
-    # ... node-level rows for modules shown op by op (few: at most ``limit`` nodes each) ...
+    # ... node-level rows for modules shown op by op (few: at most ``limit`` nodes each), views wired to
+    # the op that made them (``StepData.direct_edges``) ...
     seen: set[tuple[str, str, int, int, int]] = set()  # each tensor once per pair of boxes
     for mname, one_by_one in individual.items():
         if not one_by_one:

@@ -28,7 +28,7 @@ def node_detail(data: StepData, idx: int) -> dict[str, Any] | None:
     wired = wired_neighbours(r, idx)  # views wired to the op that made them
     producers, consumers = ([r.node(i) for i in ids[:_NEIGHBOUR_LIMIT]] for ids in wired)
     view = data.analyses_view()
-    marks = data.node_marks().get(idx, {})
+    marks = data.node_items().get(idx, {})  # all of them; the graph marks fewer
     numbers = {"chains": marks.get("chains", []), "hazards": marks.get("hazards", []),
                "regions": sorted(set(marks.get("regions", [])) | set(regions_of(view, n.module)))}
     related = {kind: [{"number": i, **view[name]["items"][i]} for i in numbers[kind]]

@@ -25,7 +25,7 @@ from werkzeug import wrappers
 from gprof.graph.model import PHASES
 from gprof.store import PLUGIN_NAME, Run, StepFile, StoreError, find_runs
 from gprof.store.decode import integer
-from gprof.store.queries import run_listing, step_files
+from gprof.store.queries import run_listing
 from gprof.store.runs import UnknownRunError
 from gprof_tb.graphview import collapsed_graph
 from gprof_tb.nodeview import node_detail
@@ -133,10 +133,8 @@ class GprofPlugin(base_plugin.TBPlugin):
             "/modules": self._serve_modules,
             "/memory": self._serve_memory,
             "/analyses": self._serve_analyses,
-            "/diff": self._serve_diff,
-            "/ranks": self._serve_ranks,
             "/kineto": self._serve_kineto,
-            **insight_routes(self),  # issue 14: /overview, /diff, /memory_ops, /ranks, /timeline
+            **insight_routes(self),  # /overview, /diff, /memory_ops, /ranks, /timeline
         }
 
     def is_active(self) -> bool:
@@ -276,28 +274,6 @@ class GprofPlugin(base_plugin.TBPlugin):
     def _serve_analyses(self, request: wrappers.Request) -> Any:
         data = self._data(request)
         return data.memo("analyses_json", lambda: EncodedJSON(data.analyses_view()))
-
-    @_route
-    def _serve_diff(self, request: wrappers.Request) -> Any:
-        if request.args.get("a") is None or request.args.get("b") is None:
-            raise errors.InvalidArgumentError("give the two steps to compare as 'a' and 'b'")
-        return self._data(request, "a").diff(self._data(request, "b"))
-
-    @_route
-    def _serve_ranks(self, request: wrappers.Request) -> Any:
-        run = self._run(request)
-        try:
-            step, chosen = step_files(run, _int(request, "step"))
-        except StoreError as e:  # the run exists, the step does not
-            raise errors.NotFoundError(str(e)) from None
-        out = []
-        for f in chosen:
-            try:
-                s = self.cache.get(f.path).summary()
-                out.append({k: v for k, v in s.items() if k != "modules"})
-            except StoreError as e:  # one unreadable rank must not hide the others
-                out.append({"rank": f.rank, "error": str(e)})
-        return {"step": step, "ranks": out}
 
     @wrappers.Request.application
     def _serve_kineto(self, request: wrappers.Request) -> wrappers.Response:

@@ -99,8 +99,9 @@ def memory_ops(plugin: GprofPlugin, request: wrappers.Request) -> Any:
 
 
 def ranks(plugin: GprofPlugin, request: wrappers.Request) -> Any:
-    """``/ranks?run&step``: {step, ranks: [summary + compute_ns, comm_ns, comm_wait_ns, compute_share,
-    comm_share, wait_share], skew: {straggler_rank, fastest_rank, lag_ns, lag_share, node}, straggler,
+    """``/ranks?run&step``: {step, ranks: [headline + compute_ns, comm_ns, comm_wait_ns, compute_share,
+    comm_share, wait_share], skew: {straggler_rank, fastest_rank, lag_ns, lag_share, node: {key, idx, ...}},
+    straggler,
     mismatches: [{type, index, message, ranks: [{rank, key, idx, source, call, ...}]}]}."""
     run = plugin._run(request)
     try:
@@ -114,7 +115,7 @@ def ranks(plugin: GprofPlugin, request: wrappers.Request) -> Any:
     out = []
     for f in chosen:
         try:
-            s = {k: v for k, v in plugin.cache.get(f.path).summary().items() if k != "modules"}
+            s = dict(plugin.cache.get(f.path).headline())  # from the write-time aggregates, not a scan
         except StoreError as e:  # one unreadable rank must not hide the others
             out.append({"rank": f.rank, "error": str(e)})
             continue
@@ -129,6 +130,8 @@ def ranks(plugin: GprofPlugin, request: wrappers.Request) -> Any:
             f = by_rank.get(side.get("rank"))
             side["idx"] = plugin.cache.get(f.path).node_idx(side["key"]) if f and side.get("key") else None
     skew = cross["skew"]
+    if skew and skew.get("node") and skew["straggler_rank"] in by_rank:  # where they diverge, on the straggler
+        skew["node"]["idx"] = plugin.cache.get(by_rank[skew["straggler_rank"]].path).node_idx(skew["node"]["key"])
     return {"step": step, "ranks": out, "skew": skew, "straggler": skew and skew["straggler_rank"],
             "mismatches": cross["mismatches"], "missing_ranks": cross["missing_ranks"]}
 

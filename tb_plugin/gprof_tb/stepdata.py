@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from gprof.store import StepReader, StoreError
 from gprof.store import queries as q
 from gprof.store.queries.findings import marked_chains, step_findings
-from gprof.store.queries.wiring import module_tensor_edge_rows
+from gprof.store.queries.wiring import wired_edges
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -131,12 +131,15 @@ class StepData:
         unfused chains that matter are marked (``findings.marked_chains``: the top few by saving)."""
         def compute() -> dict[int, dict[str, list[int]]]:
             keep, _ = marked_chains(self.findings())
-            marks = q.node_marks(self.analyses_view())
-            for m in marks.values():
-                if "chains" in m:
-                    m["chains"] = [c for c in m["chains"] if c in keep]
+            marks = {i: {k: [c for c in v if c in keep] if k == "chains" else v for k, v in m.items()}
+                     for i, m in self.node_items().items()}
             return {i: {k: v for k, v in m.items() if v} for i, m in marks.items() if any(m.values())}
         return self.memo("marks", compute)
+
+    def node_items(self) -> dict[int, dict[str, list[int]]]:
+        """idx -> every chain, hazard and region the node belongs to: what the inspector lists, all of
+        them, where the graph marks only the chains that matter (:meth:`node_marks`)."""
+        return self.memo("node_items", lambda: q.node_marks(self.analyses_view()))
 
     def findings(self) -> list[dict[str, Any]]:
         """The step's ranked findings (``step_findings``, numbered as in the report), keys resolved to nodes."""
@@ -192,15 +195,17 @@ class StepData:
         return self.memo("module_edges", self._module_edge_rows)
 
     def _module_edge_rows(self) -> list[tuple]:
-        return module_tensor_edge_rows(self._reader())  # each tensor once per merged edge
+        return q.module_edge_rows(self._reader())  # each tensor once per merged edge
 
     def direct_nodes(self, module: str | None) -> list[tuple]:
         """``direct_nodes``: the nodes whose innermost module is exactly ``module``."""
         return self.memo(("direct", module), lambda: q.direct_nodes(self._reader(), module))
 
     def direct_edges(self, module: str | None) -> list[tuple]:
-        """``direct_edges``: edges with at least one end directly in ``module``."""
-        return self.memo(("direct_edges", module), lambda: q.direct_edges(self._reader(), module))
+        """``direct_edges``: edges with at least one end directly in ``module``, views wired to the op
+        that made them (``wired_edges``)."""
+        return self.memo(("direct_edges", module),
+                         lambda: wired_edges(self._reader(), q.direct_edges(self._reader(), module)))
 
     def direct_op_stats(self, module: str | None) -> list[tuple]:
         """(op, phase, count, dur_ns, device_ns, alloc_bytes, max_live_bytes, flops) of a module's own ops."""

@@ -9,7 +9,7 @@ its first parameter, whatever module the fusion analysis filed it under.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from gprof.analyses.items import analysis_items, item_snippet
@@ -110,14 +110,24 @@ def _memory(memory: dict[str, Any]) -> list[dict[str, Any]]:
                      detail=f"peak {fmt_bytes(memory['peak_bytes'])}; activation checkpointing trades it for recompute")]
 
 
+def _readable(build: Callable[..., Any], *args: Any) -> Any:
+    """``build(*args)``, or empty when a stored result has a shape it does not expect (a damaged file,
+    another version's analysis): one unreadable analysis costs its findings, not the overview or report."""
+    try:
+        return build(*args)
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError):
+        return []
+
+
 def step_findings(analyses: dict[str, Any], memory: dict[str, Any] | None = None,
                   optimizers: Sequence[str] = (), step_ns: int = 0) -> list[dict[str, Any]]:
     """Every finding, highest estimated saving first (ties: hazards, regions, optimizer, chains,
     memory, then stored order), with ``number`` 1..N, ``share`` of ``step_ns`` and ``saving`` text."""
     if not isinstance(analyses, dict):
         analyses = {}
-    found = (_hazards(analyses) + _regions(analyses) + _optimizer_advice(analyses)
-             + _chains(analyses, _optimizer_name(analyses, optimizers)) + _memory(memory or {}))
+    found = (_readable(_hazards, analyses) + _readable(_regions, analyses) + _readable(_optimizer_advice, analyses)
+             + _readable(_chains, analyses, _readable(_optimizer_name, analyses, optimizers) or "optimizer step")
+             + _readable(_memory, memory or {}))
     found = [f for i, f in sorted(enumerate(found), key=lambda p: (-p[1]["saving_ns"], _KIND_ORDER[p[1]["kind"]], p[0]))]
     for number, f in enumerate(found, 1):
         f["number"] = number

@@ -119,10 +119,12 @@ def direct_op_stats(r: StepReader, module: str | None) -> list[tuple]:
 
 def direct_op_edges(r: StepReader, module: str | None) -> list[tuple]:
     """A module's own ops' edges merged by op: (outgoing, this op, this phase, other module, other
-    phase, other op, bytes, count), where outgoing is 1 for edges leaving the module's ops."""
+    phase, other op, bytes, count), where outgoing is 1 for edges leaving the module's ops; each tensor
+    (source node, storage, bytes) once per pair of op groups, as in the step file's ``agg_op_edges``."""
     where, params = _module_where("a.module", module)
-    head = ("SELECT {out}, a.op, a.phase, b.module, b.phase, b.op, SUM(e.nbytes), COUNT(*) FROM nodes a "
+    head = ("SELECT {out}, op, phase, module, ophase, oop, SUM(nbytes), COUNT(*) FROM (SELECT DISTINCT a.op, "
+            "a.phase, b.module, b.phase AS ophase, b.op AS oop, e.src, e.storage, e.nbytes FROM nodes a "
             "JOIN edges e ON e.{ae} = a.idx JOIN nodes b ON b.idx = e.{be} WHERE " + where +
-            " GROUP BY 2, 3, 4, 5, 6")
+            ") GROUP BY 2, 3, 4, 5, 6")
     q = head.format(out=1, ae="src", be="dst") + " UNION ALL " + head.format(out=0, ae="dst", be="src")
     return r.sql(q, params + params)

@@ -17,7 +17,8 @@ def op_stat_rows(r: StepReader) -> list[tuple]:
 
 
 def op_edge_rows(r: StepReader) -> list[tuple]:
-    """(src module, src phase, src op, dst module, dst phase, dst op, bytes, count)."""
+    """(src module, src phase, src op, dst module, dst phase, dst op, bytes, count): each tensor once per
+    pair of op groups, however many ops of the destination group read it."""
     return r.sql("SELECT * FROM agg_op_edges")
 
 
@@ -29,10 +30,9 @@ def module_phase_rows(r: StepReader) -> list[tuple]:
 
 def module_edge_rows(r: StepReader) -> list[tuple]:
     """Dataflow merged to (src module, src phase, dst module, dst phase, bytes, count), between
-    different (module, phase) pairs only."""
-    return r.sql("SELECT src_module, src_phase, dst_module, dst_phase, SUM(nbytes), SUM(count) "
-                 "FROM agg_op_edges WHERE src_module IS NOT dst_module OR src_phase != dst_phase "
-                 "GROUP BY 1, 2, 3, 4")
+    different (module, phase) pairs only, each tensor (source node, storage, bytes) counted once per
+    pair; ``count`` is the number of tensors. Precomputed when the step was written."""
+    return r.sql("SELECT * FROM agg_module_edges")
 
 
 def top_ops(r: StepReader, top: int) -> list[dict[str, Any]]:

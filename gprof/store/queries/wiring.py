@@ -10,7 +10,9 @@ so storage is the only identity that survives). Two consequences are corrected h
   (``q, k, v = x[0], x[1], x[2]`` then ``q.view(...)``, ``k.view(...)`` read them in order), else the
   latest one, else the writer. The writer (not a view) keeps the readers of its own shape.
 - One output read by three ops is three edges; merged edges between two boxes count each
-  (source node, storage, bytes) once (:func:`module_tensor_edge_rows`).
+  (source node, storage, bytes) once: the step file's ``agg_op_edges`` and ``agg_module_edges``
+  (``AGGREGATE_QUERIES`` in gprof/store/step_file.py) are summed that way when the step is written,
+  and node-level edges are deduplicated by :func:`wired_edges`.
 
 A view is recognised from the data alone (readers do not import torch): it outputs a storage it
 also reads and is not an in-place op (an in-place op's name ends in ``_``).
@@ -21,6 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from gprof.store.decode import decoding
+from gprof.store.queries.nodes import node_briefs
 from gprof.store.step_file import StepReader, decode_tensors
 
 #: readers of one storage looked at per writer: bounds a request on a storage read by very many ops
@@ -91,14 +94,21 @@ def wired_neighbours(r: StepReader, idx: int) -> tuple[list[int], list[int]]:
     return sorted(producers), sorted(consumers)
 
 
-def module_tensor_edge_rows(r: StepReader) -> list[tuple[Any, ...]]:
-    """Dataflow merged to (src module, src phase, dst module, dst phase, bytes, count) between different
-    (module, phase) pairs, each tensor (source node, storage, bytes) counted once per pair: the bytes
-    a merged edge carries. ``count`` is the number of tensors. A full pass over the edges (seconds on a
-    million-node step), so views compute it once in the background."""
-    return r.sql(
-        "SELECT am, ap, bm, bp, SUM(nbytes), COUNT(*) FROM ("
-        " SELECT DISTINCT a.module AS am, a.phase AS ap, b.module AS bm, b.phase AS bp, e.src, e.storage, e.nbytes"
-        " FROM edges e JOIN nodes a ON a.idx = e.src JOIN nodes b ON b.idx = e.dst"
-        " WHERE a.module IS NOT b.module OR a.phase != b.phase)"
-        " GROUP BY 1, 2, 3, 4")
+def wired_edges(r: StepReader, rows: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Node-level edge rows (src, dst, storage, nbytes, src module, dst module, src phase, dst phase,
+    src op, dst op), as ``direct_edges`` returns them, with each reader's source moved from the
+    storage's writer to the view it reads (:func:`rewire`), and each (src, dst, storage) once. A view
+    the rows do not name is looked up, so an expanded module's reader links to a view made elsewhere."""
+    wiring = {(src, storage): _wiring(r, src, storage) for src, _, storage, *_ in rows}
+    # (module, phase, op) of every node the rows name; a view outside them is looked up
+    places = {row[0]: (row[4], row[6], row[8]) for row in rows} | {row[1]: (row[5], row[7], row[9]) for row in rows}
+    moved = {wiring[(src, storage)].get(dst, src) for src, dst, storage, *_ in rows} - places.keys()
+    places |= {idx: (module, phase, op) for idx, op, module, phase in node_briefs(r, sorted(moved))}
+    out: dict[tuple[int, int, int | None], tuple[Any, ...]] = {}
+    for src, dst, storage, nbytes, _, bm, _, bp, _, bop in rows:
+        real = wiring[(src, storage)].get(dst, src)
+        if real == dst:
+            continue
+        am, ap, aop = places[real]
+        out.setdefault((real, dst, storage), (real, dst, storage, nbytes, am, bm, ap, bp, aop, bop))
+    return list(out.values())
