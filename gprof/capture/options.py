@@ -20,5 +20,9 @@ class CaptureOptions:
     tensor_preview: int = 0
     #: run all analyses (True), none (False), or the named ones
     analyze: bool | list[str] = True
+    #: fusion target of the analyses (``cpu``/``cuda``; None: the step's device) and the GPU a cuda
+    #: prediction is priced for (``gprof.analyses.gpu_specs``)
+    target: str | None = None
+    gpu: str | None = None
     #: records built and streamed to the step file at a time, so a huge step never sits in memory
     chunk_size: int = 50_000

@@ -56,7 +56,9 @@ def complete_step(builder: StepBuilder, end: StepEnd, analyze: bool | list[str],
     if analyze and builder.keep_nodes:  # a step past keep_in_memory has no node objects to analyse
         from gprof.analyses import run_all
 
-        graph.analyses = run_all(graph, only=None if analyze is True else list(analyze))
+        asked = meta.extra.get("fusion_target") or {}
+        graph.analyses = run_all(graph, only=None if analyze is True else list(analyze), target=asked.get("target"),
+                                 gpu=asked.get("gpu"))
     return graph, StepPipeline._write(graph, writer)
 
 
@@ -168,6 +170,8 @@ class StepPipeline:
             run=self.run, step=step, rank=rank, world_size=world, torch_version=torch.__version__,
             hostname=socket.gethostname(), pid=os.getpid(), created=time.time(),
         )
+        if self.options.target is not None:  # in the meta, so the step worker analyses for it too
+            meta.extra["fusion_target"] = {"target": self.options.target, "gpu": self.options.gpu}
         self._baseline_bytes = mem.live_bytes
         self._step = step
         rec = self.recorder

@@ -13,6 +13,7 @@ import torch
 from torch.profiler import ProfilerAction
 from torch.profiler import schedule as _torch_schedule
 
+from gprof.analyses.runner import check_target
 from gprof.capture.options import CaptureOptions
 from gprof.capture.pipeline import StepCallback, StepPipeline
 from gprof.graph.model import StepGraph
@@ -79,6 +80,11 @@ class profile:
     warning once), and ops after the last optimizer step are saved, if there are any and at least
     one whole step was, as a step with ``meta.partial = True``.
 
+    ``target`` (``"cpu"`` or ``"cuda"``) is the fusion target the stored prediction is made for, and ``gpu``
+    the GPU a cuda prediction is priced for (a name of ``gprof.analyses.gpu_specs.GPUS``, implies ``cuda``);
+    the default is the device the step ran on (its GPU when known). Readers re-target a stored step anyway
+    (``torch-gprof report RUN --target cuda``).
+
     ``worker=True`` (default) hands each step's records to a worker process that builds, analyses and
     writes it while training goes on (gprof/capture/worker.py): ``prof.step()`` costs the hand-off
     only, and leaving the block waits for the last write. ``prof.graphs`` and step callbacks see a
@@ -105,6 +111,8 @@ class profile:
         on_step_saved: StepCallback | None = None,
         step_boundary: StepBoundary = "manual",
         worker: bool = True,
+        target: str | None = None,
+        gpu: str | None = None,
     ) -> None:
         _check_int("node_cap", node_cap, 1)
         _check_int("keep_in_memory", keep_in_memory, 0)
@@ -113,12 +121,13 @@ class profile:
         _check_int("world_size", world_size, 1, optional=True)
         if step_boundary not in ("manual", "optimizer"):
             raise ValueError(f"step_boundary must be 'manual' or 'optimizer', got {step_boundary!r}")
+        target, gpu = check_target(target, gpu)
         self.schedule = schedule
         self.step_boundary = step_boundary
         options = CaptureOptions(
             record_shapes=record_shapes, profile_memory=profile_memory, with_stack=with_stack,
             with_kineto=with_kineto, node_cap=node_cap, keep_in_memory=keep_in_memory,
-            tensor_preview=tensor_preview, analyze=analyze,
+            tensor_preview=tensor_preview, analyze=analyze, target=target, gpu=gpu,
         )
         #: the step pipeline (internal: use the methods below, not its fields)
         self.session = StepPipeline(_check_logdir(logdir), _check_run_name(_default_run_name() if run is None else run), options,
