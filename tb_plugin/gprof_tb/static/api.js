@@ -97,11 +97,49 @@ export const fetchMemory = (sel, points) => getStepJSON("memory", sel, { points 
 /** @param {Selection} sel @returns {Promise<Object<string, any>>} analysis results by analysis name */
 export const fetchAnalyses = (sel) => getStepJSON("analyses", sel);
 
-/** @param {Selection} sel @param {number|string} a @param {number|string} b @returns {Promise<Object<string, any>>} */
-export const fetchDiff = (sel, a, b) => getStepJSON("diff", sel, { a, b });
+/**
+ * What changed from step `base` to the selected step: tensor (shape, dtype, device) changes first.
+ * @param {Selection} sel
+ * @param {number|null} base the baseline step (null: the server's default, the previous step)
+ * @returns {Promise<Object<string, any>>}
+ */
+export const fetchDiff = (sel, base) => getStepJSON("diff", sel, base === null ? {} : { base });
 
-/** @param {Selection} sel @returns {Promise<{step: number, ranks: Object<string, any>[]}>} every rank's summary */
+/**
+ * Every rank of the selected step: headline, compute/communication/wait, the straggler, mismatched collectives.
+ * @param {Selection} sel
+ * @returns {Promise<{step: number, ranks: Object<string, any>[], skew: (Object<string, any>|null),
+ *   straggler: (number|null), mismatches: Object<string, any>[], missing_ranks: number[]}>}
+ */
 export const fetchRanks = (sel) => getStepJSON("ranks", sel);
+
+/** @type {Map<string, Promise<Object<string, any>>>} overview answers by "run|rank|step" */
+const overviews = new Map();
+
+/**
+ * The landing view's data: headline, time by phase and op class, top modules, trend, ranked findings and
+ * the rule that limits the graph's unfused marking. Kept per step: the graph's legend reads it too.
+ * @param {Selection} sel
+ * @returns {Promise<Object<string, any>>}
+ */
+export function fetchOverview(sel) {
+  const key = `${sel.run}|${sel.rank}|${sel.step}`;
+  if (!overviews.has(key)) overviews.set(key, getStepJSON("overview", sel).catch((e) => { overviews.delete(key); throw e; }));
+  return overviews.get(key);
+}
+
+/**
+ * The step's nodes on a time axis, per lane (thread, stream): one by one when at most `max` fall in the
+ * window, else bucketed (`mode` says which; `columns` names each item's fields).
+ * @param {Selection} sel
+ * @param {number|null} from_ns window start (null: the step's start)
+ * @param {number|null} to_ns window end (null: the step's end)
+ * @param {number} max
+ * @returns {Promise<{mode: string, lanes: string[], from_ns: number, to_ns: number, span_ns: number,
+ *   count: number, bucket_ns?: number, columns: string[], items: any[][]}>}
+ */
+export const fetchTimeline = (sel, from_ns, to_ns, max) =>
+  getStepJSON("timeline", sel, { max, ...(from_ns === null ? {} : { from_ns: Math.floor(from_ns), to_ns: Math.ceil(to_ns) }) });
 
 /**
  * Memory by operator over the nodes `start`..`end` (inclusive).

@@ -19,11 +19,12 @@ import { modulesView } from "./views/modules.js";
 import { opsView } from "./views/ops.js";
 import { overviewView } from "./views/overview.js";
 import { ranksView } from "./views/ranks.js";
+import { timelineView } from "./views/timeline.js";
 
 /** Each view by its tab name, in tab order; a view fills the (emptied) panel for the selected step. */
 const VIEWS = {
-  overview: overviewView, graph: graphView, ops: opsView, modules: modulesView, memory: memoryView,
-  findings: analysesView, diff: diffView, ranks: ranksView,
+  overview: overviewView, graph: graphView, timeline: timelineView, ops: opsView, modules: modulesView,
+  memory: memoryView, findings: analysesView, diff: diffView, ranks: ranksView,
 };
 
 /** Forget everything tied to one step: expansions, selection, viewport. */

@@ -4,6 +4,7 @@
 import { fetchNode } from "./api.js";
 import { showView } from "./router.js";
 import { prefixes, showPhase, state } from "./state.js";
+import { showSummary } from "./views/header.js";
 
 /**
  * The graph module a node's module is drawn in ("-" for ops outside every module).
@@ -25,6 +26,23 @@ export async function goToNode(idx) {
   state.selectedBoxes = [];
   state.focus = boxesFor(n);
   showView("graph");
+}
+
+/**
+ * Show node `idx` of another rank of the same step: switch the rank (selector and summary strip), then
+ * move the graph there. The ranks view links both sides of a mismatched collective this way.
+ * @param {number} rank
+ * @param {number} idx
+ * @returns {Promise<void>}
+ */
+export async function goToRankNode(rank, idx) {
+  if (rank !== state.rank) {
+    state.rank = rank;
+    state.expanded = new Set();
+    document.getElementById("sel-rank").value = String(rank);
+    await showSummary();
+  }
+  await goToNode(idx);
 }
 
 /**

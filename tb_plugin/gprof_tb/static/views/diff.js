@@ -1,49 +1,61 @@
-// The diff view: what changed between two steps (by default the previous one and the selected one), by
-// stable node key; shape, dtype and device changes (what makes torch.compile recompile) come first when
-// the diff route reports them, and an empty diff says so.
+// The diff view: what changed from a base step (by default the previous one) to the selected step, by
+// stable node key. Tensor changes come first: an op whose input shape, dtype or device changed is what
+// makes torch.compile recompile. Then the ops added or removed. An empty diff says so.
 
 import { fetchDiff } from "../api.js";
 import { el, showError, table } from "../dom.js";
-import { fieldLabel, fmtCount, fmtField, fmtModule } from "../format.js";
+import { fieldLabel, fmtCount, fmtField } from "../format.js";
+import { goToNode } from "../nav.js";
 import { currentRun, state } from "../state.js";
 
+/** The tensor-change table's columns: what changed, then before and after. */
+const SHAPE_COLUMNS = [["key", "node key"], ["what", "what changed"], ["inputs_before", "inputs before"],
+  ["inputs_after", "inputs after"], ["outputs_before", "outputs before"], ["outputs_after", "outputs after"]];
+
 /**
- * A table of whatever rows a diff section holds, each field in its unit.
- * @param {string} id
+ * A table of the added or removed ops, each field in its unit.
  * @param {Object<string, any>[]} rows
  * @returns {HTMLElement}
  */
-function rowsTable(id, rows) {
+function changesTable(rows) {
   const keys = Object.keys(rows[0]);
-  return table(id, keys.map((k) => [k, fieldLabel(k), (v) => (k === "module" ? fmtModule(v) : fmtField(k, v))]), rows, null, {});
+  return table("diff-table", keys.map((k) => [k, fieldLabel(k), (v) => fmtField(k, v)]), rows, null, {});
+}
+
+/**
+ * The base step selector: every earlier step of the run (and the step itself, for an empty diff).
+ * @returns {HTMLSelectElement}
+ */
+function baseSelect() {
+  const earlier = currentRun().steps.filter((s) => s <= state.step);
+  const sel = el("select", { id: "diff-base" }, earlier.map((s) => el("option", { value: s }, `step ${s}`)));
+  sel.value = earlier.length > 1 ? earlier[earlier.length - 2] : state.step;
+  return sel;
 }
 
 /** @param {HTMLElement} panel */
 export function diffView(panel) {
-  const steps = currentRun().steps;
-  const stepSelect = (id) => el("select", { id }, steps.map((s) => el("option", { value: s }, s)));
-  const a = stepSelect("diff-a"), b = stepSelect("diff-b");
-  const at = steps.indexOf(state.step);
-  a.value = steps[Math.max(0, at - 1)];
-  b.value = state.step;
+  const base = baseSelect();
   const out = el("div", {});
   const go = async () => {
     try {
-      const d = await fetchDiff(state, a.value, b.value);
+      const d = await fetchDiff(state, Number(base.value));
       const shapes = d.shape_changes || [];
-      const same = !d.added && !d.removed && !shapes.length;
-      out.replaceChildren(el("p", { id: "diff-summary" }, same
-        ? `no difference: steps ${a.value} and ${b.value} run the same ${fmtCount(d.nodes_b)} ops with the same shapes`
-        : `step ${a.value}: ${fmtCount(d.nodes_a)} nodes → step ${b.value}: ${fmtCount(d.nodes_b)} nodes; ` +
-          `${shapes.length ? `${fmtCount(shapes.length)} shape/dtype/device changes, ` : ""}` +
-          `${fmtCount(d.added)} added, ${fmtCount(d.removed)} removed, ${fmtCount(d.unchanged)} unchanged (by stable node key)`),
-      shapes.length ? [el("h3", {}, "shape, dtype and device changes (these make torch.compile recompile)"), rowsTable("diff-shapes", shapes)] : "",
-      d.changes.length ? [el("h3", {}, "ops added or removed"), rowsTable("diff-table", d.changes)] : "");
+      out.replaceChildren(
+        el("p", { id: "diff-summary" }, `step ${d.base} → step ${d.step}: ${d.message}`,
+          el("span", { class: "muted" }, ` · ${fmtCount(d.nodes_a)} → ${fmtCount(d.nodes_b)} nodes, ${fmtCount(d.unchanged)} ` +
+            "unchanged by stable node key")),
+        ...(shapes.length ? [el("h3", {}, "shape, dtype and device changes (what makes torch.compile recompile)"),
+          table("diff-shapes", SHAPE_COLUMNS, shapes, null, {}, (r) => goToNode(r.idx)),
+          d.shape_changes_truncated ? el("p", { class: "muted" }, `the first ${fmtCount(shapes.length)} of ` +
+            `${fmtCount(d.shape_changes_total)}`) : ""] : []),
+        ...(d.changes.length ? [el("h3", {}, "ops added or removed"), changesTable(d.changes)] : []));
     } catch (e) {
       showError(out, e);
     }
   };
-  a.onchange = b.onchange = go;
-  panel.append(el("div", { class: "toolbar" }, el("label", {}, "base step ", a), el("label", {}, "compared step ", b)), out);
-  go();
+  base.onchange = go;
+  panel.append(el("div", { class: "toolbar" }, el("label", {}, "compare with ", base),
+    el("span", { class: "muted" }, `the selected step ${state.step} (change it in the header)`)), out);
+  return go();
 }

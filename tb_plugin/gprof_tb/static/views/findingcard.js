@@ -58,12 +58,35 @@ export function findingCard(f) {
       f.nodes.slice(0, 24).map((idx) => [actionLink(`#${idx}`, () => goToNode(idx)), " "]).flat(),
       f.nodes.length > 24 ? "…" : ""));
   }
-  if (f.snippet) {
-    const btn = el("button", { class: "copy" }, "copy");
-    btn.onclick = () => copyText(f.snippet, btn);
-    c.append(el("div", { class: "snippet" }, btn, el("pre", {}, f.snippet)));
-  }
+  if (f.snippet) c.append(snippetBlock(f.snippet));
   return c;
+}
+
+/** @param {string} text @returns {HTMLElement} code with a copy button */
+function snippetBlock(text) {
+  const btn = el("button", { class: "copy" }, "copy");
+  btn.onclick = () => copyText(text, btn);
+  return el("div", { class: "snippet" }, btn, el("pre", {}, text));
+}
+
+/**
+ * One of the step's ranked findings (the overview route's `findings`): its number, shared with the text
+ * report and the graph, title, where (module, phase, source line), saving and detail, and a link to its
+ * place in the graph (its node, else its module).
+ * @param {{number: number, title: string, saving: string, module: (string|null), module_label: string,
+ *   phase: (string|null), source: (string|null), node: (number|null), detail?: (string|null),
+ *   snippet?: (string|null)}} f
+ * @returns {HTMLElement}
+ */
+export function rankedCard(f) {
+  const link = f.node !== null ? actionLink("show in graph", () => goToNode(f.node))
+    : f.module !== null ? actionLink("show in graph", () => goToModule(f.module, f.phase || "forward")) : "";
+  const meta = [f.module_label, f.phase ? `phase ${f.phase}` : "", f.source ? `at ${f.source}` : "", f.saving]
+    .filter(Boolean).map((m) => el("span", {}, m));
+  return el("div", { class: "card finding", "data-number": f.number, "data-kind": f.kind },
+    el("div", {}, el("span", { class: "num" }, `${f.number}.`), el("span", { class: "title" }, f.title), " ", link),
+    el("div", { class: "meta" }, meta), f.detail ? el("div", { class: "meta" }, f.detail) : "",
+    f.snippet ? snippetBlock(f.snippet) : "");
 }
 
 /**

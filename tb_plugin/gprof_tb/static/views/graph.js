@@ -2,7 +2,7 @@
 // expands it (its frame stays where the box was), clicking a frame collapses it, clicking a node inspects
 // it. A paint centres on `state.focus` (set by search and links) and marks the selected node.
 
-import { fetchGraph, fetchStep } from "../api.js";
+import { fetchGraph, fetchOverview, fetchStep } from "../api.js";
 import { el, showError } from "../dom.js";
 import { find, mark, renderGraph } from "../graph.js";
 import { PHASE_SETS, state } from "../state.js";
@@ -43,6 +43,16 @@ async function loadGraph() {
   saveUrl();
 }
 
+/**
+ * The legend, with which unfused chains are marked (the overview route's rule, usually cached already).
+ * Drawn before the viewport is placed: a legend that grew later would move the graph under the anchor.
+ * @returns {Promise<void>}
+ */
+async function showLegend() {
+  const o = await fetchOverview(state).catch(() => null);
+  document.getElementById("graph-legend")?.replaceWith(legend(o && o.marking));
+}
+
 /** Lay out and draw `state.graph`, keep the anchor in place, centre on the focus, mark the selection. */
 async function paintGraph() {
   const target = document.getElementById("graph-box");
@@ -51,7 +61,7 @@ async function paintGraph() {
   const svg = await renderGraph(state.graph, state.colorBy, { onBox, onCluster: collapse });
   target.replaceChildren(svg);
   document.getElementById("crumbs").replaceWith(crumbs(collapseBelow));
-  document.getElementById("graph-legend").replaceWith(legend(state.graph.unfused_note));
+  await showLegend();
   const first = state.view === null;
   vp = attachViewport(target, svg, state.view, (v) => { state.view = v; });
   const anchor = state.anchor && find(state.anchor.ids);

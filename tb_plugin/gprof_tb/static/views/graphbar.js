@@ -2,7 +2,7 @@
 // results, the breadcrumbs of the expanded modules, and the legend.
 
 import { el } from "../dom.js";
-import { fmtModule } from "../format.js";
+import { fmtModule, fmtPct } from "../format.js";
 import { goToModule, goToNode, goToOps } from "../nav.js";
 import { PHASE_COLORS } from "../palette.js";
 import { search, hitPlace } from "../search.js";
@@ -86,13 +86,16 @@ export function crumbs(onCrumb) {
 
 /**
  * The legend: phases (the dashed partner link), marks and what the fill means.
- * @param {string} [unfusedNote] what the orange border is limited to, when the server says
+ * @param {{marked: number, chains: number, top: number, min_share: number}|null} marking which unfused
+ *   chains the orange border marks (the overview route's `marking`), once known
  * @returns {HTMLElement}
  */
-export function legend(unfusedNote) {
+export function legend(marking) {
+  const which = marking ? ` (${marking.marked} of ${marking.chains}: the top ${marking.top} by saving, ` +
+    `and any saving ${fmtPct(marking.min_share)} of the step or more)` : "";
   return el("div", { class: "legend", id: "graph-legend" },
     el("span", {}, `fill: ${state.colorBy === "time" ? "host time" : "allocated bytes"} (white → red)`),
-    el("span", { class: "swatch", style: "border-color:#f57c00" }, `unfused chain${unfusedNote ? ` (${unfusedNote})` : ""}`),
+    el("span", { class: "swatch", style: "border-color:#f57c00" }, `unfused chain${which}`),
     el("span", { class: "swatch", style: "border-color:#d32f2f" }, "graph-break hazard"),
     el("span", { style: `color:${PHASE_COLORS.backward}` }, "- - backward → forward partner"),
     el("span", { class: "muted" }, "drag to pan, wheel to zoom, click a module to open it and its frame to close it"));

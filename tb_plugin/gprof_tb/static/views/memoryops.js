@@ -1,11 +1,15 @@
 // Below the memory curve: memory by operator over a node range (the whole step, or up to the peak), from
-// the memory_ops route. Columns come from the route's rows, each in its unit.
+// the memory_ops route; a row moves the graph to the node where that op had the most memory live.
 
 import { fetchMemoryOps } from "../api.js";
 import { el, showError, table } from "../dom.js";
-import { fieldLabel, fmtField } from "../format.js";
+import { fmtBytes, fmtCount, shortOp } from "../format.js";
 import { goToNode } from "../nav.js";
 import { state } from "../state.js";
+
+/** @type {import("../dom.js").Column[]} */
+const COLUMNS = [["op", "op", shortOp], ["calls", "calls", fmtCount], ["alloc_bytes", "allocated", fmtBytes],
+  ["freed_bytes", "freed", fmtBytes], ["max_live_bytes", "most live", fmtBytes], ["peak_node", "at node", (v) => (v === null ? "–" : `#${v}`)]];
 
 /**
  * The section: range inputs, presets and the table.
@@ -21,9 +25,10 @@ export async function memoryOpsSection(m) {
     try {
       const d = await fetchMemoryOps(state, Number(start.value), Number(end.value));
       const rows = d.rows || [];
-      const keys = rows.length ? Object.keys(rows[0]).filter((k) => typeof rows[0][k] !== "object" || rows[0][k] === null) : [];
-      out.replaceChildren(rows.length ? table("memory-ops-table", keys.map((k) => [k, fieldLabel(k), (v) => fmtField(k, v)]),
-        rows, null, {}, (r) => (r.first_node ?? r.peak_node ?? r.idx) !== undefined && goToNode(r.first_node ?? r.peak_node ?? r.idx))
+      out.replaceChildren(el("p", { class: "muted" }, `${fmtCount(d.total)} ops allocated or freed in nodes #${d.start}–#${d.end}` +
+        `${d.truncated ? `; the top ${fmtCount(rows.length)} by bytes allocated` : ""}; a row shows the node where that op ` +
+        "had the most memory live"),
+      rows.length ? table("memory-ops-table", COLUMNS, rows, null, {}, (r) => r.peak_node !== null && goToNode(r.peak_node))
         : el("p", { class: "muted" }, "no allocations in this range"));
     } catch (e) {
       showError(out, e);

@@ -1,84 +1,66 @@
-// The overview, the tab's landing view: the step's headline, where its time goes (by phase), the
-// heaviest modules, the trend across the run's steps, and the findings ranked by estimated saving, each
-// one click from its place in the graph.
+// The overview, the tab's landing view: the step's headline, where its time goes (by phase and by op
+// class), the heaviest modules, the trend across the run's steps, and the findings ranked by estimated
+// saving, numbered as in the text report and the graph, each one click from its place in the graph.
+// Everything comes from one request (the overview route).
 
-import { fetchAnalyses, fetchModules, fetchStep } from "../api.js";
+import { fetchOverview } from "../api.js";
 import { svgEl } from "../chart.js";
 import { actionLink, el, showError } from "../dom.js";
 import { fmtBytes, fmtCount, fmtFlop, fmtModule, fmtNs, fmtPct } from "../format.js";
 import { goToModule } from "../nav.js";
 import { PHASE_COLORS, colorOf } from "../palette.js";
-import { currentRun, state } from "../state.js";
-import { analysisCard } from "./findingcard.js";
+import { state } from "../state.js";
+import { rankedCard } from "./findingcard.js";
 
-const TREND_STEPS = 30;
+const FINDINGS_SHOWN = 10;
 
 /**
- * A horizontal bar split into parts, with a legend of each part's value and share.
+ * A horizontal bar split into parts, with a legend of each part's time and share.
  * @param {string} id
- * @param {[string, number][]} parts
+ * @param {{name: string, time_ns: number, share: number}[]} parts
+ * @returns {HTMLElement}
+ */
+function splitBar(id, parts) {
+  const shown = parts.filter((p) => p.time_ns > 0);
+  const color = (p) => colorOf(PHASE_COLORS, p.name);
+  return el("div", { id },
+    el("div", { class: "stack" }, shown.map((p) => el("div", { style: `flex:${p.share};background:${color(p)}`,
+      title: `${p.name} ${fmtNs(p.time_ns)}` }, p.name))),
+    el("div", { class: "legend" }, shown.map((p) => el("span", {}, el("span", { class: "dot", style: `background:${color(p)}` }),
+      `${p.name} ${fmtNs(p.time_ns)} (${fmtPct(p.share)})`))));
+}
+
+/**
+ * Rows of a bar table: label, note, a bar scaled to the largest value, and the value in its unit.
+ * @param {string} id
+ * @param {{label: string, note: string, value: number, text: string, onclick?: () => void}[]} rows
+ * @returns {HTMLElement}
+ */
+function barTable(id, rows) {
+  const max = Math.max(1, ...rows.map((r) => r.value));
+  return el("table", { id, class: "bars" }, rows.map((r) => el("tr", { class: r.onclick ? "link" : null, onclick: r.onclick || null },
+    el("td", { title: r.label }, r.label), el("td", { class: "muted" }, r.note),
+    el("td", { class: "bar" }, el("div", { style: `width:${(100 * r.value) / max}%` })), el("td", {}, r.text))));
+}
+
+/**
+ * One small line chart of a value across steps, the selected step marked.
+ * @param {string} title
+ * @param {{step: number}[]} trend
+ * @param {string} field
  * @param {(v: number) => string} fmt
  * @returns {HTMLElement}
  */
-function splitBar(id, parts, fmt) {
-  const total = parts.reduce((s, [, v]) => s + v, 0) || 1;
-  const shown = parts.filter(([, v]) => v > 0);
-  return el("div", { id },
-    el("div", { class: "stack" }, shown.map(([k, v]) => el("div", { style: `flex:${v / total};background:${colorOf(PHASE_COLORS, k)}`,
-      title: `${k} ${fmt(v)}` }, k))),
-    el("div", { class: "legend" }, shown.map(([k, v]) => el("span", {}, el("span", { class: "dot",
-      style: `background:${colorOf(PHASE_COLORS, k)}` }, ""), `${k} ${fmt(v)} (${fmtPct(v / total)})`))));
-}
-
-/**
- * The heaviest modules by inclusive time, a bar each; a click moves the graph there.
- * @param {Object<string, any>[]} modules the modules route's rows
- * @returns {HTMLElement}
- */
-function topModules(modules) {
-  const total = (r) => (r.forward_ns || 0) + (r.backward_ns || 0) + (r.optimizer_ns || 0) + (r.other_ns || 0);
-  const byName = new Map(modules.map((r) => [r.module, r]));
-  // a module with one child that takes all its time adds nothing: show the child
-  const rows = modules.filter((r) => r.module !== "" && ![...byName.keys()].some((m) => m.startsWith(r.module + ".")
-    && total(byName.get(m)) === total(r))).sort((a, b) => total(b) - total(a)).slice(0, 8);
-  const max = Math.max(1, ...rows.map(total));
-  return el("table", { id: "top-modules", class: "bars" }, rows.map((r) => el("tr", { class: "link", onclick: () => goToModule(r.module) },
-    el("td", { title: fmtModule(r.module) }, fmtModule(r.module)), el("td", {}, r.type || ""),
-    el("td", { class: "bar" }, el("div", { style: `width:${(100 * total(r)) / max}%` })), el("td", {}, fmtNs(total(r))))));
-}
-
-/**
- * Wall time and peak memory across the run's last steps, as two small line charts.
- * @returns {Promise<HTMLElement>}
- */
-async function trend() {
-  const steps = currentRun().steps.slice(-TREND_STEPS);
-  const heads = await Promise.all(steps.map((step) => fetchStep({ ...state, step }).catch(() => null)));
-  const line = (title, values, fmt) => {
-    const W = 300, H = 70, max = Math.max(1, ...values.map((v) => v ?? 0));
-    const svg = svgEl("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart spark" });
-    const x = (i) => 10 + (i / Math.max(1, values.length - 1)) * (W - 20), y = (v) => H - 8 - ((v ?? 0) / max) * (H - 24);
-    svgEl("polyline", { points: values.map((v, i) => `${x(i)},${y(v)}`).join(" "), fill: "none", stroke: "#1565c0", "stroke-width": 2 }, svg);
-    values.forEach((v, i) => svgEl("circle", { cx: x(i), cy: y(v), r: steps[i] === state.step ? 4 : 2, fill: "#1565c0" }, svg)
-      .append(Object.assign(svgEl("title", {}), { textContent: `step ${steps[i]}: ${fmt(v)}` })));
-    return el("div", { class: "spark-box" }, el("div", { class: "muted" }, `${title}, steps ${steps[0]}–${steps[steps.length - 1]}`), svg);
-  };
-  return el("div", { id: "trend", class: "row" }, line("wall time", heads.map((h) => h && h.wall_ns), fmtNs),
-    line("peak memory", heads.map((h) => h && h.peak_memory_bytes), fmtBytes), line("nodes", heads.map((h) => h && h.nodes), fmtCount));
-}
-
-/**
- * Every finding with an estimated saving, highest first.
- * @param {Object<string, any>} a the analyses route's answer
- * @returns {HTMLElement[]}
- */
-function rankedFindings(a) {
-  const all = [];
-  for (const name of ["hazards", "compile_suggestions", "fusion"]) {
-    const r = a[name];
-    if (r && r.present && !r.error) r.items.forEach((item, i) => all.push([item.fields.est_time_saved_ns ?? 0, analysisCard(name, item, i)]));
-  }
-  return all.sort((x, y) => y[0] - x[0]).slice(0, 10).map(([, card]) => card);
+function spark(title, trend, field, fmt) {
+  const W = 300, H = 70, values = trend.map((t) => t[field] ?? 0), max = Math.max(1, ...values);
+  const svg = svgEl("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart spark" });
+  const x = (i) => 10 + (i / Math.max(1, values.length - 1)) * (W - 20), y = (v) => H - 8 - (v / max) * (H - 24);
+  svgEl("polyline", { points: values.map((v, i) => `${x(i)},${y(v)}`).join(" "), fill: "none", stroke: "#1565c0", "stroke-width": 2 }, svg);
+  values.forEach((v, i) => svgEl("circle", { cx: x(i), cy: y(v), r: trend[i].step === state.step ? 4 : 2, fill: "#1565c0" }, svg)
+    .append(Object.assign(svgEl("title", {}), { textContent: `step ${trend[i].step}: ${fmt(v)}` })));
+  const now = trend.find((t) => t.step === state.step);
+  return el("div", { class: "spark-box" }, el("div", { class: "muted" },
+    `${title}: ${now ? fmt(now[field]) : "–"} (steps ${trend[0].step}–${trend[trend.length - 1].step})`), svg);
 }
 
 /**
@@ -87,19 +69,30 @@ function rankedFindings(a) {
  */
 export async function overviewView(panel) {
   try {
-    const [s, modules, a] = await Promise.all([fetchStep(state), fetchModules(state), fetchAnalyses(state)]);
-    const root = modules.find((r) => r.module === "") || {};
-    const phases = ["forward", "recompute", "backward", "optimizer", "other"].map((p) => [p, root[`${p}_ns`] || 0]);
-    const findings = rankedFindings(a);
+    const o = await fetchOverview(state);
+    const h = o.headline;
+    const findings = o.findings.slice(0, FINDINGS_SHOWN);
     panel.append(
-      el("div", { id: "headline", class: "row" }, [["step wall time", fmtNs(s.wall_ns)], ["op time", fmtNs(s.time_ns)],
-        ["peak memory", fmtBytes(s.peak_memory_bytes)], ["nodes", fmtCount(s.nodes)], ["compute", fmtFlop(s.flops)]]
+      el("div", { id: "headline", class: "row" }, [["step wall time", fmtNs(h.wall_ns)], ["op time", fmtNs(h.time_ns)],
+        ["peak memory", fmtBytes(h.peak_memory_bytes)], ["nodes", fmtCount(h.nodes)], ["compute", fmtFlop(h.flops)],
+        ["findings", fmtCount(o.findings.length)]]
         .map(([k, v]) => el("div", { class: "stat" }, el("div", { class: "muted" }, k), el("strong", {}, v)))),
-      el("h3", {}, "where the step's time goes, by phase"), splitBar("phase-split", phases, fmtNs),
-      el("div", { class: "row" }, el("div", {}, el("h3", {}, "heaviest modules (inclusive)"), topModules(modules)),
-        el("div", {}, el("h3", {}, "across steps"), await trend())),
-      el("h3", {}, "findings, by estimated saving ", actionLink("all findings", () => document.querySelector("button.tab[data-tab='findings']").click())),
-      el("div", { id: "findings" }, findings.length ? findings : el("p", { class: "muted" }, "nothing to improve was found in this step")));
+      el("h3", {}, "where the step's time goes, by phase"), splitBar("phase-split", o.time.by_phase),
+      el("div", { class: "row" },
+        el("div", {}, el("h3", {}, "by op class"), barTable("op-classes", o.time.by_op_class.map((c) => ({
+          label: c.name, note: `${fmtCount(c.nodes)} ops`, value: c.time_ns, text: `${fmtNs(c.time_ns)} (${fmtPct(c.share)})` })))),
+        el("div", {}, el("h3", {}, "heaviest modules (inclusive)"), barTable("top-modules", o.top_modules.map((m) => ({
+          label: fmtModule(m.module), note: m.type || "", value: m.time_ns, text: fmtNs(m.time_ns),
+          onclick: () => goToModule(m.module) }))))),
+      ...(o.trend.length > 1 ? [el("h3", {}, "across steps"), el("div", { id: "trend", class: "row" },
+        spark("wall time", o.trend, "wall_ns", fmtNs), spark("peak memory", o.trend, "peak_memory_bytes", fmtBytes),
+        spark("nodes", o.trend, "nodes", fmtCount))] : []),
+      el("h3", {}, `findings, by estimated saving (${fmtCount(o.findings.length)}) `,
+        actionLink("all analyses", () => document.querySelector("button.tab[data-tab='findings']").click())),
+      el("p", { class: "muted", id: "marking" }, "numbered as in torch-gprof report; the graph marks the " +
+        `${o.marking.marked} unfused chains that matter most with an orange border`),
+      el("div", { id: "findings" }, findings.length ? findings.map(rankedCard)
+        : el("p", { class: "muted" }, "nothing to improve was found in this step")));
   } catch (e) {
     showError(panel, e);
   }
