@@ -2,12 +2,11 @@
 
 Needs a Chromium on PATH (``chromium``, ``chromium-browser`` or ``google-chrome``) and the ``playwright``
 package; both are part of the test environment (scripts/test.sh installs Debian's chromium).
-Set GPROF_UPDATE_SCREENSHOTS=1 to refresh docs/images/tb_tab.png (the README shows it).
+The docs' screenshots are made by tests/test_tb_views.py::test_screenshots.
 """
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import urllib.request
@@ -36,19 +35,11 @@ def logdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return d
 
 
-def _screenshot_path(tmp_path: Path) -> Path:
-    if os.environ.get("GPROF_UPDATE_SCREENSHOTS") == "1":
-        out = ROOT / "docs" / "images" / "tb_tab.png"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        return out
-    return tmp_path / "tb_tab.png"
-
-
 def _box(frame, box_id: str):
     return frame.locator(f"g.node[data-box='{box_id}']")
 
 
-def test_tab_expand_inspect_op_table_offline(logdir: Path, tmp_path: Path) -> None:
+def test_tab_expand_inspect_op_table_offline(logdir: Path) -> None:
     with find_runs(logdir)["transformer"].open() as r:
         summary = step_summary(r, top=1000)
         head_addmm = r.sql("SELECT idx FROM nodes WHERE module = 'head' AND phase = 'forward' "
@@ -84,7 +75,6 @@ def test_tab_expand_inspect_op_table_offline(logdir: Path, tmp_path: Path) -> No
             frame.select_option("#sel-phases", "forward+backward")
             frame.wait_for_selector("g.node[data-box='m:encoder.layers@backward']")
             frame.select_option("#sel-color", "memory")
-            page.screenshot(path=str(_screenshot_path(tmp_path)))
             # the op table against the report's numbers
             frame.click("button.tab[data-tab='ops']")
             frame.wait_for_selector("#op-table")

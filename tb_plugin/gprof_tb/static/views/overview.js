@@ -1,6 +1,7 @@
-// The overview, the tab's landing view: the step's headline, where its time goes (by phase and by op
-// class), the heaviest modules, the trend across the run's steps, and the findings ranked by estimated
-// saving, numbered as in the text report and the graph, each one click from its place in the graph.
+// The overview, the tab's landing view: the step's headline and where its time goes by phase, then what
+// to look at first: the findings ranked by estimated saving, numbered as in the text report and the graph,
+// each one click from its place in the graph; below them time by op class, the heaviest modules and the
+// trend across the run's steps.
 // Everything comes from one request (the overview route).
 
 import { fetchOverview } from "../api.js";
@@ -78,6 +79,12 @@ export async function overviewView(panel) {
         ["findings", fmtCount(o.findings.length)]]
         .map(([k, v]) => el("div", { class: "stat" }, el("div", { class: "muted" }, k), el("strong", {}, v)))),
       el("h3", {}, "where the step's time goes, by phase"), splitBar("phase-split", o.time.by_phase),
+      el("h3", {}, `findings, by estimated saving (${fmtCount(o.findings.length)}) `,
+        actionLink("all analyses", () => document.querySelector("button.tab[data-tab='findings']").click())),
+      el("p", { class: "muted", id: "marking" }, "numbered as in torch-gprof report; the graph marks the " +
+        `${o.marking.marked} unfused chains that matter most with an orange border`),
+      el("div", { id: "findings" }, findings.length ? findings.map(rankedCard)
+        : el("p", { class: "muted" }, "nothing to improve was found in this step")),
       el("div", { class: "row" },
         el("div", {}, el("h3", {}, "by op class"), barTable("op-classes", o.time.by_op_class.map((c) => ({
           label: c.name, note: `${fmtCount(c.nodes)} ops`, value: c.time_ns, text: `${fmtNs(c.time_ns)} (${fmtPct(c.share)})` })))),
@@ -86,13 +93,7 @@ export async function overviewView(panel) {
           onclick: () => goToModule(m.module) }))))),
       ...(o.trend.length > 1 ? [el("h3", {}, "across steps"), el("div", { id: "trend", class: "row" },
         spark("wall time", o.trend, "wall_ns", fmtNs), spark("peak memory", o.trend, "peak_memory_bytes", fmtBytes),
-        spark("nodes", o.trend, "nodes", fmtCount))] : []),
-      el("h3", {}, `findings, by estimated saving (${fmtCount(o.findings.length)}) `,
-        actionLink("all analyses", () => document.querySelector("button.tab[data-tab='findings']").click())),
-      el("p", { class: "muted", id: "marking" }, "numbered as in torch-gprof report; the graph marks the " +
-        `${o.marking.marked} unfused chains that matter most with an orange border`),
-      el("div", { id: "findings" }, findings.length ? findings.map(rankedCard)
-        : el("p", { class: "muted" }, "nothing to improve was found in this step")));
+        spark("nodes", o.trend, "nodes", fmtCount))] : []));
   } catch (e) {
     showError(panel, e);
   }

@@ -28,7 +28,7 @@ export async function timelineView(panel) {
   let data = null, span = 1, lo = 0, hi = 1, timer = 0, seq = 0;
 
   const draw = () => drawTimeline(svg, data, lo, hi, (item) => (data.mode === "buckets"
-    ? setWindow(item.start_ns, item.start_ns + item.width_ns) : selectNode(item.idx)));
+    ? setWindow(item.start_ns, item.start_ns + item.width_ns) : selectNode(item.idx).then(draw)), state.selected);
   const load = async (whole) => {
     const mine = ++seq;
     const t = await fetchTimeline(state, whole ? null : lo, whole ? null : hi, MAX_ITEMS);

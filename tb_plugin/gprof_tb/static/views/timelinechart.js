@@ -7,7 +7,7 @@ import { fmtCount, fmtNs, shortOp } from "../format.js";
 import { PHASE_COLORS, colorOf } from "../palette.js";
 
 /** Layout in SVG units: the plot area starts right of the lane labels. */
-export const LAYOUT = { width: 1000, left: 90, right: 990, top: 8, lane: 30, axis: 40 };
+export const LAYOUT = { width: 1000, left: 90, right: 970, top: 8, lane: 30, axis: 40 };
 
 /**
  * The answer's items as objects named by its `columns`.
@@ -31,8 +31,9 @@ export const xOf = (ns, lo, hi) => LAYOUT.left + ((ns - lo) / Math.max(hi - lo, 
  * @param {number} lo
  * @param {number} hi
  * @param {(item: Object<string, any>) => void} onItem called when a bar is clicked
+ * @param {number|null} selected the inspected node, outlined
  */
-export function drawTimeline(svg, t, lo, hi, onItem) {
+export function drawTimeline(svg, t, lo, hi, onItem, selected) {
   const height = LAYOUT.top + t.lanes.length * LAYOUT.lane + LAYOUT.axis;
   svg.replaceChildren();
   svg.setAttribute("viewBox", `0 0 ${LAYOUT.width} ${height}`);
@@ -54,7 +55,7 @@ export function drawTimeline(svg, t, lo, hi, onItem) {
     const h = (LAYOUT.lane - 8) * (buckets ? Math.max(0.15, fill) : 1);
     const y = LAYOUT.top + r.lane * LAYOUT.lane + (LAYOUT.lane - 4) - h;
     const bar = svgEl("rect", { x: x0, y, width: Math.max(x1 - x0, 0.8), height: h, fill: colorOf(PHASE_COLORS, r.phase),
-      class: buckets ? "tl-bucket" : "tl-node", "data-idx": r.idx ?? "" }, g);
+      class: buckets ? "tl-bucket" : r.idx === selected ? "tl-node selected" : "tl-node", "data-idx": r.idx ?? "" }, g);
     bar.append(Object.assign(svgEl("title", {}), { textContent: buckets
       ? `${fmtCount(r.nodes)} nodes, busy ${fmtNs(r.busy_ns)} of ${fmtNs(r.width_ns)} (mostly ${r.phase}); click to zoom in`
       : `#${r.idx} ${shortOp(r.op)} (${r.phase}), ${fmtNs(r.dur_ns)} at ${fmtNs(r.start_ns)}` }));
