@@ -114,10 +114,13 @@ def main() -> None:
             totals.append(full)
             cpus.append(cpu)
             data = StepData(open_run(run_dir))
-            t = time.perf_counter(); data.modules(); modules.append(time.perf_counter() - t)
-            t = time.perf_counter(); data.page(NodeQuery()); pages.append(time.perf_counter() - t)
-            t = time.perf_counter(); data.page(NodeQuery(sort="time", descending=True)); sorted_pages.append(time.perf_counter() - t)
-            t = time.perf_counter(); data.page(NodeQuery(text="gelu", module="layers.7")); filtered.append(time.perf_counter() - t)
+            for times, query in ((modules, lambda d: d.modules()),
+                                 (pages, lambda d: d.page(NodeQuery())),
+                                 (sorted_pages, lambda d: d.page(NodeQuery(sort="time", descending=True))),
+                                 (filtered, lambda d: d.page(NodeQuery(text="gelu", module="layers.7")))):
+                t = time.perf_counter()
+                query(data)
+                times.append(time.perf_counter() - t)
             data.close()
         med = statistics.median
         print(f"time to first screen (app start -> module tree + first node page drawn), median of {a.repeats}: "

@@ -63,7 +63,7 @@ def test_node_cap_switches_to_aggregates_with_a_warning(tmp_path: Any) -> None:
     total = sum(ops.values())
     cap = 40
     assert total > 2 * cap
-    prof, cap_warnings = _record(tmp_path, "capped", model, opt, steps=2, node_cap=cap)
+    _, cap_warnings = _record(tmp_path, "capped", model, opt, steps=2, node_cap=cap)
 
     # one clear warning per capped step, saying what happened and what to do
     assert len(cap_warnings) == 2
@@ -98,7 +98,7 @@ def test_node_cap_switches_to_aggregates_with_a_warning(tmp_path: Any) -> None:
 def test_steps_under_the_cap_are_not_aggregated(tmp_path: Any) -> None:
     model, opt = _warm_model()
     ops = _op_counts(tmp_path, model, opt)
-    prof, cap_warnings = _record(tmp_path, "uncapped", model, opt, node_cap=sum(ops.values()))
+    _, cap_warnings = _record(tmp_path, "uncapped", model, opt, node_cap=sum(ops.values()))
     assert cap_warnings == []
     with open_run(tmp_path / "uncapped").open(0) as r:
         assert not r.meta.aggregate_only and r.aggregates() == {} and r.count() == sum(ops.values())

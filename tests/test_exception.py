@@ -146,12 +146,11 @@ def test_nothing_is_left_installed_after_the_block(tmp_path, fail: bool) -> None
     before = _global_state()
     model = nn.Linear(4, 4)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    with pytest.raises(Boom) if fail else contextlib.nullcontext():
-        with gprof.profile(logdir=tmp_path, run="clean") as prof:
-            model(torch.randn(2, 4)).sum().backward()
-            opt.step()
-            prof.step()
-            model(torch.randn(2, 4)).sum().backward()
-            if fail:
-                raise Boom("mid-step")
+    with pytest.raises(Boom) if fail else contextlib.nullcontext(), gprof.profile(logdir=tmp_path, run="clean") as prof:
+        model(torch.randn(2, 4)).sum().backward()
+        opt.step()
+        prof.step()
+        model(torch.randn(2, 4)).sum().backward()
+        if fail:
+            raise Boom("mid-step")
     assert _global_state() == before, "module/optimizer hooks, dispatch mode or saved-tensor hooks leaked"

@@ -15,9 +15,10 @@ import contextlib
 import math
 import random
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from itertools import islice
 from pathlib import Path
-from typing import Any, ContextManager
+from typing import Any
 
 import numpy as np
 import pytest
@@ -67,7 +68,7 @@ def float32_cpu_ops() -> list[Any]:
     return [op for op in op_db if torch.float32 in op.supported_dtypes("cpu")]
 
 
-def run_op(op: Any, mode: Callable[[], ContextManager[Any]], backward: bool = False) -> list[Outcome]:
+def run_op(op: Any, mode: Callable[[], AbstractContextManager[Any]], backward: bool = False) -> list[Outcome]:
     """Seeded samples of ``op``, each run inside ``mode()``; returns what came out of each. With
     ``backward``, the outputs' sum is also differentiated w.r.t. every input that requires grad."""
     outcomes: list[Outcome] = []
