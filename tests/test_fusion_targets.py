@@ -141,7 +141,7 @@ def test_layer_norm_backward_column_part_is_a_triton_kernel_after_the_row_part()
 def test_shared_layer_norm_column_reductions_are_one_triton_kernel_after_both_row_parts():
     # both calls' column sums (one group) and their accumulation adds (an epilogue) are one fused node
     # replacing each call's own column kernel, emitted after the kernels it reads
-    # (fusion._split_deferred_column_reductions with apart, fusion._after_dependencies)
+    # (fusion._split_deferred_column_reductions with apart, triton_rules.after_dependencies)
     g, (lnb2, lnb1), adds = _shared_layer_norm_backward()
     ks = [k for k in fusion.predict(g.graph, "cuda", "H100")["backward"] if k.generated]
     assert [k.nodes for k in ks] == [[lnb2], [lnb1], adds]
@@ -167,14 +167,14 @@ def _packed_gradient(join: str) -> StepGraph:
 
 
 def test_single_use_pointwise_is_inlined_into_its_reader_on_triton():
-    # fusion._inline_single_use: the slices' clone/mul are unrealised ir.Pointwise nodes that the packed
+    # triton_rules.inline_single_use: the slices' clone/mul are unrealised ir.Pointwise nodes that the packed
     # gradient's select_backward/add inline, one kernel though their sizes differ
     assert kernels(_packed_gradient("select_backward"), "cuda", "backward", gpu="H100") == [
         ["clone", "mul", "select_backward", "select_backward", "add"]]
 
 
 def test_cat_inputs_write_their_slices_on_a_cpu_device():
-    # fusion._concat_slices: the cat lowering is a ConcatKernel on a CPU device (each input's kernel
+    # triton_rules.concat_slices: the cat lowering is a ConcatKernel on a CPU device (each input's kernel
     # writes its slice and does the cat's work for it); on a GPU, pointwise_cat inlines the inputs
     graph = _packed_gradient("cat")
     harness = dataclasses.replace(gpu_spec("H100"), cpu_tensors=True)
@@ -185,7 +185,7 @@ def test_cat_inputs_write_their_slices_on_a_cpu_device():
 
 
 def test_dropout_mask_fuses_into_the_softmax_kernel_it_multiplies():
-    # fusion._merge_producer_kernels: the mask reads nothing of the graph; the scheduler fuses it with
+    # triton_rules.merge_producer_kernels: the mask reads nothing of the graph; the scheduler fuses it with
     # the (softmax + mul) node that reads it (TritonRules.merges)
     g = G()
     x = g.input((8, 4, 64, 64))

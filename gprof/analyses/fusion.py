@@ -30,6 +30,9 @@ The rules follow ``torch/_inductor/scheduler.py`` and the CPU backend (see docs/
   node where the later one is ready (``_split_deferred_column_reductions``);
 - at most 64 nodes per kernel.
 
+On the ``cuda`` target the grouping asks :class:`gprof.analyses.triton_rules.TritonRules` instead and runs the
+passes defined there (inlining, ``cat`` slices, pairwise merging, dependency order).
+
 An *unfused chain* is a predicted kernel that eager runs as two or more kernels. Its saving is a
 roofline estimate: launches saved times the launch cost, plus the intermediate bytes no longer
 written and read back over the memory bandwidth, capped at the chain's measured eager time.
@@ -58,7 +61,13 @@ from gprof.analyses.fusion_rules import (
 from gprof.analyses.gpu_specs import GpuSpec, gpu_spec
 from gprof.analyses.opclass import COLLECTIVE, EXTERN, OPTIMIZER, UNKNOWN, node_class
 from gprof.analyses.roofline import Roofline, roofline_for
-from gprof.analyses.triton_rules import TritonRules
+from gprof.analyses.triton_rules import (
+    TritonRules,
+    after_dependencies,
+    concat_slices,
+    inline_single_use,
+    merge_producer_kernels,
+)
 from gprof.graph.formatting import fmt_bytes, fmt_ns
 from gprof.graph.model import Node, StepGraph
 
@@ -237,10 +246,10 @@ def predict_phase(nodes: list[Node], graph_producers: dict[int, list[int]], node
             beside[id(k)] = (k, target)
     _prefer_vertical(nodes, roles, producers, consumers, kernels, kernel_of)
     if rules.inlines_single_use:
-        _inline_single_use(nodes, roles, consumers, seg, uses, kernels, kernel_of, rules.concat_realizes_inputs)
+        inline_single_use(nodes, roles, consumers, seg, uses, kernels, kernel_of, rules.concat_realizes_inputs)
         if rules.concat_realizes_inputs:
-            _concat_slices(nodes, roles, producers, kernels, kernel_of)
-        _merge_producer_kernels(nodes, roles, producers, kernels, kernel_of, rules)
+            concat_slices(nodes, roles, producers, kernels, kernel_of)
+        merge_producer_kernels(nodes, roles, producers, kernels, kernel_of, rules)
     _split_deferred_column_reductions(nodes, roles, producers, seg, stage, kernels, kernel_of,
                                       not rules.joins_stages, beside)
     # run order: graph by graph (as first met), stage by stage, a stage's generated kernel before
@@ -261,7 +270,7 @@ def predict_phase(nodes: list[Node], graph_producers: dict[int, list[int]], node
     if rules.joins_stages:
         _join_consecutive_stages(kernels)
     else:
-        _after_dependencies(kernels, producers, kernel_of, beside)
+        after_dependencies(kernels, producers, kernel_of, beside)
     convs = [n for n in nodes if n.phase == "forward" and n.op_short == "convolution" and len(n.inputs[0].shape) == 4]
     if convs:
         # Inductor's layout optimisation converts the conv input and weights to channels-last up front:
@@ -293,115 +302,6 @@ def _join_consecutive_stages(kernels: list[Kernel]) -> None:
             continue
         out.append(k)
     kernels[:] = out
-
-
-def _after_dependencies(kernels: list[Kernel], producers: dict[int, list[int]], kernel_of: dict[int, Kernel],
-                        beside: dict[int, tuple[Kernel, Kernel]]) -> None:
-    """Emit each kernel after the kernels it reads, keeping the sorted order otherwise (a stable
-    topological sort). Inductor orders fused nodes by ``min_order`` and then
-    ``Scheduler.topological_sort_schedule`` puts every node after its dependencies; the Triton backend
-    emits one kernel per fused node in that order (``SIMDScheduling.codegen_node``), so a fused node
-    whose earliest member is early but which reads a later kernel's output (the shared normalisation's
-    column reductions read the residual gradient the later row kernel writes) runs after that kernel.
-    A kernel without nodes of its own (``Kernel.also`` only) depends on what those nodes read, less the
-    kernel it runs beside (``beside``: a column part inlines the pointwise prologue its row kernel
-    computes, ``triton_red_fused_add_native_layer_norm_backward`` in the transformer example)."""
-    def deps(k: Kernel) -> set[int]:
-        held, base = beside.get(id(k), (None, k))
-        skip = {id(k), id(base) if held is k else id(k)}
-        reads = {p for i in (k.nodes or k.also) for p in producers.get(i, ())}
-        return {id(kernel_of[p]) for p in reads if p in kernel_of} - skip
-
-    alive = {id(k) for k in kernels}
-    pending = [(k, deps(k) & alive) for k in kernels]
-    done: set[int] = set()
-    out: list[Kernel] = []
-    while pending:
-        i = next((i for i, (_, d) in enumerate(pending) if d <= done), 0)  # (a cycle: keep the sorted order)
-        k, _ = pending.pop(i)
-        out.append(k)
-        done.add(id(k))
-    kernels[:] = out
-
-
-def _inline_single_use(nodes: list[Node], roles: dict[int, str], consumers: dict[int, list[int]],
-                       seg: dict[int, int], uses: dict[int, int] | None, kernels: list[Kernel],
-                       kernel_of: dict[int, Kernel], concat: bool) -> None:
-    """A pointwise node read by one pointwise node only runs in its reader's kernel, whatever their
-    iteration spaces. Inductor lowers a pointwise op to an unrealised ``ir.Pointwise`` that its reader
-    inlines through ``make_loader``; only a buffer with several users (``GraphLowering.run_node``:
-    ``realize_hint`` when a user needs realised inputs, ``mark_reuse``), a graph output or an extern's
-    input is realised (stored by a kernel). So the q/k/v gradients' transposes and scalings
-    (slices) are computed inside the ``select_backward``/``add`` node that writes the packed
-    in-projection gradient, one kernel, not one per slice. Only the Triton rules apply it
-    (``FusionRules.inlines_single_use``): the C++ kernel group already joins such stages. With
-    ``concat`` a ``cat`` reader inlines nothing (``_concat_slices``)."""
-    by = {n.idx: n for n in nodes}
-    for n in reversed(nodes):  # readers first, so that a chain moves as a whole
-        k = kernel_of.get(n.idx)
-        readers = [c for c in consumers.get(n.idx, ()) if seg.get(c) == seg[n.idx]]
-        if roles[n.idx] != POINT or k is None or not k.generated or len(readers) != 1:
-            continue
-        if (uses or {}).get(n.idx, 1) != 1 or roles.get(readers[0]) != POINT or (
-                concat and by[readers[0]].op_short == "cat"):
-            continue
-        k2 = kernel_of.get(readers[0])
-        if k2 is None or k2 is k or not k2.generated:
-            continue
-        k.nodes.remove(n.idx)
-        k2.nodes = sorted([*k2.nodes, n.idx])
-        kernel_of[n.idx] = k2
-    kernels[:] = [k for k in kernels if k.nodes or k.note]
-
-
-def _merge_producer_kernels(nodes: list[Node], roles: dict[int, str], producers: dict[int, list[int]],
-                            kernels: list[Kernel], kernel_of: dict[int, Kernel], rules: FusionRules) -> None:
-    """A node joins one producer's kernel; another producer's kernel of the same stage then fuses with
-    it too when the rules admit the pair (``FusionRules.merges``): the scheduler fuses pairs until no
-    pair is left, so a dropout mask computed from nothing in the graph ends in the kernel of the
-    softmax whose output it multiplies, not in a kernel of its own. A node whose own kernel waits for
-    kernels before it (a batch norm backward's statistics, ``FusionRules.extra_kernels``) takes no
-    producer: those kernels read the producer, so the pair would be a cycle
-    (``Scheduler.will_fusion_create_cycle``)."""
-    by = {n.idx: n for n in nodes}
-    for n in nodes:
-        k = kernel_of.get(n.idx)
-        if k is None or not k.generated or k.note or rules.extra_kernels(n, roles[n.idx])[0]:
-            continue
-        for p in producers.get(n.idx, ()):
-            kp = kernel_of.get(p)
-            if kp is None or kp is k or not kp.generated or kp.note or kp.at != k.at or not kp.nodes:
-                continue
-            members = k.nodes + kp.nodes
-            if any(roles[i] in (ALONE, BOUNDARY) for i in members) or not rules.merges(
-                    [(by[i], roles[i]) for i in k.nodes], [(by[i], roles[i]) for i in kp.nodes]):
-                continue  # (a fallback call, e.g. a scatter, is a kernel of its own)
-            k.nodes = sorted(k.nodes + kp.nodes)
-            k.also.extend(i for i in kp.also if i not in k.also)
-            for i in kp.nodes:
-                kernel_of[i] = k
-            kp.nodes = []
-    kernels[:] = [k for k in kernels if k.nodes or k.note]
-
-
-def _concat_slices(nodes: list[Node], roles: dict[int, str], producers: dict[int, list[int]],
-                   kernels: list[Kernel], kernel_of: dict[int, Kernel]) -> None:
-    """``ir.ConcatKernel.create`` gives ``cat``'s output a buffer whose slices its inputs are realised
-    into (``NonOwningLayout``): a pointwise input's kernel writes its slice, so it does the ``cat``'s
-    work for it (``Kernel.also``), and the ``cat``'s own kernel only copies the inputs no kernel of
-    this graph computes (an extern's output); with none, it has no kernel."""
-    for n in nodes:
-        k = kernel_of.get(n.idx)
-        if n.op_short != "cat" or roles.get(n.idx) != POINT or k is None or not k.generated:
-            continue
-        writers = {id(kernel_of[p]): kernel_of[p] for p in producers.get(n.idx, ())
-                   if roles.get(p) == POINT and p in kernel_of and kernel_of[p].generated and kernel_of[p] is not k}
-        for w in writers.values():
-            if n.idx not in w.also:
-                w.also.append(n.idx)
-        if writers and len(writers) >= len(n.inputs) and k.nodes == [n.idx]:
-            k.nodes.remove(n.idx)
-    kernels[:] = [k for k in kernels if k.nodes or k.note]
 
 
 def _prefer_vertical(nodes: list[Node], roles: dict[int, str], producers: dict[int, list[int]],

@@ -158,7 +158,7 @@ class FusionRules:
     joins_stages = True
     #: a convolution's channels-last conversion is one kernel per converted tensor (else one kernel)
     layout_conversions_per_tensor = False
-    #: a pointwise node read by one pointwise node runs in its reader's kernel (``_inline_single_use``)
+    #: a pointwise node read by one pointwise node runs in its reader's kernel (``triton_rules.inline_single_use``)
     inlines_single_use = False
     #: ``cat``'s inputs are realised into its slices (``ir.ConcatKernel``), not inlined into it
     concat_realizes_inputs = False
