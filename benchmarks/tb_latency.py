@@ -20,6 +20,7 @@ import random
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 from gprof.graph.model import MemorySummary, ModuleInfo, StepMeta
 from gprof.store import StepWriter, plugin_dir, step_filename
@@ -234,8 +235,11 @@ def bench_browser(logdir: Path, wait_s: float = 20.0) -> dict[str, float]:
                 time.sleep(wait_s)
             with chromium_page() as (page, _):
                 received: list[int] = []
-                page.on("response", lambda r: received.append(len(r.body())) if "/data/plugin/gprof/" in r.url
-                        and "/static/" not in r.url else None)
+
+                def on_response(r: Any, received: list[int] = received) -> None:
+                    if "/data/plugin/gprof/" in r.url and "/static/" not in r.url:
+                        received.append(len(r.body()))
+                page.on("response", on_response)
                 for label in (scenario, "reload") if scenario == "cold" else (scenario,):
                     received.clear()
                     t0 = time.perf_counter()

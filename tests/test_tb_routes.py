@@ -20,8 +20,8 @@ from tensorboard.plugins import base_plugin
 from werkzeug.test import Client
 
 import gprof
-from gprof.store.queries import step_summary
 from gprof.store import find_runs, plugin_dir, step_filename, write_step
+from gprof.store.queries import step_summary
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = "/data/plugin/gprof/"
@@ -152,8 +152,8 @@ def test_collapsed_graph_starts_at_top_modules_and_expands(client: Client) -> No
 
 def test_large_expanded_modules_show_one_box_per_op_type(client: Client) -> None:
     args = {"run": "mlp", "phases": "forward,backward", "expanded": "net,net.0,net.1"}
-    status, one = get(client, "graph", **args)
-    status, g = get(client, "graph", **args, limit=2)  # net.0 and net.1 have more ops than that
+    _, one = get(client, "graph", **args)
+    _status, g = get(client, "graph", **args, limit=2)  # net.0 and net.1 have more ops than that
     assert {b["id"] for b in g["boxes"] if b["parent"] == "net.0" and b["phase"] == "forward"} == {
         "o:net.0@forward@aten.addmm.default", "o:net.0@forward@aten.t.default"}
     assert sum(b["count"] for b in g["boxes"]) == sum(b["count"] for b in one["boxes"])
@@ -168,7 +168,7 @@ def test_large_expanded_modules_show_one_box_per_op_type(client: Client) -> None
 
 
 def test_forward_and_backward_linked(client: Client) -> None:
-    status, g = get(client, "graph", run="mlp", phases="forward,backward", expanded="net,net.0")
+    _status, g = get(client, "graph", run="mlp", phases="forward,backward", expanded="net,net.0")
     partner = [e for e in g["edges"] if e["kind"] == "partner"]
     assert ("m:loss_fn@backward", "m:loss_fn@forward") in {(e["src"], e["dst"]) for e in partner}
     node_links = [e for e in partner if e["src"].startswith("n:")]
@@ -206,33 +206,33 @@ def test_op_table_matches_report(client: Client, logdir: Path) -> None:
 
 
 def test_module_table_and_memory_curve(client: Client) -> None:
-    status, mods = get(client, "modules", run="mlp")
+    _, mods = get(client, "modules", run="mlp")
     root = next(m for m in mods if m["module"] == "")
     assert root["type"] == "MLP" and root["forward_ns"] > 0 and root["backward_ns"] > 0
     assert root["saved_activation_bytes"] > 0
-    status, mem = get(client, "memory", run="mlp", points=20)
+    _status, mem = get(client, "memory", run="mlp", points=20)
     assert 0 < len(mem["points"]) <= 20
     assert max(p[1] for p in mem["points"]) == mem["peak_bytes"]
     assert mem["by_category"]
 
 
 def test_analyses_absent_and_present(client: Client) -> None:
-    status, a = get(client, "analyses", run="mlp")
+    _, a = get(client, "analyses", run="mlp")
     assert all(not v["present"] for v in a.values())
-    status, a = get(client, "analyses", run="analysed")
+    _, a = get(client, "analyses", run="analysed")
     chain = a["fusion"]["items"][0]
     assert chain["nodes"] == [1, 2] and chain["snippet"] == "torch.compile(model.net)"
     assert a["hazards"]["items"][0]["nodes"] == [0]  # resolved from its stable key
     assert a["compile_suggestions"]["items"][0]["snippet"].startswith("model.net")
-    status, g = get(client, "graph", run="analysed", expanded="net,net.0")
+    _, g = get(client, "graph", run="analysed", expanded="net,net.0")
     marked = {b["id"]: b["marks"] for b in g["boxes"] if b["marks"]}
     assert marked["n:1"] == {"chains": 1, "regions": 1} and marked["n:0"] == {"hazards": 1}
     assert marked["m:net.1@forward"] == {"chains": 1}
-    status, g = get(client, "graph", run="analysed")
+    _, g = get(client, "graph", run="analysed")
     assert {b["id"]: b["marks"] for b in g["boxes"]}["m:net@forward"] == {"chains": 2, "hazards": 1, "regions": 1}
-    status, n = get(client, "node", run="analysed", idx=1)
+    _, n = get(client, "node", run="analysed", idx=1)
     assert n["fusion_chains"][0]["number"] == 0 and n["compile_regions"]
-    status, n = get(client, "node", run="analysed", idx=4)  # in net.2: inside the suggested module "net"
+    _status, n = get(client, "node", run="analysed", idx=4)  # in net.2: inside the suggested module "net"
     assert [r["number"] for r in n["compile_regions"]] == [0] and not n["fusion_chains"]
     assert a["op_classes"]["summary"] == {"by_phase.forward.view": 3, "by_phase.forward.extern": 4}
 
@@ -248,11 +248,11 @@ def test_step_diff_by_key(client: Client, logdir: Path) -> None:
 
 
 def test_kineto_trace_is_linked_and_served(client: Client) -> None:
-    status, s = get(client, "step", run="kineto")
+    _, s = get(client, "step", run="kineto")
     assert s["kineto_url"] == "kineto?run=kineto&step=1&rank=0"
     r = client.get(BASE + s["kineto_url"])
     assert r.status_code == 200 and json.loads(r.get_data()) == {"traceEvents": []}
-    status, s = get(client, "step", run="kineto_escape")  # a name that leaves the run directory is ignored
+    _status, s = get(client, "step", run="kineto_escape")  # a name that leaves the run directory is ignored
     assert s["kineto_url"] is None and get(client, "kineto", run="kineto_escape")[0] == 404
 
 
@@ -260,7 +260,7 @@ def test_rank_comparison(client: Client) -> None:
     status, d = get(client, "ranks", run="ddp")
     assert status == 200 and [r["rank"] for r in d["ranks"]] == [0, 1]
     assert d["ranks"][0]["nodes"] == d["ranks"][1]["nodes"]
-    status, g = get(client, "graph", run="ddp", rank=1)
+    status, _g = get(client, "graph", run="ddp", rank=1)
     assert status == 200
 
 
