@@ -13,8 +13,9 @@ from gprof.distributed.mismatch import calls_by_group, find_mismatches
 from gprof.distributed.timeline import RankTimes, is_collective, rank_times
 from gprof.graph.collectives import BucketTracker
 from gprof.graph.formatting import fmt_bytes, fmt_ns
-from gprof.graph.model import Node, StepMeta
+from gprof.graph.model import Node
 from gprof.store import Run, StepFile, StepReader, StoreError
+from gprof.store.queries.collectives import rank_step
 
 CROSS_RANK_SCHEMA_VERSION = 1
 
@@ -23,14 +24,23 @@ def _share(part: int, whole: int) -> float:
     return round(part / whole, 6) if whole else 0.0
 
 
-def _load(f: StepFile) -> tuple[StepMeta, list[Node]]:
+def _load(f: StepFile) -> tuple[dict[str, Any], RankTimes, list[Node]]:
+    """A rank's entry, its time accounting and its collectives (and parameter-gradient nodes), in
+    idx order. Only those nodes are decoded (``rank_step``): the rest is start, duration and key."""
     with StepReader(f.path) as r:
-        nodes = list(r.iter_nodes())
         meta = r.meta
-    buckets = BucketTracker()
-    for n in nodes:  # fills bucket attrs on files whose capture did not
-        buckets.observe(n)
-    return meta, nodes
+        step = rank_step(r)
+        nodes = [step.full[i] for i in sorted(step.full)]
+        buckets = BucketTracker()
+        for n in nodes:  # fills bucket attrs on files whose capture did not
+            buckets.observe(n)
+        t = rank_times(f.rank, step, meta.wall_ns, meta.extra.get("start_ns"))
+    entry = {"rank": t.rank, "complete": meta.complete, "error": meta.error, "wall_ns": t.wall_ns,
+             "compute_ns": t.compute_ns, "comm_ns": t.comm_ns, "comm_wait_ns": t.wait_ns, "other_ns": t.other_ns,
+             "busy_ns": t.busy_ns, "compute_share": _share(t.compute_ns, t.wall_ns),
+             "comm_share": _share(t.comm_ns, t.wall_ns), "collectives": t.collectives, "comm_bytes": t.comm_bytes,
+             "buckets": _buckets(nodes)}
+    return entry, t, nodes
 
 
 def _buckets(nodes: list[Node]) -> list[dict[str, Any]]:
@@ -39,18 +49,9 @@ def _buckets(nodes: list[Node]) -> list[dict[str, Any]]:
             for n in nodes if is_collective(n) and "bucket" in n.attrs]
 
 
-def _rank_entry(meta: StepMeta, t: RankTimes, nodes: list[Node]) -> dict[str, Any]:
-    return {
-        "rank": t.rank, "complete": meta.complete, "error": meta.error, "wall_ns": t.wall_ns,
-        "compute_ns": t.compute_ns, "comm_ns": t.comm_ns, "comm_wait_ns": t.wait_ns, "other_ns": t.other_ns,
-        "busy_ns": t.busy_ns, "compute_share": _share(t.compute_ns, t.wall_ns),
-        "comm_share": _share(t.comm_ns, t.wall_ns), "collectives": t.collectives, "comm_bytes": t.comm_bytes,
-        "buckets": _buckets(nodes),
-    }
-
-
-def _divergence(times: list[RankTimes]) -> dict[str, Any] | None:
-    """The node (by stable key, present on every rank) whose busy stretch differs most."""
+def _divergence(times: list[RankTimes], files: dict[int, StepFile]) -> dict[str, Any] | None:
+    """The node (by stable key, present on every rank) whose busy stretch differs most; its op, module
+    and source lines are read from the slowest and fastest ranks' files."""
     common = set(times[0].busy_by_key)
     for t in times[1:]:
         common &= set(t.busy_by_key)
@@ -65,41 +66,45 @@ def _divergence(times: list[RankTimes]) -> dict[str, Any] | None:
     spread, key = best
     slow = max(times, key=lambda t: (t.busy_by_key[key], -t.rank))
     fast = min(times, key=lambda t: (t.busy_by_key[key], t.rank))
-    node, fast_node = slow.node_by_key.get(key), fast.node_by_key.get(key)
+    node, fast_node = (_node_by_key(files[t.rank], key) for t in (slow, fast))
     return {"key": key, "op": node and node.op, "module": node and node.module, "phase": node and node.phase,
             "spread_ns": spread, "slow_rank": slow.rank, "fast_rank": fast.rank,
             "source": node and node.source, "fast_source": fast_node and fast_node.source,
             "busy_ns": {str(t.rank): t.busy_by_key[key] for t in times}}
 
 
-def _skew(times: list[RankTimes]) -> dict[str, Any] | None:
+def _node_by_key(f: StepFile, key: str) -> Node | None:
+    with StepReader(f.path) as r:
+        return r.node_by_key(key)
+
+
+def _skew(times: list[RankTimes], files: dict[int, StepFile]) -> dict[str, Any] | None:
     if len(times) < 2:
         return None
     slow = max(times, key=lambda t: (t.busy_ns, -t.rank))
     fast = min(times, key=lambda t: (t.busy_ns, t.rank))
     return {"straggler_rank": slow.rank, "fastest_rank": fast.rank, "lag_ns": slow.busy_ns - fast.busy_ns,
             "lag_share": _share(slow.busy_ns - fast.busy_ns, slow.wall_ns),
-            "busy_ns": {str(t.rank): t.busy_ns for t in times}, "node": _divergence(times)}
+            "busy_ns": {str(t.rank): t.busy_ns for t in times}, "node": _divergence(times, files)}
 
 
 def _step_report(step: int, files: list[StepFile], ranks: list[int], world: int) -> dict[str, Any]:
     entries, times, calls, unreadable = [], [], {}, []
     for f in sorted(files, key=lambda f: f.rank):
         try:
-            meta, nodes = _load(f)
+            entry, t, nodes = _load(f)
         except StoreError as e:  # one bad rank file must not hide the others
             unreadable.append({"rank": f.rank, "file": str(f.path), "error": str(e)})
             continue
-        t = rank_times(f.rank, nodes, meta.wall_ns, meta.extra.get("start_ns"))
         times.append(t)
-        entries.append(_rank_entry(meta, t, nodes))
+        entries.append(entry)
         calls[f.rank] = calls_by_group(f.rank, nodes)
     present = {f.rank for f in files}
     mismatches = find_mismatches(calls, world) if len(calls) > 1 else []
     for m in mismatches:
         m["step"] = step
     out = {"step": step, "ranks": entries, "missing_ranks": [r for r in ranks if r not in present],
-           "skew": _skew(times), "mismatches": mismatches}
+           "skew": _skew(times, {f.rank: f for f in files}), "mismatches": mismatches}
     return {**out, "unreadable_ranks": unreadable} if unreadable else out
 
 

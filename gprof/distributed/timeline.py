@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from gprof.graph.model import Node
+from gprof.store.queries.collectives import RankStep
 
 Intervals = list[tuple[int, int]]
 
@@ -67,17 +68,14 @@ def overlap(lo: int, hi: int, merged: Intervals, starts: list[int]) -> int:
     return total
 
 
-def _must_be_done_by(ordered: Sequence[Node], i: int, step_end: int) -> int:
-    """When collective ``ordered[i]`` has certainly completed on this rank: the start of the next
-    op if the call blocked, else of the first later op that reads or writes its tensors."""
-    c = ordered[i]
+def _must_be_done_by(step: RankStep, pos: int, step_end: int) -> int:
+    """When the collective at position ``pos`` has certainly completed on this rank: the start of the
+    next op if the call blocked, else of the first later op that reads or writes its tensors."""
+    c = step.full[step.idx[pos]]
     if c.attrs.get("async_op") is False:
-        return ordered[i + 1].start_ns if i + 1 < len(ordered) else step_end
-    storages = {m.storage for m in (*c.inputs, *c.outputs)} - {0}
-    for n in ordered[i + 1:]:
-        if any(m.storage in storages for m in (*n.inputs, *n.outputs)):
-            return n.start_ns
-    return step_end
+        return step.start[pos + 1] if pos + 1 < len(step.idx) else step_end
+    touch = step.first_touch(pos + 1, {m.storage for m in (*c.inputs, *c.outputs)} - {0})
+    return step_end if touch is None else step.start[touch]
 
 
 @dataclass
@@ -91,8 +89,6 @@ class RankTimes:
     comm_bytes: int = 0
     #: busy (non-communication) ns of the stretch ending at each node, by stable key
     busy_by_key: dict[str, int] = field(default_factory=dict)
-    #: the node behind each key, for its source line and module
-    node_by_key: dict[str, Node] = field(default_factory=dict)
 
     @property
     def other_ns(self) -> int:
@@ -109,39 +105,39 @@ AFTER_LAST_OP = "(after the last op)"
 OUTSIDE_OPS = "(before the first or after the last op)"
 
 
-def rank_times(rank: int, nodes: Sequence[Node], wall_ns: int, start_ns: int | None = None) -> RankTimes:
-    """Account one rank's step. ``wall_ns`` is the step's wall time from its metadata and
-    ``start_ns`` its start on the node clock, when the capture recorded it; without it the time
-    outside the ops is one pseudo node, since its head and tail cannot be told apart."""
+def rank_times(rank: int, step: RankStep, wall_ns: int, start_ns: int | None = None) -> RankTimes:
+    """Account one rank's step (its nodes in start order, ``gprof.store.queries.collectives.rank_step``).
+    ``wall_ns`` is the step's wall time from its metadata and ``start_ns`` its start on the node clock,
+    when the capture recorded it; without it the time outside the ops is one pseudo node, since its head
+    and tail cannot be told apart."""
     t = RankTimes(rank=rank, wall_ns=wall_ns)
-    if not nodes:
+    if not step.idx:
         return t
-    ordered = sorted(nodes, key=lambda n: (n.start_ns, n.idx))
-    t0 = ordered[0].start_ns
-    t1 = max(t0 + wall_ns, max(n.start_ns + n.dur_ns for n in ordered))
+    starts, durs = step.start, step.dur
+    t0 = starts[0]
+    t1 = max(t0 + wall_ns, max(s + d for s, d in zip(starts, durs)))
     comm: Intervals = []
-    for i, n in enumerate(ordered):
-        if is_collective(n):
-            t.comm_ns += n.dur_ns
-            t.collectives += 1
-            t.comm_bytes += int(n.attrs.get("bytes") or 0)
-            end = min(_must_be_done_by(ordered, i, t1), int(n.attrs.get("end_ns") or t1))
-            comm.append((n.start_ns, max(n.start_ns + n.dur_ns, end)))
-        else:
-            t.compute_ns += n.dur_ns
-    ops = merge([(n.start_ns, n.start_ns + n.dur_ns) for n in ordered])
+    collective = [i in step.full and is_collective(step.full[i]) for i in step.idx]
+    for pos in (p for p, c in enumerate(collective) if c):
+        n = step.full[step.idx[pos]]
+        t.comm_ns += n.dur_ns
+        t.collectives += 1
+        t.comm_bytes += int(n.attrs.get("bytes") or 0)
+        end = min(_must_be_done_by(step, pos, t1), int(n.attrs.get("end_ns") or t1))
+        comm.append((n.start_ns, max(n.start_ns + n.dur_ns, end)))
+    t.compute_ns = sum(durs) - sum(d for d, c in zip(durs, collective) if c)
+    ops = merge(list(zip(starts, (s + d for s, d in zip(starts, durs)))))
     waiting = subtract(merge(comm), ops)
     t.wait_ns = sum(b - a for a, b in waiting)
     t.comm_ns += t.wait_ns
-    starts = [a for a, _ in waiting]
+    wait_starts = [a for a, _ in waiting]
     prev_end = t0
-    for n in ordered:
-        end = n.start_ns + n.dur_ns
+    for key, start, dur, coll in zip(step.key, starts, durs, collective):
+        end = start + dur
         busy = 0
-        if end > prev_end and not is_collective(n):
-            busy = end - prev_end - overlap(prev_end, end, waiting, starts)
-        t.busy_by_key[n.key] = busy
-        t.node_by_key[n.key] = n
+        if end > prev_end and not coll:
+            busy = end - prev_end - (overlap(prev_end, end, waiting, wait_starts) if waiting else 0)
+        t.busy_by_key[key] = busy
         prev_end = max(prev_end, end)
     outside = max(0, wall_ns - (prev_end - t0))
     if start_ns is None:
