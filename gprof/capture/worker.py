@@ -340,7 +340,7 @@ def _serve(fd: int) -> None:
     while True:
         try:
             ticket, spool = conn.recv()
-        except EOFError:
+        except (EOFError, OSError):  # closed (reset when our answers for steps it built were unread)
             return
         taken = _claim(Path(spool))
         answer: tuple = (ticket, None, None)  # taken by the training process
