@@ -109,11 +109,14 @@ class StepWorker:
     @classmethod
     def shared(cls) -> StepWorker:
         """This process's worker, started on first use (again if the last one died)."""
-        if cls._shared is None or not cls._shared.alive:
-            cls._shared = StepWorker()
-        return cls._shared
+        w = cls._shared
+        if w is None or not w.alive or w.owner != os.getpid():  # a forked child gets its own
+            w = cls._shared = StepWorker()
+        return w
 
     def __init__(self) -> None:
+        #: the process this worker serves: a fork of it (a DataLoader worker) must not drain or stop it
+        self.owner = os.getpid()
         self.spool_dir = Path(tempfile.mkdtemp(prefix="gprof-spool-"))
         ours, theirs = socket.socketpair()
         root = str(Path(__file__).resolve().parents[2])  # gprof's own directory, wherever it was imported from
@@ -256,6 +259,8 @@ class StepWorker:
 
     def shutdown(self) -> None:
         """At exit (or when tests replace the worker): save what was handed off, then stop the worker."""
+        if os.getpid() != self.owner:
+            return
         if self.pending:
             self.drain("torch-gprof (exiting)")
         if self.alive:
