@@ -209,3 +209,19 @@ def test_spawn_start_method(tmp_path) -> None:
         """)
     assert done.returncode == 0, done.stderr
     assert open_run(tmp_path / "s").steps() == [0, 1]
+
+
+def test_closing_builds_what_a_starting_worker_has_not_taken(tmp_path) -> None:
+    """A short run does not wait for the worker to import torch: leaving the block builds the steps here."""
+    old = StepWorker.shared()
+    old.shutdown()
+    worker = StepWorker.shared()
+    os.kill(worker.proc.pid, signal.SIGSTOP)  # never ready, never takes a step
+    try:
+        with gprof.profile(tmp_path, run="s") as prof:
+            _train(prof, steps=3)
+        assert not worker.ready and not worker.pending
+        assert open_run(prof.run_dir).steps()[:3] == [0, 1, 2] and len(prof.graphs) >= 3
+    finally:
+        os.kill(worker.proc.pid, signal.SIGKILL)
+        worker.shutdown()
