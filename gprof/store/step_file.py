@@ -286,7 +286,7 @@ def _place_new(tmp: Path, path: Path) -> bool:
 def remove_stale_temp_files(directory: str | os.PathLike[str], max_age_s: float = STALE_TEMP_S) -> list[Path]:
     """Remove the temp files of writers that died mid-step: this host's whose pid is gone, and any
     untouched for ``max_age_s``. A live writer's temp file is never touched. Returns what was removed."""
-    removed = []
+    removed: list[Path] = []
     host, now = _host_tag(), time.time()
     try:
         entries = list(os.scandir(directory))

@@ -14,7 +14,7 @@ import numpy as np
 
 from gprof.graph.keys import NO_MODULE
 from gprof.graph.model import PHASES
-from gprof_tb.stepdata import StepData
+from gprof_tb.stepdata import StepData, Target
 
 #: phases per module group in the (group, phase) keys below
 _NPH = len(PHASES)
@@ -112,7 +112,8 @@ def _aggregate(keys: np.ndarray, *weights: np.ndarray) -> tuple[np.ndarray, list
     return uniq, [np.bincount(inv, w, minlength=len(uniq)) for w in weights]
 
 
-def collapsed_graph(data: StepData, expanded: set[str], phases: set[str], limit: int = 150) -> dict[str, Any]:
+def collapsed_graph(data: StepData, expanded: set[str], phases: set[str], limit: int = 150,
+                    target: Target = None) -> dict[str, Any]:
     tree: ModuleTree = data.memo("module_tree", lambda: ModuleTree(data))
     group = tree.groups(expanded)
     types = data.module_types()
@@ -197,10 +198,10 @@ def collapsed_graph(data: StepData, expanded: set[str], phases: set[str], limit:
         for src, dst, storage, nb, am, bm, ap, bp, aop, bop in data.direct_edges(None if mname == NO_MODULE else mname):
             if ap not in phases or bp not in phases:
                 continue
-            a, b = box_of(src, am, ap, aop), box_of(dst, bm, bp, bop)
-            if (a, b, src, storage, nb) not in seen:
-                seen.add((a, b, src, storage, nb))
-                link(a, b, nb, 1)
+            src_box, dst_box = box_of(src, am, ap, aop), box_of(dst, bm, bp, bop)
+            if (src_box, dst_box, src, storage, nb) not in seen:
+                seen.add((src_box, dst_box, src, storage, nb))
+                link(src_box, dst_box, nb, 1)
     # ... and rows merged by op in SQL for modules shown as one box per op type
     for mname, one_by_one in individual.items():
         if one_by_one:
@@ -230,7 +231,7 @@ def collapsed_graph(data: StepData, expanded: set[str], phases: set[str], limit:
             edges.append({"src": b["id"], "dst": f"n:{b['fwd']}", "kind": "partner"})
 
     # 5. unfused chains, hazards and compile regions: how many marked nodes each box holds
-    marked = data.memo("marked_arrays", lambda: _marked_arrays(data, tree))
+    marked = data.memo(("marked_arrays", target), lambda: _marked_arrays(data, tree, target))
     if len(marked):
         m_group = group[marked[:, 1]]
         on = np.isin(marked[:, 2], wanted)
@@ -251,9 +252,9 @@ def collapsed_graph(data: StepData, expanded: set[str], phases: set[str], limit:
             "types": {m: types.get(m, "") for m in clusters}, "phases": sorted(phases)}
 
 
-def _marked_arrays(data: StepData, tree: ModuleTree) -> np.ndarray:
-    """(idx, module id, phase id, mark kind) for every node an analysis points at."""
-    marks = data.node_marks()
+def _marked_arrays(data: StepData, tree: ModuleTree, target: Target) -> np.ndarray:
+    """(idx, module id, phase id, mark kind) for every node an analysis (for ``target``) points at."""
+    marks = data.node_marks(target)
     phase_id = {p: i for i, p in enumerate(PHASES)}
     out: list[tuple[int, int, int, int]] = []
     for idx, _, module, phase in data.node_places(sorted(marks)):

@@ -6,7 +6,7 @@ from typing import Any
 from gprof.graph.model import Node
 from gprof.store.queries import regions_of
 from gprof.store.queries.wiring import wired_neighbours
-from gprof_tb.stepdata import StepData
+from gprof_tb.stepdata import StepData, Target
 
 _NEIGHBOUR_LIMIT = 50
 
@@ -17,8 +17,9 @@ def _brief(n: Node | None) -> dict[str, Any] | None:
     return {"idx": n.idx, "key": n.key, "op": n.op, "phase": n.phase, "module": n.module, "dur_ns": n.dur_ns}
 
 
-def node_detail(data: StepData, idx: int) -> dict[str, Any] | None:
-    """Everything the inspector shows for one node, or None when the step has no such node."""
+def node_detail(data: StepData, idx: int, target: Target = None) -> dict[str, Any] | None:
+    """Everything the inspector shows for one node (its chains and regions as predicted for ``target``),
+    or None when the step has no such node."""
     r = data.reader
     n = r.node(idx)
     if n is None:
@@ -27,8 +28,8 @@ def node_detail(data: StepData, idx: int) -> dict[str, Any] | None:
     partners_bwd = [r.node(i) for i in data.backward_partners(idx, _NEIGHBOUR_LIMIT)]
     wired = wired_neighbours(r, idx)  # views wired to the op that made them
     producers, consumers = ([r.node(i) for i in ids[:_NEIGHBOUR_LIMIT]] for ids in wired)
-    view = data.analyses_view()
-    marks = data.node_items().get(idx, {})  # all of them; the graph marks fewer
+    view = data.analyses_view(target)
+    marks = data.node_items(target).get(idx, {})  # all of them; the graph marks fewer
     numbers = {"chains": marks.get("chains", []), "hazards": marks.get("hazards", []),
                "regions": sorted(set(marks.get("regions", [])) | set(regions_of(view, n.module)))}
     related = {kind: [{"number": i, **view[name]["items"][i]} for i in numbers[kind]]

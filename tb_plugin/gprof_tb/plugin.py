@@ -22,23 +22,32 @@ from tensorboard.backend import http_util
 from tensorboard.plugins import base_plugin
 from werkzeug import wrappers
 
+from gprof.analyses.gpu_specs import GPUS
+from gprof.analyses.runner import TARGETS
 from gprof.graph.model import PHASES
 from gprof.store import PLUGIN_NAME, Run, StepFile, StoreError, find_runs
-from gprof.store.decode import integer
 from gprof.store.queries import run_listing
+from gprof.store.queries.retarget import NeedsTorchError
 from gprof.store.runs import UnknownRunError
 from gprof_tb.graphview import collapsed_graph
 from gprof_tb.nodeview import node_detail
+from gprof_tb.params import choice_param, fusion_target, int_param, text_param
 from gprof_tb.routes_insight import insight_routes
 from gprof_tb.stepdata import StepCache, StepData
 
 STATIC_DIR = Path(__file__).parent / "static"
 _RUNS_TTL_S = 2.0
-_MAX_PARAM = 10_000
 
 
 class UnreadableStepError(errors.PublicError):
     """A step file exists but cannot be read (truncated, corrupt, another schema version)."""
+
+    http_code = 422
+
+
+class CannotRetargetError(errors.PublicError):
+    """The step file lacks what re-targeting its analyses without torch needs (``NeedsTorchError``:
+    written before op facts were stored); the tab's process never imports torch to make up for it."""
 
     http_code = 422
 
@@ -48,24 +57,31 @@ def _static_files() -> dict[str, Path]:
     return {p.relative_to(STATIC_DIR).as_posix(): p for p in STATIC_DIR.rglob("*") if p.is_file()}
 
 
-def _route(fn: Callable[..., Any]) -> Callable[..., Any]:
+def _route(fn: Callable[[GprofPlugin, wrappers.Request], Any]) -> Callable[..., Any]:
     """JSON route: the handler returns a JSON-able value; store errors become readable 4xx."""
 
-    @wrappers.Request.application
     @functools.wraps(fn)
-    def app(self: GprofPlugin, request: wrappers.Request) -> wrappers.Response:
+    def respond(self: GprofPlugin, request: wrappers.Request) -> wrappers.Response:
         try:
             body = fn(self, request)
         except UnknownRunError as e:
             raise errors.NotFoundError(str(e)) from None
         except StoreError as e:
             raise UnreadableStepError(str(e)) from None
+        except NeedsTorchError as e:
+            raise CannotRetargetError(f"cannot re-target this step's analyses in the tab: {e}") from None
         except FileNotFoundError as e:
             raise errors.NotFoundError(f"file vanished while reading it: {e.filename}; reload the page") from None
         text = body.text if isinstance(body, EncodedJSON) else _encode(body)
         return http_util.Respond(request, text, "application/json")
 
-    return app
+    return _application(respond)
+
+
+def _application(fn: Callable[[GprofPlugin, wrappers.Request], wrappers.Response]) -> Callable[..., Any]:
+    """werkzeug's ``Request.application`` for a method. Its stubs type only plain functions of a request,
+    so a bound route would not type-check; at run time it takes the request as the last argument."""
+    return wrappers.Request.application(fn)  # type: ignore[arg-type]
 
 
 def _encode(body: Any) -> str:
@@ -79,35 +95,6 @@ class EncodedJSON:
 
     def __init__(self, body: Any) -> None:
         self.text = _encode(body)
-
-
-def _int(request: wrappers.Request, name: str, default: int | None = None, lo: int = 0,
-         hi: int = 2**62) -> int | None:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = integer(raw)
-    except ValueError:
-        raise errors.InvalidArgumentError(
-            f"parameter {name!r} must be an integer (ASCII digits), got {raw[:40]!r}") from None
-    if not lo <= value <= hi:
-        raise errors.InvalidArgumentError(f"parameter {name!r} must be between {lo} and {hi}, got {value}")
-    return value
-
-
-def _text(request: wrappers.Request, name: str, default: str | None = None) -> str | None:
-    raw = request.args.get(name, default)
-    if raw is not None and (len(raw) > _MAX_PARAM or "\x00" in raw):
-        raise errors.InvalidArgumentError(f"parameter {name!r} is too long or contains a NUL byte")
-    return raw
-
-
-def _choice(request: wrappers.Request, name: str, choices: tuple[str, ...], default: str) -> str:
-    value = _text(request, name, default) or default
-    if value not in choices:
-        raise errors.InvalidArgumentError(f"parameter {name!r} must be one of {', '.join(choices)}; got {value[:40]!r}")
-    return value
 
 
 class GprofPlugin(base_plugin.TBPlugin):
@@ -164,7 +151,7 @@ class GprofPlugin(base_plugin.TBPlugin):
             pass  # no readable step yet; requests report why
 
     def _run(self, request: wrappers.Request) -> Run:
-        name = _text(request, "run")
+        name = text_param(request, "run")
         if not name:
             raise errors.InvalidArgumentError("missing parameter 'run'; GET ./runs lists them")
         run = self.runs().get(name)
@@ -174,7 +161,7 @@ class GprofPlugin(base_plugin.TBPlugin):
 
     def _file(self, request: wrappers.Request, step_param: str = "step") -> tuple[Run, StepFile]:
         run = self._run(request)
-        step, rank = _int(request, step_param), _int(request, "rank")
+        step, rank = int_param(request, step_param), int_param(request, "rank")
         try:
             return run, run.file(step, rank)
         except StoreError as e:  # no such step/rank: the run exists, the coordinates do not
@@ -185,7 +172,7 @@ class GprofPlugin(base_plugin.TBPlugin):
         return self.cache.get(f.path)
 
     # ------------------------------------------------------------------ routes
-    @wrappers.Request.application
+    @_application
     def _serve_static(self, request: wrappers.Request) -> wrappers.Response:
         rel = request.path.split("/static/", 1)[-1]
         path = self._static.get(rel)
@@ -215,31 +202,34 @@ class GprofPlugin(base_plugin.TBPlugin):
         summary["kineto_url"] = (f"kineto?run={_quote(run.name)}&step={f.step}&rank={f.rank}"
                                  if isinstance(kineto, str) and _kineto_path(run, kineto) else None)
         summary["run"] = run.name
+        fusion = self.cache.get(f.path).analyses().get("fusion")
+        summary["fusion_targets"] = {"recorded": fusion.get("target") if isinstance(fusion, dict) else None,
+                                     "targets": list(TARGETS), "gpus": list(GPUS)}
         return summary
 
     @_route
     def _serve_graph(self, request: wrappers.Request) -> Any:
         data = self._data(request)
-        expanded = {m for m in (_text(request, "expanded", "") or "").split(",") if m}
-        phases = {p for p in (_text(request, "phases", "forward") or "forward").split(",") if p}
+        expanded = {m for m in (text_param(request, "expanded", "") or "").split(",") if m}
+        phases = {p for p in (text_param(request, "phases", "forward") or "forward").split(",") if p}
         unknown = phases - set(PHASES)
         if unknown or not phases:
             raise errors.InvalidArgumentError(f"'phases' takes a comma list of {', '.join(PHASES)}; got {sorted(unknown)}")
-        limit = _int(request, "limit", 150, lo=1, hi=1000)
-        return collapsed_graph(data, expanded, phases, limit=limit)
+        limit = int_param(request, "limit", 150, lo=1, hi=1000) or 150
+        return collapsed_graph(data, expanded, phases, limit=limit, target=fusion_target(request))
 
     @_route
     def _serve_node(self, request: wrappers.Request) -> Any:
         data = self._data(request)
-        idx = _int(request, "idx")
-        key = _text(request, "key")
+        idx = int_param(request, "idx")
+        key = text_param(request, "key")
         if idx is None and key:
             idx = data.node_idx(key)
             if idx is None:
                 raise errors.NotFoundError(f"no node with key {key[:200]!r} in this step")
         if idx is None:
             raise errors.InvalidArgumentError("give 'idx' (a node index) or 'key' (a stable node key)")
-        detail = node_detail(data, idx)
+        detail = node_detail(data, idx, fusion_target(request))
         if detail is None:
             raise errors.NotFoundError(f"no node {idx} in this step ({data.reader.count()} nodes)")
         return detail
@@ -247,10 +237,10 @@ class GprofPlugin(base_plugin.TBPlugin):
     @_route
     def _serve_ops(self, request: wrappers.Request) -> Any:
         data = self._data(request)
-        group = _choice(request, "group", ("op", "op_shape", "module"), "op")
-        sort = _choice(request, "sort", _OP_SORTS, "host_self_ns")
-        desc = _choice(request, "order", ("desc", "asc"), "desc") == "desc"
-        limit = _int(request, "limit", 500, lo=1, hi=5000)
+        group = choice_param(request, "group", ("op", "op_shape", "module"), "op")
+        sort = choice_param(request, "sort", _OP_SORTS, "host_self_ns")
+        desc = choice_param(request, "order", ("desc", "asc"), "desc") == "desc"
+        limit = int_param(request, "limit", 500, lo=1, hi=5000)
         rows = data.op_table(group)
         if rows is None:
             return {"group": group, "pending": True, "total": 0, "rows": [],
@@ -268,14 +258,15 @@ class GprofPlugin(base_plugin.TBPlugin):
     @_route
     def _serve_memory(self, request: wrappers.Request) -> Any:
         data = self._data(request)
-        return data.memory_curve(_int(request, "points", 1000, lo=10, hi=5000))
+        return data.memory_curve(int_param(request, "points", 1000, lo=10, hi=5000) or 1000)
 
     @_route
     def _serve_analyses(self, request: wrappers.Request) -> Any:
         data = self._data(request)
-        return data.memo("analyses_json", lambda: EncodedJSON(data.analyses_view()))
+        target = fusion_target(request)
+        return data.memo(("analyses_json", target), lambda: EncodedJSON(data.analyses_view(target)))
 
-    @wrappers.Request.application
+    @_application
     def _serve_kineto(self, request: wrappers.Request) -> wrappers.Response:
         run, f = self._file(request)
         try:

@@ -24,28 +24,20 @@ from gprof.store.queries.memory_ops import memory_by_op
 from gprof.store.queries.overview import step_trend, time_split, top_modules
 from gprof.store.queries.shapes import tensor_changes
 from gprof.store.queries.timeline import timeline, timeline_arrays
+from gprof_tb.params import fusion_target, int_param
 
 if TYPE_CHECKING:
     from gprof_tb.plugin import GprofPlugin
 
 
-def _num(request: wrappers.Request, name: str, default: int | None = None, lo: int = 0,
-         hi: int = 2**62) -> int | None:
-    """An integer parameter, parsed as every other route parses them (plugin.py's ``_int``; imported
-    here at request time because plugin.py imports this module)."""
-    from gprof_tb.plugin import _int
-
-    return _int(request, name, default, lo, hi)
-
-
 def overview(plugin: GprofPlugin, request: wrappers.Request) -> Any:
-    """``/overview?run&step&rank``: {headline, time: {time_ns, by_phase, by_op_class: [{name, time_ns,
+    """``/overview?run&step&rank&target&gpu`` (findings for that fusion target, default the stored ones): {headline, time: {time_ns, by_phase, by_op_class: [{name, time_ns,
     nodes, share}]}, top_modules: [{module, type, time_ns, ...}], trend: [{step, wall_ns,
     peak_memory_bytes, nodes}], findings: [{number, id, kind, title, saving, saving_ns, share,
     module, module_label, phase, source, node, key, nodes, detail, snippet?}], marking: legend}."""
     run, f = plugin._file(request)
     data = plugin.cache.get(f.path)
-    found = data.findings()
+    found = data.findings(fusion_target(request))
 
     def compute() -> dict[str, Any]:
         return {"time": time_split(data.module_phase_stats(), data.op_stats()),
@@ -63,9 +55,9 @@ def diff(plugin: GprofPlugin, request: wrappers.Request) -> Any:
     inputs_before, inputs_after, outputs_before, outputs_after}], shape_changes_total, nodes_a,
     nodes_b, added, removed, unchanged, changes: [...]}: tensor changes (what recompiles) first."""
     run = plugin._run(request)
-    rank = _num(request, "rank")
-    step = _num(request, "step", _num(request, "b"))
-    base = _num(request, "base", _num(request, "a"))
+    rank = int_param(request, "rank")
+    step = int_param(request, "step", int_param(request, "b"))
+    base = int_param(request, "base", int_param(request, "a"))
     try:
         fb = run.file(step, rank)
         steps = sorted({x.step for x in run.files() if x.rank == fb.rank})
@@ -93,8 +85,8 @@ def memory_ops(plugin: GprofPlugin, request: wrappers.Request) -> Any:
     freed_bytes, max_live_bytes, peak_node}]}."""
     data = plugin._data(request)
     last = max(0, (data.reader.meta.node_count or data.reader.count()) - 1)
-    start = _num(request, "from", _num(request, "start", 0))
-    end = _num(request, "to", _num(request, "end", last))
+    start = int_param(request, "from", int_param(request, "start", 0))
+    end = int_param(request, "to", int_param(request, "end", last))
     return data.memo(("memory_ops", start, end), lambda: memory_by_op(data.reader, start, end))
 
 
@@ -105,7 +97,7 @@ def ranks(plugin: GprofPlugin, request: wrappers.Request) -> Any:
     mismatches: [{type, index, message, ranks: [{rank, key, idx, source, call, ...}]}]}."""
     run = plugin._run(request)
     try:
-        step, chosen = q.step_files(run, _num(request, "step"))
+        step, chosen = q.step_files(run, int_param(request, "step"))
     except StoreError as e:
         raise errors.NotFoundError(str(e)) from None
     holder = plugin.cache.get(chosen[0].path)
@@ -127,8 +119,9 @@ def ranks(plugin: GprofPlugin, request: wrappers.Request) -> Any:
     by_rank = {f.rank: f for f in chosen}
     for m in cross["mismatches"]:
         for side in m["ranks"]:
-            f = by_rank.get(side.get("rank"))
-            side["idx"] = plugin.cache.get(f.path).node_idx(side["key"]) if f and side.get("key") else None
+            rank_file = by_rank.get(side.get("rank"))
+            side["idx"] = (plugin.cache.get(rank_file.path).node_idx(side["key"])
+                           if rank_file and side.get("key") else None)
     skew = cross["skew"]
     if skew and skew.get("node") and skew["straggler_rank"] in by_rank:  # where they diverge, on the straggler
         skew["node"]["idx"] = plugin.cache.get(by_rank[skew["straggler_rank"]].path).node_idx(skew["node"]["key"])
@@ -141,8 +134,8 @@ def timeline_route(plugin: GprofPlugin, request: wrappers.Request) -> Any:
     to_ns, span_ns, count, bucket_ns?, columns, items}: nodes one by one when at most ``max`` (default
     5000) fall in the window, else per lane and time bucket (count, busy time, main phase, longest node)."""
     data = plugin._data(request)
-    lo, hi = _num(request, "from_ns"), _num(request, "to_ns")
-    cap = _num(request, "max", 5000, lo=1, hi=50_000)
+    lo, hi = int_param(request, "from_ns"), int_param(request, "to_ns")
+    cap = int_param(request, "max", 5000, lo=1, hi=50_000)
     arrays = data.memo("timeline_arrays", lambda: timeline_arrays(data.reader))
     if lo is None and hi is None:  # the whole step: what the view opens with, so cached
         return data.memo(("timeline", cap), lambda: timeline(data.reader, arrays, None, None, cap))

@@ -18,9 +18,13 @@ from typing import Any, TypeVar
 from gprof.store import StepReader, StoreError
 from gprof.store import queries as q
 from gprof.store.queries.findings import marked_chains, step_findings
+from gprof.store.queries.retarget import analyses_for
 from gprof.store.queries.wiring import wired_edges
 
 T = TypeVar("T")
+#: which analyses a view shows: None, the ones stored with the step; else (target, gpu) as
+#: ``gprof.analyses.runner.check_target`` returns them, re-targeted from the stored graph (``analyses_for``)
+Target = tuple[str | None, str | None] | None
 log = logging.getLogger(__name__)
 
 
@@ -119,41 +123,47 @@ class StepData:
     def module_types(self) -> dict[str, str]:
         return self.memo("module_types", lambda: {m.fqn: m.type for m in self.reader.modules().values()})
 
-    def analyses(self) -> dict[str, Any]:
-        return self.memo("analyses", self.reader.analyses)
+    # Everything derived from the analyses is cached per Target, so a view switching the fusion target
+    # back and forth re-runs nothing.
+    def analyses(self, target: Target = None) -> dict[str, Any]:
+        """The stored analyses, or with fusion and compile suggestions re-run for ``target``. Raises
+        ``NeedsTorchError`` for a file written before op facts were stored."""
+        if target is None:
+            return self.memo("analyses", self.reader.analyses)
+        return self.memo(("analyses", target), lambda: analyses_for(self.reader, *target))
 
-    def analyses_view(self) -> dict[str, Any]:
-        """The stored analyses normalised for display (``analyses_view``)."""
-        return self.memo("analyses_view", lambda: q.analyses_view(self.reader, self.analyses()))
+    def analyses_view(self, target: Target = None) -> dict[str, Any]:
+        """The analyses normalised for display (``analyses_view``)."""
+        return self.memo(("analyses_view", target), lambda: q.analyses_view(self.reader, self.analyses(target)))
 
-    def node_marks(self) -> dict[int, dict[str, list[int]]]:
+    def node_marks(self, target: Target = None) -> dict[int, dict[str, list[int]]]:
         """idx -> {"chains", "hazards", "regions": item numbers}: what the graph highlights. Only the
         unfused chains that matter are marked (``findings.marked_chains``: the top few by saving)."""
         def compute() -> dict[int, dict[str, list[int]]]:
-            keep, _ = marked_chains(self.findings())
+            keep, _ = marked_chains(self.findings(target))
             marks = {i: {k: [c for c in v if c in keep] if k == "chains" else v for k, v in m.items()}
-                     for i, m in self.node_items().items()}
+                     for i, m in self.node_items(target).items()}
             return {i: {k: v for k, v in m.items() if v} for i, m in marks.items() if any(m.values())}
-        return self.memo("marks", compute)
+        return self.memo(("marks", target), compute)
 
-    def node_items(self) -> dict[int, dict[str, list[int]]]:
+    def node_items(self, target: Target = None) -> dict[int, dict[str, list[int]]]:
         """idx -> every chain, hazard and region the node belongs to: what the inspector lists, all of
         them, where the graph marks only the chains that matter (:meth:`node_marks`)."""
-        return self.memo("node_items", lambda: q.node_marks(self.analyses_view()))
+        return self.memo(("node_items", target), lambda: q.node_marks(self.analyses_view(target)))
 
-    def findings(self) -> list[dict[str, Any]]:
+    def findings(self, target: Target = None) -> list[dict[str, Any]]:
         """The step's ranked findings (``step_findings``, numbered as in the report), keys resolved to nodes."""
         def compute() -> list[dict[str, Any]]:
             r = self.reader
             mem = {"peak_bytes": r.memory.peak_bytes, "peak_node": r.memory.peak_node,
                    "saved_activations": r.memory.saved_activations}
-            found = step_findings(self.analyses(), mem, r.meta.extra.get("optimizers") or [],
+            found = step_findings(self.analyses(target), mem, r.meta.extra.get("optimizers") or [],
                                   self.headline()["time_ns"])
             for f in found:
                 if f["node"] is None and f["key"]:
                     f["node"] = self.node_idx(f["key"])
             return found
-        return self.memo("findings", compute)
+        return self.memo(("findings", target), compute)
 
     def node_idx(self, key: str) -> int | None:
         return q.node_idx(self.reader, key)

@@ -79,7 +79,7 @@ def top_modules(modules: Sequence[dict[str, Any]], types: dict[str, str], top: i
 def step_trend(files: Sequence[StepFile], last: int = 50) -> list[dict[str, Any]]:
     """Per step of one rank (the last ``last``): wall time, op-time proxy, peak memory and node count,
     from each file's meta alone (no node is read). An unreadable file is listed with its error."""
-    out = []
+    out: list[dict[str, Any]] = []
     for f in list(files)[-last:]:
         try:
             with StepReader(f.path) as r:

@@ -2,8 +2,9 @@
 // every fetch is relative ("./graph?...") and works under --path_prefix; nothing else is requested.
 
 /**
- * Which step file a request reads: the run, its rank and its step.
- * @typedef {{run: string, rank: number, step: number}} Selection
+ * Which step file a request reads (the run, its rank and its step) and, for the routes that show fusion
+ * or findings, which fusion target and GPU they are predicted for (null: the recorded analyses).
+ * @typedef {{run: string, rank: number, step: number, target?: (string|null), gpu?: (string|null)}} Selection
  */
 
 /**
@@ -14,7 +15,8 @@
 /**
  * The headline of one step file.
  * @typedef {{nodes: number, time_ns: number, wall_ns: number, peak_memory_bytes: number, flops: number,
- *   complete: boolean, error: (string | null), kineto_url: (string | null)}} StepSummary
+ *   complete: boolean, error: (string | null), kineto_url: (string | null),
+ *   fusion_targets: {recorded: (string | null), targets: string[], gpus: string[]}}} StepSummary
  */
 
 /**
@@ -55,6 +57,18 @@ function getStepJSON(route, sel, extra = {}) {
   return getJSON(route, { run: sel.run, rank: sel.rank, step: sel.step, ...extra });
 }
 
+/**
+ * The `target` and `gpu` parameters of a selection, only those it sets.
+ * @param {Selection} sel
+ * @returns {Object<string, string>}
+ */
+function fusionQuery(sel) {
+  const q = {};
+  if (sel.target) q.target = sel.target;
+  if (sel.gpu) q.gpu = sel.gpu;
+  return q;
+}
+
 /** @returns {Promise<RunInfo[]>} every run under the logdir */
 export const fetchRuns = () => getJSON("runs", {});
 
@@ -69,7 +83,9 @@ export const fetchStep = (sel) => getStepJSON("step", sel);
  * @returns {Promise<StepGraph>}
  */
 export const fetchGraph = (sel, expanded, phases, limit) =>
-  getStepJSON("graph", sel, { expanded: expanded.join(","), phases: phases.join(","), ...(limit ? { limit } : {}) });
+  getStepJSON("graph", sel, {
+    expanded: expanded.join(","), phases: phases.join(","), ...(limit ? { limit } : {}), ...fusionQuery(sel),
+  });
 
 /**
  * One node in full, by index or by stable key.
@@ -77,7 +93,8 @@ export const fetchGraph = (sel, expanded, phases, limit) =>
  * @param {number|{key: string}} which
  * @returns {Promise<Object<string, any>>}
  */
-export const fetchNode = (sel, which) => getStepJSON("node", sel, typeof which === "number" ? { idx: which } : which);
+export const fetchNode = (sel, which) =>
+  getStepJSON("node", sel, { ...(typeof which === "number" ? { idx: which } : which), ...fusionQuery(sel) });
 
 /**
  * The op table; `pending` (with a `message`) while the server still computes the grouping.
@@ -95,7 +112,7 @@ export const fetchModules = (sel) => getStepJSON("modules", sel);
 export const fetchMemory = (sel, points) => getStepJSON("memory", sel, { points });
 
 /** @param {Selection} sel @returns {Promise<Object<string, any>>} analysis results by analysis name */
-export const fetchAnalyses = (sel) => getStepJSON("analyses", sel);
+export const fetchAnalyses = (sel) => getStepJSON("analyses", sel, fusionQuery(sel));
 
 /**
  * What changed from step `base` to the selected step: tensor (shape, dtype, device) changes first.
@@ -113,7 +130,7 @@ export const fetchDiff = (sel, base) => getStepJSON("diff", sel, base === null ?
  */
 export const fetchRanks = (sel) => getStepJSON("ranks", sel);
 
-/** @type {Map<string, Promise<Object<string, any>>>} overview answers by "run|rank|step" */
+/** @type {Map<string, Promise<Object<string, any>>>} overview answers by "run|rank|step|target|gpu" */
 const overviews = new Map();
 
 /**
@@ -123,8 +140,10 @@ const overviews = new Map();
  * @returns {Promise<Object<string, any>>}
  */
 export function fetchOverview(sel) {
-  const key = `${sel.run}|${sel.rank}|${sel.step}`;
-  if (!overviews.has(key)) overviews.set(key, getStepJSON("overview", sel).catch((e) => { overviews.delete(key); throw e; }));
+  const key = `${sel.run}|${sel.rank}|${sel.step}|${sel.target || ""}|${sel.gpu || ""}`;
+  if (!overviews.has(key)) {
+    overviews.set(key, getStepJSON("overview", sel, fusionQuery(sel)).catch((e) => { overviews.delete(key); throw e; }));
+  }
   return overviews.get(key);
 }
 

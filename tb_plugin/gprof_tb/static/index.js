@@ -12,7 +12,7 @@ import { loadUrl } from "./url.js";
 import { analysesView } from "./views/analyses.js";
 import { diffView } from "./views/diff.js";
 import { graphView } from "./views/graph.js";
-import { buildShell, fillSelectors, showSummary } from "./views/header.js";
+import { buildShell, fillSelectors, showGpuSelector, showSummary } from "./views/header.js";
 import { selectNode } from "./views/inspector.js";
 import { memoryView } from "./views/memory.js";
 import { modulesView } from "./views/modules.js";
@@ -36,9 +36,31 @@ function resetStepState() {
   state.graph = null;
 }
 
+/**
+ * The fusion target or GPU changed: the same step, view, expansions and selection, with the findings, graph
+ * marks and inspector chains predicted for the new choice.
+ * @param {string} id the selector's id
+ * @param {string} v its value ("" for the recorded analyses or the default GPU)
+ */
+async function onTarget(id, v) {
+  if (id === "sel-target") {
+    state.target = v === "cpu" || v === "cuda" ? v : null;
+    if (state.target !== "cuda") state.gpu = null;
+  } else {
+    state.gpu = v || null;
+  }
+  showGpuSelector();
+  await showView(state.tab);
+  if (state.selected !== null) await selectNode(state.selected);
+}
+
 /** A selector changed: a new run starts at its defaults; any change starts collapsed with nothing inspected. */
 function onSelect(ev) {
   const v = ev.target.value;
+  if (ev.target.id === "sel-target" || ev.target.id === "sel-gpu") {
+    onTarget(ev.target.id, v);
+    return;
+  }
   if (ev.target.id === "sel-run") { state.run = v; state.rank = state.step = null; }
   if (ev.target.id === "sel-rank") state.rank = Number(v);
   if (ev.target.id === "sel-step") state.step = Number(v);

@@ -39,6 +39,10 @@ export const PHASE_SETS = {
  * @property {{key: string, order: "asc"|"desc"}} modulesSort the module tree's sort
  * @property {Set<string>} modulesOpen modules whose children the module tree shows
  * @property {number|null} selected the node index shown in the inspector
+ * @property {"cpu"|"cuda"|null} target the fusion target the findings, graph marks and inspector chains are
+ *   predicted for (null: the analyses recorded with the step)
+ * @property {string|null} gpu the GPU (a name the step route lists) a cuda prediction is priced for (null: the
+ *   server's default)
  */
 
 /** @type {State} */
@@ -46,7 +50,7 @@ export const state = {
   runs: [], run: null, rank: null, step: null,
   tab: "overview", expanded: new Set(), phases: "forward", colorBy: "time", graph: null, view: null,
   focus: [], anchor: null, selectedBoxes: [], opsGroup: "op", opsSort: "host_self_ns", opsOrder: "desc",
-  modulesSort: { key: "total_ns", order: "desc" }, modulesOpen: new Set([""]), selected: null,
+  modulesSort: { key: "total_ns", order: "desc" }, modulesOpen: new Set([""]), selected: null, target: null, gpu: null,
 };
 
 /**

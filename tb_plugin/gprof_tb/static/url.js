@@ -1,5 +1,5 @@
-// The shareable state in the URL: run, rank, step, view, selected node, expanded modules, phases and
-// colouring live in the location hash of the tab's own iframe (TensorBoard owns the top page's hash).
+// The shareable state in the URL: run, rank, step, view, selected node, expanded modules, phases,
+// colouring and the fusion target (and GPU) live in the location hash of the tab's own iframe (TensorBoard owns the top page's hash).
 // A reload of the frame, or a pasted frame URL, restores them. The same string is kept in
 // sessionStorage, because reloading the whole TensorBoard page recreates the frame without its hash.
 
@@ -18,6 +18,8 @@ function encode() {
   if (state.expanded.size) q.set("exp", [...state.expanded].sort().join(","));
   if (state.phases !== "forward") q.set("phases", state.phases);
   if (state.colorBy !== "time") q.set("color", state.colorBy);
+  if (state.target !== null) q.set("target", state.target);
+  if (state.gpu !== null) q.set("gpu", state.gpu);
   return q.toString();
 }
 
@@ -48,4 +50,7 @@ export function loadUrl(views) {
   state.expanded = new Set((q.get("exp") || "").split(",").filter(Boolean));
   if (q.get("phases") in PHASE_SETS) state.phases = q.get("phases");
   if (q.get("color") === "memory") state.colorBy = "memory";
+  state.target = ["cpu", "cuda"].includes(q.get("target")) ? q.get("target") : null;
+  // the server checks the name against its GPU list; this only keeps odd text out of requests
+  state.gpu = state.target === "cuda" && /^[\w .-]{1,40}$/.test(q.get("gpu") || "") ? q.get("gpu") : null;
 }

@@ -1,5 +1,6 @@
-// The page around the views: the header (run, rank and step selectors, view tabs, Kineto link), the
-// step's summary strip, the view panel and the inspector.
+// The page around the views: the header (run, rank and step selectors, the fusion target and GPU the
+// findings are predicted for, view tabs, Kineto link), the step's summary strip, the view panel and the
+// inspector.
 
 import { fetchStep } from "../api.js";
 import { el, showError } from "../dom.js";
@@ -7,6 +8,7 @@ import { fmtBytes, fmtFlop, fmtNs } from "../format.js";
 import { state } from "../state.js";
 
 /** @typedef {import("../api.js").RunInfo} RunInfo */
+/** @typedef {import("../api.js").StepSummary} StepSummary */
 
 /**
  * Build the page: one tab button per view, and the three selectors.
@@ -20,6 +22,7 @@ export function buildShell(tabs, onTab, onSelect) {
   const sel = (id, label) => el("label", {}, label + " ", el("select", { id, onchange: onSelect }));
   const header = el("header", {},
     el("strong", {}, "torch-gprof"), sel("sel-run", "run"), sel("sel-rank", "rank"), sel("sel-step", "step"),
+    sel("sel-target", "fusion for"), sel("sel-gpu", "GPU"),
     el("nav", {}, tabs.map((t) => el("button", { class: "tab", "data-tab": t, onclick: () => onTab(t) }, t))),
     el("span", { id: "kineto" }));
   const main = el("main", {},
@@ -46,6 +49,28 @@ export function fillSelectors(run) {
 }
 
 /**
+ * Show the fusion target choices the step's summary lists: the recorded analyses, each target, and on
+ * cuda the GPU to price for. A GPU the server does not know (an edited URL) falls back to its default.
+ * @param {StepSummary["fusion_targets"]} t
+ */
+function fillTargets(t) {
+  const option = (value, label) => el("option", { value }, label);
+  if (state.gpu !== null && !t.gpus.includes(state.gpu)) state.gpu = null;
+  const target = document.getElementById("sel-target");
+  target.replaceChildren(option("", `as recorded (${t.recorded || "none"})`), ...t.targets.map((v) => option(v, v)));
+  target.value = state.target || "";
+  const gpu = document.getElementById("sel-gpu");
+  gpu.replaceChildren(option("", "default"), ...t.gpus.map((v) => option(v, v)));
+  gpu.value = state.gpu || "";
+  showGpuSelector();
+}
+
+/** The GPU selector is shown only for the cuda target. */
+export function showGpuSelector() {
+  document.getElementById("sel-gpu").parentElement.hidden = state.target !== "cuda";
+}
+
+/**
  * Fetch the selected step's headline into the summary strip, with the Kineto trace link when there is one.
  * @returns {Promise<void>}
  */
@@ -53,6 +78,7 @@ export async function showSummary() {
   const summary = document.getElementById("summary");
   try {
     const s = await fetchStep(state);
+    fillTargets(s.fusion_targets);
     summary.replaceChildren(
       el("span", {}, `${s.nodes.toLocaleString()} nodes`),
       el("span", {}, `op time ${fmtNs(s.time_ns)} of ${fmtNs(s.wall_ns)} wall`),
