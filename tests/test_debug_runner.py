@@ -10,6 +10,8 @@ from gprof.cli import main
 from gprof.debug import runner
 from gprof.store import open_run
 
+ROOT = Path(__file__).resolve().parents[1]
+
 PLAIN_SCRIPT = """
 import sys
 import torch
@@ -38,7 +40,29 @@ def test_wrap_records_a_script_that_does_not_use_gprof(tmp_path: Path, capsys: p
 def test_script_exit_code_comes_back(tmp_path: Path) -> None:
     script = tmp_path / "fails.py"
     script.write_text("import sys\nsys.exit(3)\n")
-    assert runner.main(["--address-file", str(tmp_path / "a.json"), str(script)]) == 3
+    assert runner.main(["--address-file", str(tmp_path / "a.json"), "--logdir", str(tmp_path), str(script)]) == 3
+
+
+OPTIMIZER_SCRIPT = """
+import torch
+model = torch.nn.Linear(3, 1)
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+for _ in range(3):
+    model(torch.ones(2, 3)).sum().backward()
+    opt.step()
+    opt.zero_grad()
+print("trained")
+"""
+
+
+def test_a_plain_script_is_recorded_step_by_step_without_flags(tmp_path: Path) -> None:
+    """No gprof import, no --wrap: the whole run is recorded, each optimizer.step() ending a step."""
+    script = tmp_path / "plain_train.py"
+    script.write_text(OPTIMIZER_SCRIPT)
+    assert not runner.uses_gprof(str(script)) and runner.uses_gprof(str(ROOT / "examples" / "nan_example.py"))
+    assert runner.main(["--address-file", str(tmp_path / "a.json"), "--logdir", str(tmp_path / "runs"),
+                        str(script)]) == 0
+    assert [f.step for f in open_run(tmp_path / "runs" / "plain_train").files()] == [0, 1, 2]
 
 
 @pytest.mark.parametrize("args, says", [

@@ -16,9 +16,11 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--break", dest="breaks", action="append", default=[], metavar="SPEC",
                    help="breakpoint (repeatable): nan, inf, 'absmax > X', @module[:phase], op[:phase], a node key, "
                         "'TARGET if COND' (docs/debugger.md). Default: nan (anomaly mode)")
-    p.add_argument("--wrap", action="store_true",
-                   help="record the whole script as one step (for scripts that do not use gprof.profile)")
-    p.add_argument("--logdir", default="runs", help="logdir for --wrap (default: runs)")
+    p.add_argument("--wrap", action=argparse.BooleanOptionalAction, default=None,
+                   help="record the whole script, each optimizer.step() ending a step (the default for a script "
+                        "that does not import gprof; --no-wrap: only the script's own gprof.profile blocks)")
+    p.add_argument("--logdir", default="runs", help="where a wrapped script is recorded (default: runs)")
+    p.add_argument("--run", default=None, help="run name of a wrapped script (default: the script's name)")
     p.add_argument("--address", default="127.0.0.1:0", help="where the debug server listens: 127.0.0.1:PORT or unix:/path")
     p.add_argument("script", help="the Python script to run")
     p.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the script")
@@ -38,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from gprof_tui.debug import DebugApp
 
     child = DebuggedScript(args.script, args.args, args.breaks, wrap=args.wrap, logdir=args.logdir,
-                           address=args.address)
+                           run=args.run, address=args.address)
 
     def connect(on_event: Callable[[dict[str, Any]], None]) -> DebugClient:  # on the app's connect thread
         address, token = child.wait_for_server()

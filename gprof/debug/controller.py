@@ -30,6 +30,8 @@ Event = dict[str, Any]
 RESUME_MODES = ("continue", "step", "next", "finish")
 _MAX_REPR = 4000
 STOP_MESSAGE = "stopped from the torch-gprof debugger"
+#: exceptions that end a program on purpose (sys.exit, Ctrl+C, the stop key): no post-mortem
+_NOT_FAILURES = ("SystemExit", "KeyboardInterrupt", "GeneratorExit")
 
 
 @dataclass
@@ -92,6 +94,8 @@ class Debugger:
         self.run_dir: str | None = None
         self.rank: int | None = None
         self.world_size: int | None = None
+        #: where spawned ranks record and serve (gprof/debug/spawn.py): run_dir and world_size
+        self.ranks: dict[str, Any] | None = None
         self.wait_unattended = wait_unattended
         self._attached = 0
         self._stop_requested = False
@@ -144,7 +148,7 @@ class Debugger:
     def state(self) -> Event:
         return {"paused": self.paused, "breakpoints": [b.describe() for b in self.breakpoints],
                 "step": self._step_of(), "run_dir": self.run_dir, "pid": os.getpid(), "mode": self._mode,
-                "rank": self.rank, "world_size": self.world_size}
+                "rank": self.rank, "world_size": self.world_size, "ranks": self.ranks}
 
     def _emit(self, event: Event) -> None:
         for listener in list(self.listeners):
@@ -464,7 +468,7 @@ class Debugger:
             if bp.enabled and bp.armed and bp.matched == 0 and bp.warning is None:
                 bp.warning = unmatched_reason(bp, modules, graph.meta.step)
                 self._warn(bp, bp.warning, "breakpoint_warning")
-        if not graph.meta.complete and STOP_MESSAGE not in (graph.meta.error or ""):
+        if not graph.meta.complete and not (graph.meta.error or "").startswith(_NOT_FAILURES):
             self._post_mortem(graph)
         elif self._mode == "finish" and self._holds():
             self._mode = "continue"

@@ -15,16 +15,18 @@ from gprof.debug.client import DebugConnectionError, resolve_target
 
 
 class DebuggedScript:
-    def __init__(self, script: str, args: Sequence[str], breaks: Sequence[str], *, wrap: bool = False,
-                 logdir: str = "runs", address: str = "127.0.0.1:0") -> None:
+    def __init__(self, script: str, args: Sequence[str], breaks: Sequence[str], *, wrap: bool | None = None,
+                 logdir: str = "runs", run: str | None = None, address: str = "127.0.0.1:0") -> None:
         self._dir = tempfile.mkdtemp(prefix="gprof-debug-")  # 0700: the token stays private
         self.address_file = Path(self._dir) / "debug.json"
         cmd = [sys.executable, "-u", "-m", "gprof.debug.runner", "--address-file", str(self.address_file),
                "--address", address, "--logdir", logdir]
         for b in breaks:
             cmd += ["--break", b]
-        if wrap:
-            cmd.append("--wrap")
+        if wrap is not None:  # None: the runner decides (gprof/debug/runner.py)
+            cmd.append("--wrap" if wrap else "--no-wrap")
+        if run is not None:
+            cmd += ["--run", run]
         cmd += [script, *args]
         self.lines: list[str] = []
         self.on_line: Callable[[str], None] = lambda line: None
