@@ -129,3 +129,28 @@ def test_path_prefix_and_slow_loading(logdir: Path) -> None:
             base = url.removesuffix("/tb")
             plugin_requests = [u for u in requests if "/data/plugin/gprof/" in u]
             assert plugin_requests and all(u.startswith(base + "/tb/") for u in plugin_requests)
+
+
+def test_fusion_target_selector_changes_findings_and_survives_reload(logdir: Path) -> None:
+    """issue 16: 'fusion for' cuda re-targets the overview's findings (the example was recorded on cpu);
+    the choice is in the frame's URL, so a reload shows the cuda findings again."""
+    def findings(frame) -> list[str]:
+        frame.wait_for_selector("#findings .card.finding")
+        return frame.locator("#findings .card.finding").all_inner_texts()
+
+    with tensorboard(logdir) as url, chromium_page() as (page, _):
+        page.goto(url + "/#gprof")
+        frame = plugin_frame(page)
+        assert frame.eval_on_selector("#sel-target", "s => s.value") == ""  # as recorded
+        assert frame.locator("#sel-gpu").is_hidden()
+        recorded = findings(frame)
+        frame.select_option("#sel-target", "cuda")
+        frame.wait_for_function("() => location.hash.includes('target=cuda')")
+        frame.wait_for_function("t => document.querySelector('#findings .card.finding')?.innerText !== t",
+                                arg=recorded[0])
+        cuda = findings(frame)
+        assert cuda != recorded and frame.locator("#sel-gpu").is_visible()
+        page.reload()
+        frame = plugin_frame(page)
+        assert frame.eval_on_selector("#sel-target", "s => s.value") == "cuda"
+        assert findings(frame) == cuda
