@@ -52,6 +52,12 @@ def node_page(r: StepReader, q: NodeQuery, size: int) -> list[Node]:
     return r.decode_nodes(rows)
 
 
+def count_matching(r: StepReader, q: NodeQuery) -> int:
+    """How many nodes ``q``'s module and filter keep (its sort and offset play no part)."""
+    where, params = _where(q)
+    return r.sql(f"SELECT COUNT(*) FROM nodes{where}", tuple(params))[0][0]
+
+
 def node_idx(r: StepReader, key: str) -> int | None:
     """The index of the node with stable key ``key``, if the step has one."""
     rows = r.sql("SELECT idx FROM nodes WHERE key = ?", (key,))
