@@ -73,8 +73,6 @@ async function paintGraph() {
   if (focus) vp.center(focus, 1);
   state.focus = [];
   document.body.dataset.graphMs = String(Math.round(performance.now() - t0));
-  // ms since this page's navigation started: the benchmark's "first paint" of the collapsed graph
-  if (!document.body.dataset.paintedAt) document.body.dataset.paintedAt = String(Math.round(performance.now()));
 }
 
 /**
