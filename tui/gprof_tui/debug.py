@@ -4,6 +4,7 @@ panes are widgets composed by ``DebugScreen``; this app holds the protocol state
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -12,7 +13,7 @@ from textual.app import App
 from textual.binding import Binding
 from textual.screen import Screen
 
-from gprof.debug.client import DebugClient, DebugCommandError, DebugConnectionError
+from gprof.debug.client import DebugClient, DebugCommandError, DebugConnectionError, resolve_target
 from gprof.store import StoreError, open_run
 from gprof_tui.debug_screen import DebugScreen
 from gprof_tui.help import HelpScreen
@@ -28,21 +29,7 @@ class DebugApp(App):
     log pane and ``wait_exit() -> exit code`` blocks until the program ends."""
 
     TITLE = "torch-gprof debug"
-    BINDINGS = [
-        Binding("c", "resume('continue')", "continue"),
-        Binding("s", "resume('step')", "step"),
-        Binding("n", "resume('next')", "next"),
-        Binding("r", "resume('finish')", "end of step"),
-        Binding("b", "prompt('break')", "break"),
-        Binding("d", "enable_breakpoint(False)", "disable"),
-        Binding("e", "enable_breakpoint(True)", "enable", show=False),
-        Binding("x", "prompt('eval')", "eval"),
-        Binding("w", "prompt('save')", "save"),
-        Binding("t", "browse", "steps"),
-        Binding("question_mark", "help", "help"),
-        Binding("escape", "cancel_prompt", "cancel", show=False),
-        Binding("q", "quit_debugger", "quit"),
-    ]
+    BINDINGS = [Binding("ctrl+c", "quit_debugger", "detach", show=False)]
 
     def __init__(self, connect: Callable[[Callable[[dict[str, Any]], None]], DebugClient], title: str = "",
                  output: Callable[[Callable[[str], None]], list[str]] | None = None,
@@ -52,10 +39,17 @@ class DebugApp(App):
         self._output = output
         self._wait_exit = wait_exit
         self.client: DebugClient | None = None
+        self._editing: int | None = None
         self.pause: dict[str, Any] | None = None
         self.breakpoints: list[dict[str, Any]] = []
         self.run_dir: str | None = None
         self.finished: str | None = None
+        self.rank: int | None = None
+        #: the selected user frame of the pause (0: innermost), for the source pane and x
+        self.frame_index = 0
+        #: spawned ranks (gprof/debug/spawn.py): their run directory and how many there are
+        self.ranks: dict[str, Any] | None = None
+        self._status = "running"
         self.sub_title = title or "connecting..."
         self.main = DebugScreen()
 
@@ -111,36 +105,95 @@ class DebugApp(App):
         if kind == "hello":
             self.breakpoints = event.get("breakpoints", [])
             self.run_dir = event.get("run_dir") or self.run_dir
+            self.rank = event.get("rank")
             self._show_breakpoints()
-            self.sub_title = f"attached to pid {event.get('pid')}: running"
+            self._set_status(f"attached to pid {event.get('pid')}: running")
             if event.get("paused"):
                 self._show_pause(event["paused"])
+            if event.get("ranks") and self.ranks is None:
+                self._follow_ranks(event["ranks"])
         elif kind == "paused":
             self._show_pause(event["pause"])
             self._refresh_state()
         elif kind == "running":
-            self.sub_title = f"running ({event.get('mode')})"
+            self._set_status("stopping..." if event.get("mode") == "stopping" else f"running ({event.get('mode')})")
             self.main.show_running()
-        elif kind == "step_saved":
+        elif kind == "step_saved":  # in the header, not a toast: one per step would pile up
             self.run_dir = event.get("run_dir") or self.run_dir
-            self.notify(f"step {event['step']} recorded")
+            if self.pause is None:
+                self._set_status(f"running (step {event['step']} recorded)")
+        elif kind in ("breakpoint_error", "breakpoint_warning"):
+            bp = event["bp"]
+            self.notify(f"breakpoint {bp['id']} ({bp['spec']}): {bp['error'] or bp['warning']}",
+                        severity="warning", timeout=10)
+            self._refresh_state()
+        elif kind == "ranks" and self.ranks is None:
+            self._follow_ranks(event)
         elif kind == "disconnected" and self.finished is None and self._wait_exit is None:
             self._set_finished("the program went away (finished or killed)")
+
+    def _set_status(self, text: str) -> None:
+        """The header's second line: which rank, then what the program is doing."""
+        self._status = text
+        rank = "" if self.rank is None else f"rank {self.rank}  "
+        self.sub_title = rank + text
 
     def _set_finished(self, text: str) -> None:
         self.finished = text
         self.pause = None
-        self.sub_title = text + "  (q quits)"
+        self._set_status(text + "  (q quits)")
         self.main.show_finished(text)
 
     def _show_pause(self, p: dict[str, Any]) -> None:
         self.pause = p
+        self.frame_index = 0
         where = f"{p['op']} in {p['module'] if p['module'] is not None else '-'} ({p['phase']})" if p.get("op") else p["reason"]
-        self.sub_title = f"PAUSED at {where}"
+        self._set_status(f"{'POST-MORTEM' if p.get('kind') == 'post_mortem' else 'PAUSED'} at {where}")
         self.main.show_pause(p)
 
     def _show_breakpoints(self) -> None:
         self.main.query_one(BreakpointList).show(self.breakpoints)
+
+    # ------------------------------------------------------------------ ranks
+    def _follow_ranks(self, ranks: dict[str, Any]) -> None:
+        """Spawned ranks each serve a debugger: follow rank 0's, which waits for this UI."""
+        self.ranks = ranks
+        self.notify(f"{ranks['world_size']} spawned ranks: following rank 0 ({{ and }} switch ranks)")
+        self.action_rank(0, absolute=True)
+
+    def action_rank(self, delta: int, absolute: bool = False) -> None:
+        if self.ranks is None:
+            self.notify("one process: no other rank to follow (spawned ranks are followed automatically)")
+            return
+        current = self.rank if self.rank is not None and not absolute else 0
+        target = (current + delta) % self.ranks["world_size"] if not absolute else delta
+        threading.Thread(target=self._switch_thread, args=(target,), name="gprof-tui-rank", daemon=True).start()
+
+    def _switch_thread(self, rank: int) -> None:
+        """Connect to rank ``rank``'s server (its address file may take a moment to appear)."""
+        assert self.ranks is not None
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                address, token = resolve_target(self.ranks["run_dir"], rank)
+                client = DebugClient(address, token, self._event_from_thread)
+                break
+            except DebugConnectionError as e:
+                if time.monotonic() > deadline:
+                    self._from_thread(self._set_status, f"cannot follow rank {rank}: {e}")
+                    return
+                time.sleep(0.2)
+        self._from_thread(self._switched, client)
+
+    def _switched(self, client: DebugClient) -> None:
+        old, self.client = self.client, client
+        if old is not None:
+            old.on_event = lambda event: None  # the old rank's events are no longer ours
+            old.close()
+        self.pause = None
+        self.main.show_running(f"following rank {client.hello.get('rank')}...")
+        self.handle_event({"event": "hello", **client.hello})
+        self._refresh_state()
 
     # ------------------------------------------------------------------ commands
     def send(self, cmd: str, done: Callable[[Any], None] | None = None, **kwargs: Any) -> None:
@@ -189,13 +242,16 @@ class DebugApp(App):
         if kind == "break":
             self.add_breakpoint(text)
         elif kind == "eval":
-            self.send("eval", self.main.query_one(PauseView).show_eval, expr=text)
+            self.send("eval", self.main.query_one(PauseView).show_eval, expr=text, frame=self.frame_index)
+        elif kind == "edit":
+            self.send("break_edit", lambda _: self._refresh_state(), bp=self._editing, spec=text)
         elif kind == "save":
             name, _, path = text.partition(" ")
             if not path.strip():
                 self.notify("write NAME PATH, e.g. 'out0 /tmp/out0.pt'", severity="error")
                 return
-            self.send("save", lambda p: self.notify(f"saved {name} to {p}"), name=name, path=path.strip())
+            self.send("save", lambda p: self.notify(f"saved {name} to {p}"), name=name, path=path.strip(),
+                      frame=self.frame_index)
 
     def add_breakpoint(self, spec: str) -> None:
         def added(bp: dict[str, Any]) -> None:
@@ -204,12 +260,56 @@ class DebugApp(App):
 
         self.send("break_add", added, spec=spec)
 
-    def action_enable_breakpoint(self, enable: bool) -> None:
+    def _selected_breakpoint(self) -> dict[str, Any] | None:
         bp = self.main.query_one(BreakpointList).selected(self.breakpoints)
         if bp is None:
             self.notify("select a breakpoint in the list first (Tab to it)", severity="warning")
+        return bp
+
+    def action_toggle_breakpoint(self) -> None:
+        bp = self._selected_breakpoint()
+        if bp is not None:
+            self.send("break_disable" if bp["enabled"] else "break_enable", lambda _: self._refresh_state(), bp=bp["id"])
+
+    def action_delete_breakpoint(self) -> None:
+        bp = self._selected_breakpoint()
+        if bp is not None:
+            self.send("break_remove", lambda _: self._refresh_state(), bp=bp["id"])
+
+    def action_edit_breakpoint(self) -> None:
+        bp = self._selected_breakpoint()
+        if bp is not None:
+            self._editing = bp["id"]
+            self.main.query_one(Prompt).ask("edit", bp["spec"])
+
+    def action_frame(self, delta: int) -> None:
+        """Move up (+1, outer) or down (-1, inner) the user stack of the pause."""
+        p = self.pause
+        frames = (p or {}).get("frames") or []
+        if p is None or not frames:
+            self.notify("no user frames here" if p else "not paused", severity="warning")
             return
-        self.send("break_enable" if enable else "break_disable", lambda _: self._refresh_state(), bp=bp["id"])
+        index = self.frame_index + delta
+        if not 0 <= index < len(frames):
+            self.notify("outermost frame" if delta > 0 else "innermost frame")
+            return
+
+        def got(frame: dict[str, Any]) -> None:
+            if self.pause is p:
+                self.frame_index = index
+                self.main.show_frame(p, frame, index)
+
+        self.send("frame", got, frame=index)
+
+    def action_pause_now(self) -> None:
+        if self.pause is not None:
+            self.notify("already paused")
+            return
+        self.send("pause", lambda _: self._set_status("pausing at the next op..."))
+
+    def action_stop(self) -> None:
+        self.pause = None
+        self.send("stop", lambda _: self._set_status("stopping: KeyboardInterrupt at the next op"))
 
     def action_browse(self) -> None:
         from gprof_tui.browse import BrowseScreen
@@ -219,7 +319,7 @@ class DebugApp(App):
             return
         try:
             run = open_run(self.run_dir)
-            screen = BrowseScreen(run, on_break=self.add_breakpoint)
+            screen = BrowseScreen(run, rank=self.rank, on_break=self.add_breakpoint)
         except StoreError as e:
             self.notify(str(e), severity="error")
             return

@@ -1,11 +1,19 @@
-"""The `?` screen. Keys follow pdb and pudb: c continue, n next, s step, b break, q quit."""
+"""The `?` screen. Keys follow pdb and pudb: c continue, n next, s step, u/d up/down, b break.
+The debugger's keys come from the table its screen binds (debug_screen.KEYS), so help and footer
+never disagree."""
 from __future__ import annotations
 
+from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
+
+from gprof_tui.debug_screen import KEYS as DEBUG_KEYS
+
+#: how Textual names a key -> what the user types
+_KEY_NAMES = {"question_mark": "?", "right_curly_bracket": "}", "left_curly_bracket": "{", "delete": "Del"}
 
 KEYS = {
     "browse": [
@@ -18,16 +26,6 @@ KEYS = {
         ("b", "breakpoint on the selected node's stable key (live debugger), or show the --break to use"),
         ("y", "copy the selected compile snippet to the clipboard"),
         ("Tab / Shift+Tab", "move between panes; click or arrow the tabs at the top"),
-    ],
-    "debug": [
-        ("c", "continue to the next breakpoint"), ("s", "step to the next node"),
-        ("n", "next: step over the rest of the current module"), ("r", "run to the end of the step"),
-        ("b", "add a breakpoint (same syntax as --break; see docs/debugger.md)"),
-        ("d / e", "disable / enable the breakpoint selected in the list"),
-        ("x", "evaluate an expression over the tensors: out, outs, ins, in0, out0, torch"),
-        ("w", "write a tensor to a file: NAME PATH, e.g. 'out0 /tmp/out0.pt'"),
-        ("t", "browse the recorded steps and pick a node to break on (b there)"),
-        ("?", "this help"), ("q", "detach and quit: the program runs on without breakpoints"),
     ],
 }
 
@@ -44,6 +42,8 @@ class HelpScreen(ModalScreen):
         self.mode = mode
 
     def compose(self) -> ComposeResult:
-        rows = "\n".join(f"[b]{k:<18}[/b] {v}" for k, v in KEYS[self.mode])
+        keys = KEYS.get(self.mode) or [(_KEY_NAMES.get(k, k), text) for k, _, _, text in DEBUG_KEYS]
+        # escaped: keys such as "]" or "[" would otherwise be read as markup and eat the [/b]
+        rows = "\n".join(f"[b]{escape(f'{k:<18}')}[/b] {escape(v)}" for k, v in keys)
         title = "torch-gprof debugger keys" if self.mode == "debug" else "torch-gprof browse keys"
         yield VerticalScroll(Static(f"[b u]{title}[/b u]\n\n{rows}\n\nEsc closes this help."), id="help")

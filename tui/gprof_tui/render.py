@@ -55,13 +55,26 @@ def _num(v: Any) -> str:
 
 
 def tensor_rows(tensors: list[dict[str, Any]]) -> list[tuple[Text, ...]]:
-    """Cells as Text, so a preview like ``[nan, inf]`` is never read as markup."""
+    """Cells as Text, so a preview like ``[nan, inf]`` is never read as markup. The NaN and Inf
+    counts come right after the type, so a narrow terminal cuts the statistics, not them."""
     return [tuple(Text(c) for c in (
-        t["name"], "x".join(map(str, t["shape"])) or "scalar", t["dtype"], _num(t["min"]), _num(t["max"]),
-        _num(t["mean"]), _num(t["std"]), str(t["nan"]), str(t["inf"]), t["preview"])) for t in tensors]
+        t["name"], "x".join(map(str, t["shape"])) or "scalar", t["dtype"], str(t["nan"]), str(t["inf"]),
+        _num(t["min"]), _num(t["max"]), _num(t["mean"]), _num(t["std"]), t["preview"])) for t in tensors]
 
 
-TENSOR_COLUMNS = ("name", "shape", "dtype", "min", "max", "mean", "std", "NaN", "Inf", "preview")
+TENSOR_COLUMNS = ("name", "shape", "dtype", "NaN", "Inf", "min", "max", "mean", "std", "preview")
+
+
+def tensor_summary(t: dict[str, Any]) -> str:
+    """One line for a tensor summary: type, shape, and its finite range or what it holds instead."""
+    head = f"{t['dtype']}[{'x'.join(map(str, t['shape']))}]"
+    if t["min"] is None:
+        if not t["numel"]:
+            return f"{head} empty"
+        kinds = [k for k in ("nan", "inf") if t[k]]
+        if t["nan"] + t["inf"] == t["numel"]:
+            return f"{head} all {' or '.join(k.replace('nan', 'NaN').replace('inf', 'Inf') for k in kinds)}"
+    return f"{head} min {_num(t['min'])} max {_num(t['max'])} NaN {t['nan']} Inf {t['inf']}"
 
 
 def chain_text(chain: list[dict[str, Any]]) -> str:
@@ -76,6 +89,14 @@ def chain_text(chain: list[dict[str, Any]]) -> str:
 
 
 def pause_text(p: dict[str, Any]) -> str:
+    if p.get("kind") == "post_mortem":
+        lines = [f"[b red]POST-MORTEM[/b red] step {p['step']}: {escape(p['reason'])}"]
+        if p.get("op"):
+            lines += [f"op     [b]{escape(p['op'])}[/b] (raised: not recorded)",
+                      f"module [b]{escape(_mod(p['module']))}[/b]   phase [b]{p['phase']}[/b]"]
+        lines += [f"thread {escape(p['thread'])}",
+                  "the step is saved as incomplete: t browses it; c lets the exception go on"]
+        return "\n".join(lines)
     if p.get("idx") is None:
         return f"[b]PAUSED[/b]: {escape(p['reason'])}\nthread {escape(p['thread'])}"
     lines = [f"[b]PAUSED[/b] step {p['step']} node #{p['idx']}: {escape(p['reason'])}",
@@ -94,6 +115,3 @@ def pause_text(p: dict[str, Any]) -> str:
         lines.append(chain_text(p["chain"]))
     return "\n".join(lines)
 
-
-def stack_text(p: dict[str, Any]) -> str:
-    return "\n".join(escape(s) for s in reversed(p.get("stack") or [])) or "(no user frames)"

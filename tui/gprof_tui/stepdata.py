@@ -19,7 +19,7 @@ from gprof.store.queries import (
     node_briefs,
     node_page,
 )
-from gprof.store.queries.nodes import SORT_COLUMNS
+from gprof.store.queries.nodes import SORT_COLUMNS, count_matching
 
 PAGE_SIZE = 200
 #: the node table's paging and sorting are the read layer's; re-exported for the widgets
@@ -44,6 +44,9 @@ class StepData:
 
     def count(self) -> int:
         return self.meta.node_count or self.reader.count()
+
+    def count_matching(self, q: NodeQuery) -> int:
+        return count_matching(self.reader, q)
 
     def node(self, idx: int) -> Node | None:
         return self.reader.node(idx)

@@ -1,4 +1,5 @@
-"""An analysis tab (Unfused chains, Hazards): the stored result as a numbered list."""
+"""An analysis tab (Unfused chains, Hazards): the stored result as the text report words it
+(gprof/analyses/text.py), so a number reads the same in the report and the TUI."""
 from __future__ import annotations
 
 from typing import Any
@@ -9,6 +10,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from gprof.analyses.items import analysis_items
+from gprof.analyses.text import formatters
 from gprof_tui.stepdata import item_title
 
 
@@ -22,6 +24,12 @@ def analysis_text(name: str, value: Any) -> str:
     items = analysis_items(value)
     if not items:
         return f"No {name.replace('_', ' ')} found in this step."
+    fmt = dict(formatters()).get(name)
+    if fmt is not None:  # the text report's own wording, units and orderings
+        try:
+            return escape("\n".join(line.removeprefix("   ") for line in fmt({name: value})))
+        except (KeyError, TypeError, ValueError, AttributeError):
+            pass  # a result of an older layout: listed item by item below
     lines = []
     for i, item in enumerate(items, 1):
         lines.append(f"[b]{i}.[/b] {escape(item_title(item))}")

@@ -62,8 +62,12 @@ class NodeTable(Vertical):
         scope = "all modules" if q.module is None else f"module {q.module or '(root)'}"
         filt = f"  filter '{q.text}'" if q.text else ""
         order = f"{q.sort} {'desc' if q.descending else 'asc'}"
-        self.query_one("#status", Static).update(escape(
-            f"rows {q.offset:,}-{q.offset + len(nodes):,} of {data.count():,}  ({scope}{filt}, sorted by {order})"))
+        total = data.count()
+        matching = data.count_matching(q) if q.text or q.module is not None else total
+        rows = f"rows {q.offset + 1:,}-{q.offset + len(nodes):,}" if nodes else "no rows"
+        head = (f"{matching:,} of {total:,} match, {rows}" if matching != total else
+                f"{rows} of {total:,}")
+        self.query_one("#status", Static).update(escape(f"{head}  ({scope}{filt}, sorted by {order})"))
         if nodes:
             self.post_message(NodeHighlighted(nodes[0].idx))
 

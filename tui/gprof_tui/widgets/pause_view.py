@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import DataTable, Static
 
-from gprof_tui.render import TENSOR_COLUMNS, pause_text, tensor_rows
+from gprof_tui.render import TENSOR_COLUMNS, pause_text, tensor_rows, tensor_summary
 
 
 class PauseView(Vertical):
@@ -49,6 +49,5 @@ class PauseView(Vertical):
         text = result["repr"]
         t = result.get("tensor")
         if t:
-            text = (f"{t['dtype']}[{'x'.join(map(str, t['shape']))}] min {t['min']} max {t['max']} "
-                    f"NaN {t['nan']} Inf {t['inf']}\n{text}")
+            text = f"{tensor_summary(t)}\n{text}"
         self.query_one("#evalout", Static).update(escape(text))

@@ -9,8 +9,9 @@ from gprof_tui.messages import PromptSubmitted
 #: prompt kind -> placeholder
 _PROMPTS = {
     "break": "breakpoint, e.g. nan | inf | @encoder:backward | addmm if absmax > 1e4 (Enter adds, Esc cancels)",
-    "eval": "expression over out, outs, ins, in0, out0, torch, e.g. out.abs().max() (Enter runs)",
+    "eval": "expression in the selected frame (its locals, self) and over out, outs, ins, in0, out0 (Enter runs)",
     "save": "NAME PATH, e.g. out0 /tmp/out0.pt (Enter saves)",
+    "edit": "the breakpoint's new spec (Enter replaces it, Esc keeps it)",
 }
 
 
@@ -27,11 +28,11 @@ class Prompt(Input):
         super().__init__(id=id)
         self._kind: str | None = None
 
-    def ask(self, kind: str) -> None:
-        """Show the prompt for ``kind`` (break, eval, save) and take the keyboard."""
+    def ask(self, kind: str, value: str = "") -> None:
+        """Show the prompt for ``kind`` (break, eval, save, edit), holding ``value``, and take the keyboard."""
         self._kind = kind
         self.placeholder = _PROMPTS[kind]
-        self.value = ""
+        self.value = value
         self.add_class("shown")
         self.focus()
 
