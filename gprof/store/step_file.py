@@ -367,9 +367,11 @@ class StepReader:
         self.memory = decode_record(MemorySummary, load_json(self.path, "memory", rows["memory"]),
                                     V1_MEMORY_FIELDS, self.path, "memory")
         tables = {n for (n,) in self._query("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "agg_module_edges" not in tables:  # written when agg_op_edges still counted a tensor per reading op
+            tables.discard("agg_op_edges")
         for name, query in AGGREGATE_QUERIES.items():
-            if name not in tables:  # an older file: the same rows, computed when read
-                self._query(f"CREATE TEMP VIEW {name} AS {query}")
+            if name not in tables:  # an older file: the same rows, computed when read (a temp view shadows
+                self._query(f"CREATE TEMP VIEW {name} AS {query}")  # a stored table of the same name)
 
     # Access --------------------------------------------------------------------------------
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
