@@ -48,7 +48,8 @@ def _ok(get: Any, route: str, **params: object) -> Any:
 
 def test_step_lists_the_choices(get: Any) -> None:
     t = _ok(get, "step")["fusion_targets"]
-    assert t["recorded"] == "cpu" and t["targets"] == ["cpu", "cuda"] and "H100" in t["gpus"]
+    assert t["recorded"] == "cpu" and t["retargetable"] and t["targets"] == ["cpu", "cuda"] and "H100" in t["gpus"]
+    assert get("step", run="old")[1]["fusion_targets"]["retargetable"] is False
 
 
 def test_cuda_changes_findings_marks_and_chains(get: Any) -> None:

@@ -197,14 +197,16 @@ class GprofPlugin(base_plugin.TBPlugin):
     @_route
     def _serve_step(self, request: wrappers.Request) -> Any:
         run, f = self._file(request)
-        summary = self.cache.get(f.path).headline()
+        data = self.cache.get(f.path)
+        summary = data.headline()
         kineto = summary.get("kineto_trace")
         summary["kineto_url"] = (f"kineto?run={_quote(run.name)}&step={f.step}&rank={f.rank}"
                                  if isinstance(kineto, str) and _kineto_path(run, kineto) else None)
         summary["run"] = run.name
-        fusion = self.cache.get(f.path).analyses().get("fusion")
+        fusion = data.analyses().get("fusion")
         summary["fusion_targets"] = {"recorded": fusion.get("target") if isinstance(fusion, dict) else None,
-                                     "targets": list(TARGETS), "gpus": list(GPUS)}
+                                     "retargetable": data.retargetable(), "targets": list(TARGETS),
+                                     "gpus": list(GPUS)}
         return summary
 
     @_route

@@ -132,6 +132,16 @@ class StepData:
             return self.memo("analyses", self.reader.analyses)
         return self.memo(("analyses", target), lambda: analyses_for(self.reader, *target))
 
+    def retargetable(self) -> bool:
+        """Whether the tab can re-target this step: it holds the op facts a torch-free re-target needs
+        (a file written before they were stored, or whose facts do not decode, cannot)."""
+        def compute() -> bool:
+            try:
+                return self.reader.op_facts() is not None
+            except StoreError:
+                return False
+        return self.memo("retargetable", compute)
+
     def analyses_view(self, target: Target = None) -> dict[str, Any]:
         """The analyses normalised for display (``analyses_view``)."""
         return self.memo(("analyses_view", target), lambda: q.analyses_view(self.reader, self.analyses(target)))

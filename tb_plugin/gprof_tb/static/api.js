@@ -16,7 +16,7 @@
  * The headline of one step file.
  * @typedef {{nodes: number, time_ns: number, wall_ns: number, peak_memory_bytes: number, flops: number,
  *   complete: boolean, error: (string | null), kineto_url: (string | null),
- *   fusion_targets: {recorded: (string | null), targets: string[], gpus: string[]}}} StepSummary
+ *   fusion_targets: {recorded: (string | null), retargetable: boolean, targets: string[], gpus: string[]}}} StepSummary
  */
 
 /**

@@ -50,13 +50,18 @@ export function fillSelectors(run) {
 
 /**
  * Show the fusion target choices the step's summary lists: the recorded analyses, each target, and on
- * cuda the GPU to price for. A GPU the server does not know (an edited URL) falls back to its default.
+ * cuda the GPU to price for. A GPU the server does not know (an edited URL) falls back to its default;
+ * a step that cannot be re-targeted (written before op facts were stored) offers only what was recorded.
  * @param {StepSummary["fusion_targets"]} t
  */
 function fillTargets(t) {
   const option = (value, label) => el("option", { value }, label);
   if (state.gpu !== null && !t.gpus.includes(state.gpu)) state.gpu = null;
+  if (!t.retargetable) state.target = state.gpu = null;
   const target = document.getElementById("sel-target");
+  target.disabled = !t.retargetable;
+  target.title = t.retargetable ? "" : "this step was recorded before torch-gprof stored op facts: " +
+    "re-targeting it needs torch (torch-gprof report RUN --target cuda)";
   target.replaceChildren(option("", `as recorded (${t.recorded || "none"})`), ...t.targets.map((v) => option(v, v)));
   target.value = state.target || "";
   const gpu = document.getElementById("sel-gpu");
