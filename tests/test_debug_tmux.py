@@ -69,10 +69,13 @@ def test_debug_nan_example_in_tmux(tmp_path: Path) -> None:
         t.wait(r"PAUSED at aten\.native_layer_norm\.default in norm \(forward\)")
         # the op and module shown, and the chain back to where the non-finite values entered
         s = t.wait_all("op     aten.native_layer_norm.default", "module norm   phase forward", "aten.mul.Tensor",
-                       "parameter 'gain' holds Inf", "new NaN in the output")
+                       "parameter gain holds Inf", "new NaN in the output")
         assert re.search(r"#\d+ aten\.native_layer_norm\.default\s+module norm\s+forward\s+makes NaN", s)
         t.keys("s")
         t.wait(r"PAUSED step 0 node #\d+: step")
+        t.keys("c")
+        # step 0's NaN loss made Adam write NaN into every parameter: step 1 stops at the first read
+        t.wait_all("PAUSED step 1", "parameter attn.qkv.weight holds NaN at [0, 0]")
         t.keys("c")
         s = t.wait(r"program finished \(exit code 0\)")
         assert result.group(0) in s  # the log pane shows the script's output

@@ -73,6 +73,8 @@ class AnomalyTracker:
 
     def reset(self) -> None:
         self._writer_of: dict[int, int] = {}
+        #: storages last written outside the training step proper (phase other)
+        self._set_up: set[int] = set()
         self._bad: dict[int, _NodeFacts] = {}
         #: outside storage id -> what it is ("parameter enc.weight", "batch input 0")
         self._outside: dict[int, str] = {}
@@ -95,10 +97,15 @@ class AnomalyTracker:
         return f"batch input {n}" if phase == "forward" else f"tensor #{n} from outside the step"
 
     def _check_outside(self, node: Node, ins: list[torch.Tensor], finding: Finding) -> None:
-        """Each storage the step did not write is checked the first time an op reads it."""
+        """Each storage the training step proper (forward, backward, optimizer) did not write is
+        checked the first time one of its ops reads it. What code outside them wrote (phase
+        ``other``: building the model, loading the batch) still counts as from outside, so a
+        wrapped script's set-up is where a value comes *from*, not where the step meets it."""
+        if node.phase == "other" or node.op_short.startswith("lift_fresh"):  # lift_fresh: Python data
+            return
         for t, meta in zip(ins, node.inputs):
             sid = meta.storage
-            if not sid or sid in self._writer_of or sid in self._outside:
+            if not sid or (sid in self._writer_of and sid not in self._set_up) or sid in self._outside:
                 continue
             what = self._outside[sid] = self._describe_outside(t, node.phase)
             nan, inf = nonfinite_kinds(t)
@@ -129,13 +136,17 @@ class AnomalyTracker:
         for meta in node.outputs:
             if inplace or meta.storage not in in_storages:  # a view keeps the earlier writer
                 self._writer_of[meta.storage] = node.idx
+                if node.phase == "other":
+                    self._set_up.add(meta.storage)
+                else:
+                    self._set_up.discard(meta.storage)
         return finding
 
     def chain(self, node: Node, entering: str | None = None) -> list[dict[str, Any]]:
         """From ``node`` back to where the non-finite values came from: an outside tensor holding
         them (``entering``, when they entered at ``node`` itself), or an op that made them from
         finite inputs."""
-        if entering is not None and node.idx not in self._bad:
+        if entering is not None:  # the values entered here: the chain starts and ends at this node
             return [{"idx": node.idx, "key": node.key, "op": node.op, "module": node.module, "phase": node.phase,
                      "makes": "-", "source": node.source, "from": entering, "origin": entering}]
         chain: list[dict[str, Any]] = []
@@ -156,7 +167,7 @@ class AnomalyTracker:
             writer = self._writer_of.get(storage)
             if writer is None or writer >= facts.idx or writer not in self._bad:
                 entry["from"] = f"{what} holding {kinds}"
-                entry["origin"] = entering if entering is not None and cur == node.idx else f"{what} holds {kinds}"
+                entry["origin"] = f"{what} holds {kinds}"
                 break
             entry["from"] = f"node {writer} ({kinds})"
             cur = writer

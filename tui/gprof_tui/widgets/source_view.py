@@ -6,15 +6,16 @@ from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import VerticalScroll
+from textual.containers import ScrollableContainer
 from textual.widgets import Static
 
 
-class SourceView(VerticalScroll):
+class SourceView(ScrollableContainer):
     """Shows one frame of the protocol (``file``, ``line``, ``func``, ``source_lines``)."""
 
     DEFAULT_CSS = """
     SourceView { height: 1fr; border-left: solid $primary; }
+    SourceView #source { width: auto; }
     """
 
     def compose(self) -> ComposeResult:
