@@ -190,14 +190,14 @@ class Debugger:
             if bp.ignore > 0:
                 bp.ignore -= 1
                 continue
+            if bp.once:  # pdb's tbreak: gone after the hit that stops
+                self.breakpoints.remove(bp)
             if first is None:
                 first = bp
                 if reason is None:
                     reason = f"breakpoint {bp.id} ({bp.spec})" + (f": {why}" if why else "")
                 if bp.condition is not None and bp.condition.needs_finiteness:
                     chain = self.anomaly.chain(node, entering)
-        if first is not None and first.once:
-            self.breakpoints.remove(first)
         if reason is None:
             return
         if self._holds():
