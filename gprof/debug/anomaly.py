@@ -148,7 +148,7 @@ class AnomalyTracker:
         finite inputs."""
         if entering is not None:  # the values entered here: the chain starts and ends at this node
             return [{"idx": node.idx, "key": node.key, "op": node.op, "module": node.module, "phase": node.phase,
-                     "makes": "-", "source": node.source, "from": entering, "origin": entering}]
+                     "makes": None, "source": node.source, "from": entering, "origin": entering}]
         chain: list[dict[str, Any]] = []
         seen: set[int] = set()
         cur: int | None = node.idx

@@ -33,7 +33,7 @@ KEYS = [
     ("b", "prompt('break')", "break", "add a breakpoint: nan, @module, op, file.py:LINE, once ..., ignore N ..."),
     ("e", "toggle_breakpoint", "on/off", "enable / disable the breakpoint selected in the list (Tab to it)"),
     ("E", "edit_breakpoint", "edit", "edit the selected breakpoint's spec"),
-    ("delete", "delete_breakpoint", "del", "delete the selected breakpoint"),
+    ("delete", "delete_breakpoint", "rm bp", "delete the selected breakpoint"),
     ("p", "pause_now", "pause", "pause the running program at its next op"),
     ("k", "stop", "stop", "stop the program: KeyboardInterrupt in the training thread at its next op"),
     ("w", "prompt('save')", "save", "write a tensor to a file: NAME PATH, e.g. 'out0 /tmp/out0.pt'"),
@@ -53,7 +53,7 @@ class DebugScreen(Screen):
 
     DEFAULT_CSS = """
     #left { width: 58%; }
-    #log { height: 8; border-top: solid $primary; }
+    #log { height: 6; border-top: solid $primary; }
     """
 
     def compose(self) -> ComposeResult:

@@ -82,7 +82,8 @@ def chain_text(chain: list[dict[str, Any]]) -> str:
     lines = ["[b]where the non-finite values came from[/b] (newest first)"]
     for i, c in enumerate(chain):
         lines.append(f"  {'└─' if i else '▶ '} #{c['idx']} {escape(c['op'])}  module {escape(_mod(c['module']))}  "
-                     f"{c['phase']}  makes {c['makes']}" + (f"  at {escape(c['source'])}" if c.get("source") else ""))
+                     f"{c['phase']}" + (f"  makes {c['makes']}" if c.get("makes") else "  reads it")
+                     + (f"  at {escape(c['source'])}" if c.get("source") else ""))
         if c.get("origin"):
             lines.append(f"     [b red]source:[/b red] {escape(c['origin'])}")
     return "\n".join(lines)

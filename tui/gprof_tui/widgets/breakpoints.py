@@ -24,7 +24,7 @@ class BreakpointList(ListView):
     the program will actually stop on."""
 
     DEFAULT_CSS = """
-    BreakpointList { height: 8; border-left: solid $primary; border-top: solid $primary; }
+    BreakpointList { height: 6; border-left: solid $primary; border-top: solid $primary; }
     """
 
     def show(self, breakpoints: list[dict[str, Any]]) -> None:

@@ -35,6 +35,7 @@ class SourceView(ScrollableContainer):
             current = n == frame["line"]
             text.append(f"{'▶' if current else ' '}{n:>5} {line}\n", style="bold reverse" if current else "")
         body.update(text if text.plain else Text(f"(no source for {frame['file']})"))
-        for n, _ in frame.get("source_lines") or []:
-            if n == frame["line"]:
-                self.scroll_to(y=max(0, (n - frame["source_lines"][0][0]) - 3), animate=False)
+        lines = frame.get("source_lines") or []
+        if lines:  # after the refresh: the new text's height is known only then
+            row = frame["line"] - lines[0][0]
+            self.call_after_refresh(lambda: self.scroll_to(y=max(0, row - self.size.height // 2), animate=False))

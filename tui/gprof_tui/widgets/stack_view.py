@@ -14,7 +14,7 @@ class StackView(VerticalScroll):
     the op is at the top; ``u`` / ``d`` move the marker (and the source pane, and ``x``)."""
 
     DEFAULT_CSS = """
-    StackView { height: 7; border-left: solid $primary; border-top: solid $primary; }
+    StackView { height: 6; border-left: solid $primary; border-top: solid $primary; }
     """
 
     def compose(self) -> ComposeResult:
