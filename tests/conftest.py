@@ -19,6 +19,14 @@ Stable API (others may rely on it):
 """
 from __future__ import annotations
 
+import os
+
+# tests/stacks: nothing is downloaded; the Hugging Face hub is kept offline so a library reaching for it
+# fails fast instead of waiting on a network this machine lacks.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
 import importlib
 import inspect
 import subprocess
