@@ -436,7 +436,7 @@ def test_run_all_on_a_built_graph_fills_every_key():
     g.op("aten.relu.default", [a], module="enc")
     g.op("aten._local_scalar_dense.default", [a], (), module=None, source="t.py:3")
     out = run_all(g.graph)
-    assert set(out) == {"op_classes", "fusion", "hazards", "compile_suggestions"}
+    assert set(out) == {"op_classes", "fusion", "hazards", "compile_suggestions", "optimizer_advice"}
     assert out["compile_suggestions"][0]["module"] == "enc"
     assert out["hazards"][0]["source"] == "t.py:3"
 
