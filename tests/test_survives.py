@@ -111,13 +111,14 @@ def test_checkpoint(tmp_path, reentrant: bool) -> None:
     g = check_same_and_record(run, tmp_path)
     fwd_mm = [n for n in g.by_phase("forward") if n.module == "block.fc1" and n.op == "aten.addmm.default"]
     # the block's forward runs again inside backward to rebuild what checkpoint did not save; those
-    # ops run in block.fc1/block.act (the module stack says so), whatever backward node triggered them
-    # (non-reentrant checkpoint stops recomputing once fc2's input exists; reentrant reruns all of block)
-    re_mm = [n for n in g.by_phase("backward") if n.op == "aten.addmm.default"]
+    # ops are phase recompute, in block.fc1/block.act (the module stack says so), whatever backward node
+    # triggered them (non-reentrant checkpoint stops recomputing once fc2's input exists; reentrant reruns
+    # all of block)
+    re_mm = [n for n in g.by_phase("recompute") if n.op == "aten.addmm.default"]
     assert [n.module for n in re_mm] == (["block.fc1", "block.fc2"] if reentrant else ["block.fc1"]), \
         f"recomputed addmm attributed to {[n.module for n in re_mm]}"
     assert len(fwd_mm) == 1
-    re_gelu = [n for n in g.by_phase("backward") if n.op == "aten.gelu.default"]
+    re_gelu = [n for n in g.by_phase("recompute") if n.op == "aten.gelu.default"]
     assert len(re_gelu) == 1 and re_gelu[0].module == "block.act", [n.module for n in re_gelu]
     # every backward node links, including the AccumulateGrad that reentrant checkpoint's inner
     # backward runs into a detached copy of its input (a leaf that is not a parameter)
