@@ -112,7 +112,7 @@ class TinyGPT(nn.Module):
         self.ln_f = nn.LayerNorm(width)
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        x = self.drop(self.wte(idx) + self.wpe(torch.arange(idx.shape[1])))
+        x = self.drop(self.wte(idx) + self.wpe(torch.arange(idx.shape[1], device=idx.device)))
         for block in self.h:
             x = block(x)
         logits = self.ln_f(x) @ self.wte.weight.t()
