@@ -141,7 +141,7 @@ def test_layer_norm_backward_column_part_is_a_triton_kernel_after_the_row_part()
 def test_shared_layer_norm_column_reductions_are_one_triton_kernel_after_both_row_parts():
     # both calls' column sums (one group) and their accumulation adds (an epilogue) are one fused node
     # replacing each call's own column kernel, emitted after the kernels it reads
-    # (fusion._split_deferred_column_reductions with apart, triton_rules.after_dependencies)
+    # (fusion_grouping._split_deferred_column_reductions with apart, triton_rules.after_dependencies)
     g, (lnb2, lnb1), adds = _shared_layer_norm_backward()
     ks = [k for k in fusion.predict(g.graph, "cuda", "H100")["backward"] if k.generated]
     assert [k.nodes for k in ks] == [[lnb2], [lnb1], adds]
@@ -196,7 +196,7 @@ def test_dropout_mask_fuses_into_the_softmax_kernel_it_multiplies():
 
 
 def test_gradient_accumulation_add_folds_into_addmm_unless_a_gpu_prefers_it_unfused():
-    # fusion._addmm_folds: should_prefer_unfused_addmm keeps add(mm, c) apart only on a GPU device and only
+    # fusion_grouping._addmm_folds: should_prefer_unfused_addmm keeps add(mm, c) apart only on a GPU device and only
     # when every user is pointwise; a sum nothing reads is a graph output (the accumulated weight gradient)
     g = G()
     a, b = g.input((64, 48)), g.input((48, 64))
