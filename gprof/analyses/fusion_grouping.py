@@ -154,9 +154,11 @@ def predict_phase(nodes: list[Node], graph_producers: dict[int, list[int]], node
         if roles[n.idx] == FREE or stage[n.idx] is not None:
             continue
         r = roles[n.idx]
-        cons = [stage[c] - (0 if roles[c] in (BOUNDARY, ALONE) or rules.compatible(n, r, idx_in[c], roles[c]) else 1)
-                for c in consumers.get(n.idx, ()) if stage.get(c) is not None and seg[c] == seg[n.idx]]
+        cons = [sc - (0 if roles[c] in (BOUNDARY, ALONE) or rules.compatible(n, r, idx_in[c], roles[c]) else 1)
+                for c in consumers.get(n.idx, ()) if (sc := stage.get(c)) is not None and seg[c] == seg[n.idx]]
         stage[n.idx] = min(cons) if cons else last.get(seg[n.idx], 0)
+    # every node that computes has its stage now
+    placed = {i: v for i, v in stage.items() if v is not None}
     # one kernel per (graph, stage, reduction shape); externs stay alone
     kernels: list[Kernel] = []
     open_at: dict[tuple[int, int], list[Kernel]] = {}
@@ -172,12 +174,12 @@ def predict_phase(nodes: list[Node], graph_producers: dict[int, list[int]], node
                 kernel_of[folded[n.idx]].nodes.append(n.idx)
             elif r == ALONE or cls == EXTERN or n.idx in eager:
                 k = Kernel(n.phase, [n.idx], generated=n.idx not in eager and cls not in (
-                    EXTERN, COLLECTIVE, OPTIMIZER, UNKNOWN), at=(seg[n.idx], stage[n.idx] or 0))
+                    EXTERN, COLLECTIVE, OPTIMIZER, UNKNOWN), at=(seg[n.idx], placed[n.idx]))
                 kernels.append(k)
                 kernel_of[n.idx] = k
             continue
         sig = signature(n, r)
-        at = (seg[n.idx], stage[n.idx])
+        at = (seg[n.idx], placed[n.idx])
         open_here = open_at.setdefault(at, [])
         mine = [kernel_of[p] for p in producers.get(n.idx, ()) if p in kernel_of]
         reads = set(producers.get(n.idx, ()))
@@ -212,7 +214,7 @@ def predict_phase(nodes: list[Node], graph_producers: dict[int, list[int]], node
         if rules.concat_realizes_inputs:
             concat_slices(nodes, roles, producers, kernels, kernel_of)
         merge_producer_kernels(nodes, roles, producers, kernels, kernel_of, rules)
-    _split_deferred_column_reductions(nodes, roles, producers, seg, stage, kernels, kernel_of,
+    _split_deferred_column_reductions(nodes, roles, producers, seg, placed, kernels, kernel_of,
                                       not rules.joins_stages, beside)
     # run order: graph by graph (as first met), stage by stage, a stage's generated kernel before
     # the externs that read it
@@ -296,7 +298,7 @@ def _prefer_vertical(nodes: list[Node], roles: dict[int, str], producers: dict[i
 
 
 def _split_deferred_column_reductions(nodes: list[Node], roles: dict[int, str], producers: dict[int, list[int]],
-                                      seg: dict[int, int], stage: dict[int, int | None], kernels: list[Kernel],
+                                      seg: dict[int, int], stage: dict[int, int], kernels: list[Kernel],
                                       kernel_of: dict[int, Kernel], apart: bool = False,
                                       beside: dict[int, tuple[Kernel, Kernel]] | None = None) -> None:
     """Where Inductor runs the column reductions of a parameter used by two calls (a block run twice).
@@ -349,12 +351,12 @@ def _split_deferred_column_reductions(nodes: list[Node], roles: dict[int, str], 
 
     groups: dict[tuple[int, int], list[tuple[int, list[int]]]] = {}
     for a in nodes:
-        if a.op_short != "add" or roles[a.idx] != POINT or a.phase != "backward" or stage.get(a.idx) is None:
+        if a.op_short != "add" or roles[a.idx] != POINT or a.phase != "backward" or a.idx not in stage:
             continue
         cols = sorted(p for p in producers.get(a.idx, ()) if p in by and seg[p] == seg[a.idx] and column_part(p, a))
         if len(cols) != 2 or {roles[c] for c in cols} not in ({ROW}, {COLUMN}):
             continue
-        later = max(cols, key=lambda c: (stage[c] or 0, c))
+        later = max(cols, key=lambda c: (stage[c], c))
         groups.setdefault((seg[a.idx], later), []).append((a.idx, cols))
     for (sg, later), adds in groups.items():
         sums = sorted({c for _, cs in adds for c in cs if roles[c] == COLUMN})
@@ -373,9 +375,9 @@ def _split_deferred_column_reductions(nodes: list[Node], roles: dict[int, str], 
         earliest = min(c for _, cs in adds for c in cs)
         rest = [i for i in home.nodes if i not in members]
         need = set().union(*(ancestors[m] for m in members))
-        cols = {c for _, cs in adds for c in cs}
+        fused = {c for _, cs in adds for c in cs}
         if apart:  # the fused column reductions replace each normalisation's own column kernel
-            kernels[:] = [k for k in kernels if not (beside.get(id(k), (None,))[0] is k and cols.intersection(k.also))]
+            kernels[:] = [k for k in kernels if not (beside.get(id(k), (None,))[0] is k and fused.intersection(k.also))]
         splitters = [] if sums or apart else [
             k for k in kernels if not k.generated and k.at[0] == sg and k.nodes
             and rest and earliest < k.nodes[0] < min(rest) and k.nodes[0] not in need]
@@ -384,7 +386,7 @@ def _split_deferred_column_reductions(nodes: list[Node], roles: dict[int, str], 
             for m in members:
                 kernel_of[m] = home
             continue
-        k = Kernel(home.phase, sorted(members), generated=True, at=home.at, also=[] if sums else sorted(cols),
+        k = Kernel(home.phase, sorted(members), generated=True, at=home.at, also=[] if sums else sorted(fused),
                    note=None if sums else "column reductions of a shared normalisation's backward, fused with "
                                           "their accumulation")
         kernels.append(k)
