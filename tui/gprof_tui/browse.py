@@ -140,34 +140,47 @@ class BrowseScreen(Screen):
     def action_page(self, delta: int) -> None:
         self.query_one(NodeTable).page(delta)
 
-    async def _switch(self, step: int | None, rank: int | None) -> None:
-        try:
-            data = StepData(self.run, step, rank)
-        except StoreError as e:  # an unreadable step: say so and stay on this one
-            self.notify(str(e), severity="error")
-            return
+    async def _switch(self, targets: list[tuple[int, int]]) -> bool:
+        """Open the first readable (step, rank) of ``targets``: one whose header does not decode is
+        named in a notification and passed over, so one bad file never walls off the steps beyond
+        it. False (and this step stays) when none reads."""
+        for step, rank in targets:
+            try:
+                data = StepData(self.run, step, rank)
+                break
+            except StoreError as e:
+                self.notify(f"skipped step {step} rank {rank}: {e}", severity="error", timeout=10)
+        else:
+            return False
         self.data.close()
         self.data = data
         for pane_id in self._built:  # rebuilt for the new step when viewed
             await self.query_one(f"#{pane_id}", TabPane).remove_children()
         self._built = set()
         self.load_step()
+        return True
+
+    @staticmethod
+    def _onward(values: list[int], current: int, delta: int) -> list[int]:
+        """The values after ``current`` in ``delta``'s direction, nearest first."""
+        i = values.index(current) if current in values else -1 if delta > 0 else len(values)
+        return values[i + 1:] if delta > 0 else values[:max(i, 0)][::-1]
 
     async def action_step(self, delta: int) -> None:
         steps = [f.step for f in self.run.files() if f.rank == self.data.rank]
-        i = steps.index(self.data.step) + delta if self.data.step in steps else 0
-        if not 0 <= i < len(steps):
+        onward = self._onward(steps, self.data.step, delta)
+        if not onward:
             self.notify(f"no {'later' if delta > 0 else 'earlier'} step; steps: {steps}")
             return
-        await self._switch(steps[i], self.data.rank)
+        await self._switch([(s, self.data.rank) for s in onward])
 
     async def action_rank(self, delta: int) -> None:
         ranks = [f.rank for f in self.run.files() if f.step == self.data.step]
-        i = ranks.index(self.data.rank) + delta if self.data.rank in ranks else 0
-        if not 0 <= i < len(ranks):
+        onward = self._onward(ranks, self.data.rank, delta)
+        if not onward:
             self.notify(f"no other rank for step {self.data.step}; ranks: {ranks}")
             return
-        await self._switch(self.data.step, ranks[i])
+        await self._switch([(self.data.step, r) for r in onward])
 
     def selected_node_key(self) -> str | None:
         """The stable key of the node under the table's cursor (what ``b`` breaks on)."""

@@ -18,9 +18,11 @@ class ModuleSelected(Message):
 
 
 class NodeHighlighted(Message):
-    """The node table's cursor is on node ``idx``. The browse screen shows it in the details pane."""
+    """The node table's cursor is on node ``idx``. The browse screen shows it in the details pane.
+    ``None``: the page shows no node (nothing matches, or the step's nodes do not decode), so the
+    details pane must not keep showing a node of another page or step."""
 
-    def __init__(self, idx: int) -> None:
+    def __init__(self, idx: int | None) -> None:
         super().__init__()
         self.idx = idx
 

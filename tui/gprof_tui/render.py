@@ -28,6 +28,13 @@ def _mod(m: str | None) -> str:
     return "-" if m is None else (m or "(root)")
 
 
+def unreadable_text(what: str, error: Exception) -> str:
+    """A pane's message when its part of the step file does not decode: what failed, the store's
+    own words (which file, what is wrong, re-record or delete it), and that the rest still works."""
+    return (f"[b red]{escape(what)} cannot be read[/b red]\n{escape(str(error))}\n"
+            "The step's other panes, and the other steps and ranks (] [ } {), still work.")
+
+
 def node_details(n: Node, partner: Node | None, bwd: list[tuple[int, str]], producers: dict[int, tuple[str, str | None]],
                  consumers: dict[int, tuple[str, str | None]]) -> str:
     lines = [f"[b]{escape(n.op)}[/b]  #{n.idx}  {n.phase}  module [b]{escape(_mod(n.module))}[/b]",

@@ -5,7 +5,8 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from gprof_tui.render import node_details
+from gprof.store import StoreError
+from gprof_tui.render import node_details, unreadable_text
 from gprof_tui.stepdata import StepData
 
 
@@ -19,13 +20,21 @@ class NodeDetails(VerticalScroll):
     def compose(self) -> ComposeResult:
         yield Static("select a node", id="details")
 
-    def show(self, data: StepData, idx: int) -> None:
-        """Node ``idx``'s inputs, outputs, partners and neighbours (a few point lookups)."""
-        n = data.node(idx)
-        if n is None:
+    def show(self, data: StepData, idx: int | None) -> None:
+        """Node ``idx``'s inputs, outputs, partners and neighbours (a few point lookups);
+        ``None``: no node is selected."""
+        body = self.query_one("#details", Static)
+        if idx is None:
+            body.update("select a node")
             return
-        partner = data.node(n.fwd) if n.fwd is not None else None
-        producers, consumers = data.neighbours(idx)
-        self.query_one("#details", Static).update(node_details(
-            n, partner, data.backward_partners(idx) if n.phase == "forward" else [],
-            data.brief(producers[:8]), data.brief(consumers[:8])))
+        try:
+            n = data.node(idx)
+            if n is None:
+                return
+            partner = data.node(n.fwd) if n.fwd is not None else None
+            producers, consumers = data.neighbours(idx)
+            text = node_details(n, partner, data.backward_partners(idx) if n.phase == "forward" else [],
+                                data.brief(producers[:8]), data.brief(consumers[:8]))
+        except StoreError as e:  # this node, or its partner, does not decode
+            text = unreadable_text(f"Node {idx}", e)
+        body.update(text)

@@ -8,6 +8,8 @@ from textual.containers import Vertical
 from textual.widgets import Sparkline, Static
 
 from gprof.graph.formatting import fmt_bytes
+from gprof.store import StoreError
+from gprof_tui.render import unreadable_text
 from gprof_tui.stepdata import StepData
 
 
@@ -42,7 +44,17 @@ class MemoryView(Vertical):
 
     @work(thread=True, exclusive=True, group="memory")
     def _plot(self, data: StepData) -> None:
-        self.app.call_from_thread(self._show, data.memory_series())
+        try:
+            series = data.memory_series()
+        except StoreError as e:  # on this thread it would end the app: the tab says it instead
+            self.app.call_from_thread(self._unreadable, e)
+            return
+        self.app.call_from_thread(self._show, series)
+
+    def _unreadable(self, error: StoreError) -> None:
+        if self.is_attached:
+            self.query_one("#memtext", Static).update(
+                unreadable_text("The memory curve", error) + "\n\n" + self._text())
 
     def _show(self, series: list[int]) -> None:
         if self.is_attached:  # not switched to another step meanwhile

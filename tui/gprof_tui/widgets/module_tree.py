@@ -7,6 +7,7 @@ from rich.markup import escape
 from textual import on, work
 from textual.widgets import Tree
 
+from gprof.store import StoreError
 from gprof_tui.messages import ModuleSelected
 from gprof_tui.render import module_label
 from gprof_tui.stepdata import StepData
@@ -21,18 +22,31 @@ class ModuleTree(Tree[str]):
         self._step: StepData | None = None
         #: True once the labels carry their totals (tests and the benchmark wait for it)
         self.ready = False
+        #: why the totals could not be read, if they could not
+        self.error: str | None = None
 
     def load(self, data: StepData) -> None:
         """Show the modules of ``data``; the totals arrive later."""
         self._step = data
+        self.error = None
         self._fill({name: None for name in ["", *data.module_names()]})
         self.call_after_refresh(self._aggregate, data)  # the first screen paints before the scan
 
     @work(thread=True, exclusive=True, group="modules")
     def _aggregate(self, data: StepData) -> None:
-        rows = {e["module"]: e for e in data.modules()}
+        try:
+            rows = {e["module"]: e for e in data.modules()}
+        except StoreError as e:  # on this thread it would end the app: the tree says it instead
+            if data is self._step:
+                self.app.call_from_thread(self._unreadable, e)
+            return
         if data is self._step:
             self.app.call_from_thread(self._fill, rows)
+
+    def _unreadable(self, error: StoreError) -> None:
+        """The names stay; the root says why the totals never come."""
+        self.error = str(error)
+        self.root.set_label(f"(root)  [b red]module totals cannot be read:[/] {escape(self.error)}")
 
     def _fill(self, rows: dict[str, dict[str, Any] | None]) -> None:
         self.clear()

@@ -8,7 +8,9 @@ from textual.containers import Vertical
 from textual.widgets import DataTable, Input, Static
 
 from gprof.graph.formatting import fmt_bytes, fmt_ns
+from gprof.store import StoreError
 from gprof_tui.messages import NodeHighlighted
+from gprof_tui.render import unreadable_text
 from gprof_tui.stepdata import PAGE_SIZE, SORT_COLUMNS, NodeQuery, StepData
 
 NODE_COLUMNS = ("idx", "op", "phase", "module", "time", "alloc", "live")
@@ -25,6 +27,8 @@ class NodeTable(Vertical):
     NodeTable #filter { display: none; }
     NodeTable #filter.shown { display: block; }
     NodeTable #status { height: 1; color: $text-muted; }
+    NodeTable #nodes-error { display: none; height: auto; padding: 0 1; }
+    NodeTable #nodes-error.shown { display: block; }
     NodeTable #nodes { height: 1fr; }
     """
 
@@ -37,6 +41,7 @@ class NodeTable(Vertical):
     def compose(self) -> ComposeResult:
         yield Input(placeholder="filter: op, module, key or source (Enter applies, Esc clears)", id="filter")
         yield Static("", id="status")
+        yield Static("", id="nodes-error")
         yield DataTable(id="nodes", cursor_type="row", zebra_stripes=True)
 
     def on_mount(self) -> None:
@@ -53,9 +58,20 @@ class NodeTable(Vertical):
         data, q = self._step, self.node_query
         if data is None:
             return
-        nodes = data.page(q)
         table = self.query_one("#nodes", DataTable)
         table.clear()
+        self._page_nodes = []
+        error = self.query_one("#nodes-error", Static)
+        try:
+            nodes = data.page(q)
+            matching = data.count_matching(q) if q.text or q.module is not None else data.count()
+        except StoreError as e:  # the header read, these rows do not: say so here, the other panes go on
+            error.update(unreadable_text("This page of nodes", e))
+            error.add_class("shown")
+            self.query_one("#status", Static).update("no rows: the step file's node rows do not decode")
+            self.post_message(NodeHighlighted(None))
+            return
+        error.remove_class("shown")
         self._page_nodes = [n.idx for n in nodes]
         table.add_rows([(str(n.idx), n.op_short, n.phase, "-" if n.module is None else (n.module or "(root)"),
                          fmt_ns(n.dur_ns), fmt_bytes(n.alloc_bytes), fmt_bytes(n.live_bytes)) for n in nodes])
@@ -63,13 +79,11 @@ class NodeTable(Vertical):
         filt = f"  filter '{q.text}'" if q.text else ""
         order = f"{q.sort} {'desc' if q.descending else 'asc'}"
         total = data.count()
-        matching = data.count_matching(q) if q.text or q.module is not None else total
         rows = f"rows {q.offset + 1:,}-{q.offset + len(nodes):,}" if nodes else "no rows"
         head = (f"{matching:,} of {total:,} match, {rows}" if matching != total else
                 f"{rows} of {total:,}")
         self.query_one("#status", Static).update(escape(f"{head}  ({scope}{filt}, sorted by {order})"))
-        if nodes:
-            self.post_message(NodeHighlighted(nodes[0].idx))
+        self.post_message(NodeHighlighted(nodes[0].idx if nodes else None))
 
     def selected_idx(self) -> int | None:
         """The node under the cursor, if the page has one."""
