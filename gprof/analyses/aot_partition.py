@@ -91,10 +91,10 @@ def partition(graph: StepGraph, kernels: dict[str, list[Kernel]], producers: dic
     readers = {v.idx: [b for b in cons.get(v.idx, ()) if by[b].phase == "backward" and seg.get(b) == seg.get(v.idx)
                        and roles[b] != FREE] for v in fwd}
     available: set[int] = set()
-    for v in fwd:
-        big = [b for b in readers[v.idx] if big_read(v.idx, b)]
-        if any(roles[b] in (BOUNDARY, ALONE) for b in big) or (big and not eligible(v)):
-            available.add(v.idx)
+    for n in fwd:
+        big = [b for b in readers[n.idx] if big_read(n.idx, b)]
+        if any(roles[b] in (BOUNDARY, ALONE) for b in big) or (big and not eligible(n)):
+            available.add(n.idx)
 
     def materialised(v: int) -> bool:
         return roles[v] in (BOUNDARY, ALONE) or any(
@@ -152,9 +152,9 @@ def partition(graph: StepGraph, kernels: dict[str, list[Kernel]], producers: dic
     # a reader's work split off into kernels of their own reads the value too (Triton: a batch norm
     # backward's statistics, a layer norm backward's column part; not the second stage of a split)
     split_off: dict[int, list[Kernel]] = {}
-    for k in kernels["backward"]:
-        if k.generated and not k.nodes and len(k.also) == 1 and k.note != SECOND_STAGE:
-            split_off.setdefault(k.also[0], []).append(k)
+    for part in kernels["backward"]:
+        if part.generated and not part.nodes and len(part.also) == 1 and part.note != SECOND_STAGE:
+            split_off.setdefault(part.also[0], []).append(part)
     for v in sorted(recomputed):
         for b in readers[v]:
             for k in [kernel_of.get(b), *split_off.get(b, ())]:
@@ -164,10 +164,10 @@ def partition(graph: StepGraph, kernels: dict[str, list[Kernel]], producers: dic
     # batch norm backward's ``input - mean`` (``torch/_decomp/decompositions.py``
     # ``native_batch_norm_backward``) with its forward's, so the kernels that compute it in the backward
     # (the statistics split off on Triton, and the pointwise part) recompute that forward node
-    for b in bwd:
-        f = by.get(b.fwd) if b.fwd is not None else None
-        if b.op_short in BATCH_NORM_BACKWARDS and f is not None and f.op_short in BATCH_NORMS and split_off.get(b.idx):
-            for k in [*split_off[b.idx], kernel_of.get(b.idx)]:
+    for n in bwd:
+        f = by.get(n.fwd) if n.fwd is not None else None
+        if n.op_short in BATCH_NORM_BACKWARDS and f is not None and f.op_short in BATCH_NORMS and split_off.get(n.idx):
+            for k in [*split_off[n.idx], kernel_of.get(n.idx)]:
                 if k is not None and k.generated and f.idx not in k.also:
                     k.also.append(f.idx)
     for v in candidates:
@@ -175,15 +175,15 @@ def partition(graph: StepGraph, kernels: dict[str, list[Kernel]], producers: dic
             k = kernel_of.get(v)
             if k is not None and k.generated:
                 k.also.extend(b for b in readers[v] if b not in k.also)
-    for b in bwd:
-        f = by.get(b.fwd) if b.fwd is not None else None
-        if b.op_short not in TANGENT_FREE_PART or f is None or f.phase != "forward" or seg.get(f.idx) != seg.get(b.idx):
+    for n in bwd:
+        f = by.get(n.fwd) if n.fwd is not None else None
+        if n.op_short not in TANGENT_FREE_PART or f is None or f.phase != "forward" or seg.get(f.idx) != seg.get(n.idx):
             continue
-        if b.op_short == "native_layer_norm_backward" and any(p in recomputed for p in inputs(f.idx)):
+        if n.op_short == "native_layer_norm_backward" and any(p in recomputed for p in inputs(f.idx)):
             continue
         k = kernel_of.get(f.idx)
-        if k is not None and k.generated and b.idx not in k.also:
-            k.also.append(b.idx)
+        if k is not None and k.generated and n.idx not in k.also:
+            k.also.append(n.idx)
 
     # tangent-independent backward work moves to the forward
     hoisted: set[int] = set()
