@@ -20,7 +20,7 @@ import torch
 import gprof
 from gprof.capture import handoff
 from gprof.capture.builder import StepBuilder
-from gprof.capture.pipeline import complete_step
+from gprof.capture.handoff import complete_step
 from gprof.capture.worker import StepWorker
 from gprof.store import open_run
 from gprof.store.step_file import StepWriter

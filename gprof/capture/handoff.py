@@ -30,7 +30,8 @@ import torch
 from gprof.capture import records as R
 from gprof.capture.builder import StepBuilder, learn_view_ops, view_ops
 from gprof.capture.storage import GuardedSink, open_step_sink
-from gprof.graph.model import StepMeta
+from gprof.graph.model import StepGraph, StepMeta
+from gprof.store.sink import StepSink
 
 assert R.RAW_OUTPUTS == R.RAW_INPUTS + 1, "the encoding replaces the two tensor lists together"
 
@@ -243,3 +244,33 @@ def replay_spool(path: str | os.PathLike[str], scope: Any = None) -> tuple[StepB
         writer.abort()
         raise
     return builder, head, writer, None
+
+
+def complete_step(builder: StepBuilder, end: StepEnd, analyze: bool | list[str],
+                  writer: StepSink) -> tuple[StepGraph, Path | None]:
+    """Finish, analyse and write a built step: the in-process path (gprof/capture/pipeline.py) and
+    the step worker (gprof/capture/worker.py) run this same code, so a handed-off step's file is the
+    same file. Here rather than in the pipeline, so the worker imports neither the recorder nor the
+    module hooks (and through them ``torch._dynamo``: seconds of the worker's start)."""
+    graph = builder.finish(end.free_events, end.live_sizes, end.categories, end.baseline_bytes, end.aggregates,
+                           late_seen=end.late_seen)
+    meta = graph.meta
+    meta.wall_ns = end.wall_ns
+    meta.extra["start_ns"] = end.start_ns
+    if end.error is not None:
+        meta.complete = False
+        meta.error = end.error
+    if end.kineto_file is not None:
+        meta.extra["kineto_trace"] = end.kineto_file
+    meta.partial = end.partial
+    if analyze and builder.keep_nodes:  # a step past keep_in_memory has no node objects to analyse
+        from gprof.analyses import run_all
+
+        asked = meta.extra.get("fusion_target") or {}
+        graph.analyses = run_all(graph, only=None if analyze is True else list(analyze), target=asked.get("target"),
+                                 gpu=asked.get("gpu"))
+    for name, value in graph.analyses.items():
+        writer.set_analysis(name, value)
+    writer.set_modules(graph.modules.values())
+    writer.set_aggregates(graph.aggregates)
+    return graph, writer.commit(graph.meta, graph.memory)

@@ -21,7 +21,7 @@ import torch
 from gprof.capture.builder import StepBuilder
 from gprof.capture.device_timing import DeviceTimer
 from gprof.capture.gc_freeze import FrozenHeap
-from gprof.capture.handoff import SpooledStep, StepEnd, StepHeader
+from gprof.capture.handoff import SpooledStep, StepEnd, StepHeader, complete_step
 from gprof.capture.memory import StorageTracker
 from gprof.capture.modules import ModuleScope
 from gprof.capture.options import CaptureOptions
@@ -29,37 +29,12 @@ from gprof.capture.recorder import Recorder
 from gprof.capture.state import TrainingState
 from gprof.capture.storage import STORE_ERRORS, GuardedSink, StepStore
 from gprof.graph.model import Node, StepGraph, StepMeta
-from gprof.store.sink import StepSink
 from gprof.store.tfevents import MarkerWriter
 
 if TYPE_CHECKING:
     from gprof.capture.worker import StepQueue, StepResult
 
 StepCallback = Callable[[StepGraph, Path | None], None]
-
-
-def complete_step(builder: StepBuilder, end: StepEnd, analyze: bool | list[str],
-                  writer: StepSink) -> tuple[StepGraph, Path | None]:
-    """Finish, analyse and write a built step: the in-process path and the step worker
-    (gprof/capture/worker.py) run this same code, so a handed-off step's file is the same file."""
-    graph = builder.finish(end.free_events, end.live_sizes, end.categories, end.baseline_bytes, end.aggregates,
-                           late_seen=end.late_seen)
-    meta = graph.meta
-    meta.wall_ns = end.wall_ns
-    meta.extra["start_ns"] = end.start_ns
-    if end.error is not None:
-        meta.complete = False
-        meta.error = end.error
-    if end.kineto_file is not None:
-        meta.extra["kineto_trace"] = end.kineto_file
-    meta.partial = end.partial
-    if analyze and builder.keep_nodes:  # a step past keep_in_memory has no node objects to analyse
-        from gprof.analyses import run_all
-
-        asked = meta.extra.get("fusion_target") or {}
-        graph.analyses = run_all(graph, only=None if analyze is True else list(analyze), target=asked.get("target"),
-                                 gpu=asked.get("gpu"))
-    return graph, StepPipeline._write(graph, writer)
 
 
 def distributed_rank() -> tuple[int, int]:
@@ -302,7 +277,7 @@ class StepPipeline:
             warnings.warn(f"torch-gprof: step {spool.step} is lost: it could not be handed to the step worker:\n"
                           + traceback.format_exc(), RuntimeWarning, stacklevel=4)
             return
-        self.queue.submit(spool)
+        self.queue.submit(spool, pickled=bool(self.on_step_saved))  # a callback wants each graph at once
 
     def step_written(self, result: StepResult) -> None:
         """A handed-off step was written (by the worker, or here after it died): what
@@ -317,14 +292,6 @@ class StepPipeline:
                 cb(graph, result.path)
 
     # -------------------------------------------------------------------------- write
-    @staticmethod
-    def _write(graph: StepGraph, writer: StepSink) -> Path | None:
-        for name, value in graph.analyses.items():
-            writer.set_analysis(name, value)
-        writer.set_modules(graph.modules.values())
-        writer.set_aggregates(graph.aggregates)
-        return writer.commit(graph.meta, graph.memory)
-
     def _write_marker(self, meta: StepMeta) -> None:
         try:
             if self._marker is None:

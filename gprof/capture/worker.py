@@ -22,12 +22,14 @@ drain it builds steps itself: whoever renames a spool file first (``_claim``) bu
 from __future__ import annotations
 
 import atexit
+import fcntl
 import itertools
 import os
 import pickle
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -40,24 +42,56 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import ClassVar
 
-from gprof.capture.handoff import SpooledStep, StepHeader, replay_spool
-from gprof.capture.pipeline import complete_step
+from gprof.capture.handoff import SpooledStep, StepHeader, complete_step, replay_spool
 from gprof.graph.model import StepGraph, StepMeta
 
 
 class LazyGraph:
-    """A written step's graph as the worker pickled it: unpickled on first use."""
+    """A written step's graph, made an object on first use (``prof.graphs``, a step callback): built
+    in this process (the object itself), pickled by the worker (when a step callback wants every
+    graph at once, or the step file could not be written), or else read back from the step file,
+    which holds exactly the graph that was built (tests/test_worker.py). Pickling every graph back
+    cost the worker ~5 ms of a GPT-2-like step's ~30 ms, on the way to the last step's write."""
 
-    def __init__(self, data: bytes, has_nodes: bool) -> None:
+    def __init__(self, has_nodes: bool, graph: StepGraph | None = None, data: bytes | None = None,
+                 path: Path | None = None, meta: StepMeta | None = None) -> None:
         self.has_nodes = has_nodes
-        self._data: bytes | None = data
-        self._graph: StepGraph | None = None
+        self._graph = graph
+        self._data = data
+        #: the step file and the meta it must hold (a file replaced meanwhile is not this step)
+        self._file = (path, meta)
 
     def load(self) -> StepGraph:
         if self._graph is None:
-            assert self._data is not None
-            self._graph, self._data = pickle.loads(self._data), None
+            if self._data is not None:
+                self._graph, self._data = pickle.loads(self._data), None
+            else:
+                self._graph = self._read()
         return self._graph
+
+    def _read(self) -> StepGraph:
+        from gprof.store.decode import CorruptStepError
+        from gprof.store.step_file import StepReader
+
+        path, meta = self._file
+        assert path is not None and meta is not None
+        try:
+            with StepReader(path) as reader:
+                graph = reader.load()
+        except (OSError, CorruptStepError) as e:
+            raise RuntimeError(f"torch-gprof: the graph of step {meta.step} is read from its step file {path} on first "
+                               f"use, and that file cannot be read now ({e})") from e
+        if (graph.meta.step, graph.meta.session, graph.meta.rank) != (meta.step, meta.session, meta.rank):
+            raise RuntimeError(f"torch-gprof: the graph of step {meta.step} is read from its step file {path} on first "
+                               "use, and that file now holds another step")
+        return graph
+
+    def shipped(self, result: StepResult, pickled: bool) -> LazyGraph:
+        """What the worker sends back of a graph it built: the pickled graph, or where to read it."""
+        graph = self.load()
+        if pickled or result.path is None:
+            return LazyGraph(self.has_nodes, data=pickle.dumps(graph, pickle.HIGHEST_PROTOCOL))
+        return LazyGraph(self.has_nodes, path=result.path, meta=result.meta)
 
 
 @dataclass
@@ -80,8 +114,7 @@ def complete_spooled(spool: str | os.PathLike[str]) -> StepResult:
     except BaseException:
         writer.abort()
         raise
-    return StepResult(graph.meta, path, LazyGraph(pickle.dumps(graph, pickle.HIGHEST_PROTOCOL), bool(graph.nodes)),
-                      writer.error, writer.where)
+    return StepResult(graph.meta, path, LazyGraph(bool(graph.nodes), graph), writer.error, writer.where)
 
 
 def _claim(spool: Path) -> Path | None:
@@ -93,6 +126,66 @@ def _claim(spool: Path) -> Path | None:
     except FileNotFoundError:
         return None
     return taken
+
+
+_SPOOL_PREFIX = "gprof-spool-"
+_LOCK = "lock"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: someone else's process has that pid now
+        return True
+    return True
+
+
+def _lock_held(lock: str) -> bool:
+    """Does a live process (a training process, a fork of it, or its worker) hold this spool
+    directory's lock? A missing lock (its owner died before taking it) is held by nobody."""
+    try:
+        fd = os.open(lock, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return False
+    except OSError:  # a symlink, or unreadable: not ours to judge
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def remove_stale_spools(root: str | os.PathLike[str] | None = None) -> list[Path]:
+    """Remove the spool directories that processes killed with SIGKILL left in the temp directory,
+    together with their workers (a worker whose training process dies removes the directory itself
+    once it has written what it was sent). Only real directories of this user, named with an owner
+    pid that is gone, whose lock no live process holds; never through a symlink. Returns them."""
+    base = Path(root if root is not None else tempfile.gettempdir())
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(base))
+    except OSError:
+        return removed
+    uid = os.getuid()
+    for entry in entries:
+        pid = entry.name.removeprefix(_SPOOL_PREFIX).partition("-")[0]
+        if not entry.name.startswith(_SPOOL_PREFIX) or not pid.isdigit():
+            continue  # another program's, or an older gprof's (no owner in the name): left alone
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != uid or _pid_alive(int(pid)) or \
+                _lock_held(os.path.join(entry.path, _LOCK)):
+            continue
+        shutil.rmtree(entry.path, ignore_errors=True)  # never follows symlinks inside (fd-based on POSIX)
+        removed.append(Path(entry.path))
+    return removed
 
 
 #: the ticket of the worker's first message: its imports are done
@@ -117,13 +210,18 @@ class StepWorker:
     def __init__(self) -> None:
         #: the process this worker serves: a fork of it (a DataLoader worker) must not drain or stop it
         self.owner = os.getpid()
-        self.spool_dir = Path(tempfile.mkdtemp(prefix="gprof-spool-"))
+        remove_stale_spools()
+        self.spool_dir = Path(tempfile.mkdtemp(prefix=f"{_SPOOL_PREFIX}{self.owner}-"))
+        #: held (shared) by this process and the worker, which inherits it: a spool directory whose
+        #: lock nobody holds belongs to no live process (see remove_stale_spools)
+        self._lock = os.open(self.spool_dir / _LOCK, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        fcntl.flock(self._lock, fcntl.LOCK_SH)
         ours, theirs = socket.socketpair()
         root = str(Path(__file__).resolve().parents[2])  # gprof's own directory, wherever it was imported from
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
         with theirs:
-            self.proc = subprocess.Popen([sys.executable, "-m", "gprof.capture.worker", str(theirs.fileno())],
-                                         pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, env=env)
+            self.proc = subprocess.Popen([sys.executable, "-c", _BOOT, str(theirs.fileno()), str(self.spool_dir)],
+                                         pass_fds=(theirs.fileno(), self._lock), stdin=subprocess.DEVNULL, env=env)
         self.conn = Connection(ours.detach())
         self.alive = True
         #: the worker has started (imported torch): until then, waiting for it would only wait for that
@@ -138,14 +236,16 @@ class StepWorker:
     def spool_path(self) -> Path:
         return self.spool_dir / f"{next(self._tickets)}.step"
 
-    def submit(self, spool: Path, done: Done) -> None:
+    def submit(self, spool: Path, done: Done, pickled: bool = False) -> None:
+        """Queue a spooled step; ``pickled``: send its graph back pickled (a step callback wants
+        each graph as it is written), not only where to read it."""
         ticket = int(spool.stem)
         self.pending[ticket] = (spool, done)
         if not self.alive:
             self._take_over()
             return
         try:
-            self.conn.send((ticket, str(spool)))
+            self.conn.send((ticket, str(spool), pickled))
         except OSError:
             self._died()
 
@@ -273,6 +373,7 @@ class StepWorker:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
         shutil.rmtree(self.spool_dir, ignore_errors=True)
+        os.close(self._lock)
         atexit.unregister(self.shutdown)
 
 
@@ -294,9 +395,10 @@ class StepQueue:
     def open_step(self, header: StepHeader) -> SpooledStep:
         return SpooledStep(self.worker.spool_path(), header)
 
-    def submit(self, spool: SpooledStep) -> None:
+    def submit(self, spool: SpooledStep, pickled: bool = False) -> None:
+        """Queue a spooled step (``pickled``: see :meth:`StepWorker.submit`)."""
         self.in_flight += 1
-        self.worker.submit(spool.path, lambda result, error: self._done(spool.step, result, error))
+        self.worker.submit(spool.path, lambda result, error: self._done(spool.step, result, error), pickled)
         worker = self.worker
         worker.collect()
         if worker.ready and worker.backlog() > self.max_behind:
@@ -328,8 +430,18 @@ class StepQueue:
             warnings.warn(f"torch-gprof: step {step} could not be saved:\n{error}", RuntimeWarning, stacklevel=2)
 
 
-def _serve(fd: int) -> None:
-    """The worker's loop: one spooled step at a time, in order, until the training process closes."""
+def _serve(fd: int, spool_dir: str) -> None:
+    """The worker's loop: one spooled step at a time, in order, until the training process closes;
+    if it closed by dying, the worker then removes its spool directory."""
+    owner = os.getppid()
+    try:
+        _work(fd)
+    finally:
+        if not _pid_alive(owner) or os.getppid() != owner:  # else it removes the directory itself
+            shutil.rmtree(spool_dir, ignore_errors=True)
+
+
+def _work(fd: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.nice(10)  # on a busy machine the training process comes first (and builds steps itself, see work_or_wait)
     import torch
@@ -340,11 +452,11 @@ def _serve(fd: int) -> None:
     conn = Connection(fd)
     try:
         conn.send((_READY, None, None))
-    except OSError:  # the training process finished without us (see StepWorker.drain)
-        return
+    except OSError:  # gone: a closed one built its steps itself (see StepWorker.drain), a killed one's
+        pass  # are still to build (their messages are still to read)
     while True:
         try:
-            ticket, spool = conn.recv()
+            ticket, spool, pickled = conn.recv()
         except (EOFError, OSError):  # closed (reset when our answers for steps it built were unread)
             return
         taken = _claim(Path(spool))
@@ -352,6 +464,7 @@ def _serve(fd: int) -> None:
         if taken is not None:
             try:
                 result = complete_spooled(taken)
+                result.graph = result.graph.shipped(result, pickled)
                 out = f"{taken}.result"
                 with open(out, "wb") as f:
                     pickle.dump(result, f, pickle.HIGHEST_PROTOCOL)
@@ -364,8 +477,17 @@ def _serve(fd: int) -> None:
             continue
 
 
-if __name__ == "__main__":
-    # through the module's own name: results pickle as gprof.capture.worker's classes, not __main__'s
-    from gprof.capture.worker import _serve as serve
-
-    serve(int(sys.argv[1]))
+#: The worker's command (``python -c``). ``python -m gprof.capture.worker`` would run the package's
+#: ``__init__``, which imports ``gprof.profile`` and with it the recorder, the module hooks and
+#: ``torch._dynamo``: ~2.5 s more than torch itself. The package is registered here without running
+#: it; the worker imports only the hand-off, the builder, the store and the analyses. Importing
+#: ``_serve`` by the module's own name makes results pickle as this module's classes.
+_BOOT = """
+import os, sys, types
+import gprof
+package = types.ModuleType("gprof.capture")
+package.__path__ = [os.path.join(os.path.dirname(gprof.__file__), "capture")]
+sys.modules["gprof.capture"] = package
+from gprof.capture.worker import _serve
+_serve(int(sys.argv[1]), sys.argv[2])
+"""
