@@ -78,7 +78,7 @@ def find(graph: StepGraph) -> list[dict[str, Any]]:
         before_ns[n.idx] = t
         if _fusible(n):
             phase_total[n.phase] = t + n.dur_ns
-    out = []
+    out: list[dict[str, Any]] = []
     for n in graph.nodes:
         if n.phase not in COMPILED_PHASES:
             continue
