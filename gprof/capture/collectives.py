@@ -72,7 +72,9 @@ def _functional_group_size(name: str) -> int | None:
     try:
         from torch.distributed.distributed_c10d import _resolve_process_group
 
-        return _resolve_process_group(name).size()
+        # private c10d helper: its parameter is the NewType GroupName on recent torch, a str on older
+        # ones (torch>=2.4 is supported), and a functional collective's group argument is that name
+        return _resolve_process_group(name).size()  # type: ignore[arg-type]
     except (ImportError, RuntimeError, ValueError, KeyError):
         return None
 
