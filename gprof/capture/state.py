@@ -68,13 +68,13 @@ class TrainingState:
                         out[sid] = owner
         for opt in list(self.optimizers):
             for p, state in opt.state.items():
-                name = self.scope.param_name(p)
-                if name is None:
+                pname = self.scope.param_name(p)
+                if pname is None:
                     continue
                 for v in state.values():
                     if isinstance(v, torch.Tensor):
                         for sid in sids_of(v):
-                            out[sid] = (name, type(opt).__name__)
+                            out[sid] = (pname, type(opt).__name__)
         return out
 
     def categories(self) -> dict[int, str]:
