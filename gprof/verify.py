@@ -19,6 +19,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import torch
@@ -270,8 +271,8 @@ def eager_costs(cuda: bool = False, repeats: int = 15) -> dict[str, Any]:
         with torch.no_grad():  # the loops themselves: the wrapper's costs are kernel_ns and compiled_call_ns
             for name, f in _probes(device).items():
                 c = torch.compile(f)
-                eager = best(lambda f=f: f(big))
-                ratio[name] = best(lambda c=c: c(big)) / eager if eager else 1.0
+                eager = best(partial(f, big))
+                ratio[name] = best(partial(c, big)) / eager if eager else 1.0
         _costs[device] = {"op_ns": op_ns, "kernel_ns": kernel_ns, "ratio": ratio}
     return _costs[device]
 
@@ -348,7 +349,7 @@ def verify(model: nn.Module, step_fn: Callable[[nn.Module, Any], Any], batch: An
         report.update(eager_ns=None, compiled_ns=None, speedup=None, repeats=0, device="cuda" if timer.cuda else "cpu",
                       verdict="nothing to compile: no region was suggested (see the hazards)")
         return report
-    compiled: dict[str, Callable] = {}
+    compiled: dict[str, Callable[..., Any] | None] = {}
     torch._dynamo.reset()
     for r in regions:
         first = r["modules"][0]
@@ -362,7 +363,7 @@ def verify(model: nn.Module, step_fn: Callable[[nn.Module, Any], Any], batch: An
     torch._dynamo.reset()
     # user classes compile in place (state_dict keys kept); PyTorch's own classes stay eager in place
     # on this torch, so they are swapped for torch.compile(module) in their parent, as the snippet says
-    swapped: dict[str, tuple[nn.Module, nn.Module]] = {}
+    swapped: dict[str, tuple[nn.Module, Callable[..., Any]]] = {}  # (eager module, torch.compile of it)
     for r in regions:
         for fqn in r["modules"]:
             sub = model.get_submodule(fqn)

@@ -10,8 +10,10 @@ import argparse
 import importlib.util
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 SCRIPT_CONTRACT = ("define make() -> (model, optimizer, batches) and step(model, optimizer, batch), "
                    "as examples/mlp.py does")
@@ -71,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
     if not batches:
         print(f"torch-gprof verify: make() in {args.script} returned no batches", file=sys.stderr)
         return 2
-    suggestions, hazards = (args.module, None) if args.module else (None, None)
+    suggestions: Sequence[Any] | None = args.module or None
+    hazards: Sequence[dict[str, Any]] | None = None
     if args.run and not args.module:
         suggestions, hazards = _stored(args.run, args.step)
     report = verify(model, lambda m, b: mod.step(m, opt, b), batches[0], suggestions, hazards=hazards,
