@@ -146,7 +146,8 @@ class profile:
     @property
     def graphs(self) -> list[StepGraph]:
         """Graphs of the saved steps that were small enough to keep (see ``keep_in_memory``); a
-        handed-off step appears once the worker has written it."""
+        handed-off step appears once the worker has written it, and is read from its step file on
+        first use (exactly the graph that was built; a file removed meanwhile raises RuntimeError)."""
         if self.session.queue is not None:
             self.session.queue.collect()
         g = self._graphs

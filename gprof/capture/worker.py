@@ -2,22 +2,24 @@
 
 ``prof.step()`` spools the step's records (gprof/capture/handoff.py) and sends the spool file's name
 over a socket; the worker runs :func:`complete_spooled` (the same build and ``complete_step`` as the
-in-process path, gprof/capture/pipeline.py) and answers with a small result file: the written
-step's meta and its pickled graph, unpickled in the training process only when ``prof.graphs`` or a
-step callback asks (:class:`LazyGraph`).
+in-process path, gprof/capture/handoff.py) and answers with a small result file: the written
+step's meta and where its graph is, read back only when ``prof.graphs`` asks (:class:`LazyGraph`).
 
 One worker per training process (per rank under torchrun), started by the first profile that hands
-off and reused by later ones (a notebook's next cell): it is a fresh interpreter
-(``python -m gprof.capture.worker``), never a fork of a process whose torch threads are up, and,
-unlike multiprocessing's ``spawn`` and ``forkserver``, it never re-imports the user's ``__main__``,
-so scripts without an ``if __name__ == "__main__"`` guard work. Importing torch there takes ~2.4 s
-on this machine; the training thread pays only the ``Popen``. The worker ignores SIGINT (Ctrl-C is
-the training loop's to handle) and, when the training process goes away, finishes what it was sent.
+off and reused by later ones (a notebook's next cell): it is a fresh interpreter (``python -c``,
+see ``_BOOT``), never a fork of a process whose torch threads are up, and, unlike multiprocessing's
+``spawn`` and ``forkserver``, it never re-imports the user's ``__main__``, so scripts without an
+``if __name__ == "__main__"`` guard work. It imports torch, the builder, the store and the analyses
+(~0.9 s on this machine, quiet); the training thread pays only the ``Popen``. The worker ignores
+SIGINT (Ctrl-C is the training loop's to handle) and, when the training process goes away, finishes
+what it was sent, then removes the spool directory.
 
 Nothing handed off is lost: a dead worker's unanswered steps are built in the training process from
 their spool files (one warning), and the profile stays in-process from then on; an interpreter that
 exits without closing the profile drains the queue at exit. While the training thread waits for the
 drain it builds steps itself: whoever renames a spool file first (``_claim``) builds that step.
+Spool directories are ``<tmp>/gprof-spool-<owner pid>-*``, locked by the owner and its worker;
+:func:`remove_stale_spools` removes those of processes killed together with their workers.
 """
 from __future__ import annotations
 
