@@ -147,16 +147,21 @@ def analyse(graph: StepGraph, target: str | None = None, gpu: str | GpuSpec | No
     }
 
 
+#: how the report names a fusion target (a step stored before targets existed has none: plain "Inductor")
+_BACKENDS = {"cpu": "Inductor C++, --target cpu", "cuda": "Inductor Triton, --target cuda"}
+
+
 def format_text(step: dict[str, Any]) -> list[str]:
     """The text report's fusion section, from the stored result alone (a reader re-prints it without the graph)."""
     f = step["fusion"]
-    lines = ["   fusion (what torch.compile/Inductor would generate)      eager -> predicted kernels"]
+    backend = _BACKENDS.get(f.get("target", ""), "Inductor")
+    lines = [f"   fusion (what torch.compile would generate: {backend})      eager -> predicted kernels"]
     for p, n in f["predicted_kernels"].items():
         if f["eager_kernels"].get(p):
             lines.append(f"     {p:<10} {f['eager_kernels'][p]:>6} -> {n:<5} ({f['generated_kernels'][p]} generated, "
                          f"{f['extern_kernels'][p]} extern)")
     lines.append(f"   unfused chains: {f['chains_total']}, est. saving {fmt_ns(f['est_time_saved_ns'])} per step "
-                 f"(roofline: {f['roofline']['bandwidth_bps'] / 1e9:.1f} GB/s, launch "
+                 f"(roofline {f['roofline'].get('device', '')}: {f['roofline']['bandwidth_bps'] / 1e9:.1f} GB/s, launch "
                  f"{fmt_ns(round(f['roofline']['launch_ns']))})")
     for c in f["chains"][:8]:
         ops = "+".join(c["ops"][:6]) + ("+..." if len(c["ops"]) > 6 else "")
