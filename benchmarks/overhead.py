@@ -136,6 +136,14 @@ def bench_model(name: str, rounds: int, steps: int, logdir: str) -> dict[str, An
           f"(in-process: {rows['gprof (worker=False)']['ratio'] / tp['ratio']:.3f})")
     print(f"   gprof added over {steps} steps / torch.profiler's (incl. export_chrome_trace): "
           f"{ours['added_ns'] / tp['added_ns']:.3f} (in-process: {rows['gprof (worker=False)']['added_ns'] / tp['added_ns']:.3f})")
+    for label, key in (("gprof", "gprof.profile"), ("torch.profiler", "torch.profiler")):
+        row = rows[key]
+        in_step = steps * (row["step_ns"] - plain)
+        boundary = steps * row["boundary_ns"]
+        print(f"   {label} added {C.fmt_ms(row['added_ns']).strip()} = in-step {C.fmt_ms(in_step).strip()} "
+              f"({in_step / tp['added_ns']:.2f}x torch.profiler's added) + {steps} x step() "
+              f"{C.fmt_ms(boundary).strip()} + exit {C.fmt_ms(row['exit_ns']).strip()} + rest (entering; medians need not add up) "
+              f"{C.fmt_ms(row['added_ns'] - in_step - boundary - row['exit_ns']).strip()}")
     print(f"   'floors': added cost in units of this run's pass-through floor ({floor:.2f} us/op now; "
           f"{QUIET_FLOOR_US:g} us on a quiet machine per recording-facts.md)")
     print(f"   gprof added per op over pass-through mode: "
