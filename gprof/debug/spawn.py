@@ -45,6 +45,12 @@ def debug_spawned_ranks(session: DebugSession, logdir: str, run: str, breaks: Se
 
     def start_processes(fn: Callable[..., Any], args: tuple = (), nprocs: int = 1, *rest: Any, **kw: Any) -> Any:
         run_dir = f"{logdir}/{run}"
+        # The launcher is no rank: its own debug.rank0.json in the run directory would send
+        # `attach RUN --rank 0` (and the UI following rank 0) to it instead of to the spawned rank 0,
+        # which would then wait for a UI forever. The UI that started it reaches it by --address-file.
+        for path in session.address_files:
+            path.unlink(missing_ok=True)
+        session.address_files.clear()
         print(f"torch-gprof debug: {nprocs} spawned ranks, each recorded under {run_dir}; the UI follows rank 0 "
               f"({{ and }} switch ranks). From another terminal: torch-gprof attach {run_dir} --rank R", flush=True)
         session.debugger.ranks = {"run_dir": run_dir, "world_size": nprocs}

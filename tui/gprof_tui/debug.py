@@ -75,6 +75,9 @@ class DebugApp(App):
         self._from_thread(self.log_line, line)
 
     def _from_thread(self, fn: Callable[..., Any], *args: Any) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():  # the app already exited
+            return
         try:
             self.call_from_thread(fn, *args)
         except RuntimeError:  # the app already exited
@@ -172,12 +175,19 @@ class DebugApp(App):
     def _switch_thread(self, rank: int) -> None:
         """Connect to rank ``rank``'s server (its address file may take a moment to appear)."""
         assert self.ranks is not None
+        world = self.ranks["world_size"]
         deadline = time.monotonic() + 60
         while True:
             try:
                 address, token = resolve_target(self.ranks["run_dir"], rank)
                 client = DebugClient(address, token, self._event_from_thread)
-                break
+                if (client.hello.get("rank"), client.hello.get("world_size")) == (rank, world):
+                    break
+                # an address file of another process (a stale one, or a launcher that is no rank):
+                # the spawned rank writes its own over it when it starts
+                client.on_event = lambda event: None
+                client.close()
+                raise DebugConnectionError(f"the server there is not rank {rank} of {world}")
             except DebugConnectionError as e:
                 if time.monotonic() > deadline:
                     self._from_thread(self._set_status, f"cannot follow rank {rank}: {e}")
