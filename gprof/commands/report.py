@@ -34,11 +34,12 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", choices=TARGETS, help="predict fusion for this Inductor backend: cpu (C++) or cuda "
                                                      "(Triton); default: the stored prediction, made for the step's "
                                                      "device or the profile's target")
-    p.add_argument("--gpu", type=_gpu, help=f"the GPU a cuda prediction is priced for (implies --target cuda; "
+    p.add_argument("--gpu", type=gpu_arg, help=f"the GPU a cuda prediction is priced for (implies --target cuda; "
                                             f"default: the step's GPU, else H100): {', '.join(GPUS)}")
 
 
-def _gpu(name: str) -> str:
+def gpu_arg(name: str) -> str:
+    """argparse type of ``--gpu``: a typo is a usage error naming the known GPUs."""
     try:
         return check_target("cuda", name)[1] or name
     except ValueError as e:

@@ -13,6 +13,7 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
 
+from gprof.analyses.runner import TARGETS
 from gprof.store import Run, StoreError, open_run
 from gprof_tui.help import HelpScreen
 from gprof_tui.messages import ModuleSelected, NodeHighlighted
@@ -42,6 +43,7 @@ class BrowseScreen(Screen):
         Binding("right_curly_bracket", "rank(1)", "next rank"),
         Binding("left_curly_bracket", "rank(-1)", "prev rank", show=False),
         Binding("b", "breakpoint", "break here"),
+        Binding("t", "target", "fusion target"),
         Binding("y", "copy_snippet", "copy snippet", show=False),
         Binding("q", "close", "quit"),
     ]
@@ -50,11 +52,12 @@ class BrowseScreen(Screen):
     """
 
     def __init__(self, run: Run, step: int | None = None, rank: int | None = None,
-                 on_break: Callable[[str], None] | None = None) -> None:
+                 on_break: Callable[[str], None] | None = None, target: str | None = None,
+                 gpu: str | None = None) -> None:
         super().__init__()
         self.run = run
         self.on_break = on_break
-        self.data = StepData(run, step, rank)
+        self.data = StepData(run, step, rank, target, gpu)
         self._built: set[str] = set()
         self._analyses: dict[str, Any] = {}
 
@@ -88,7 +91,8 @@ class BrowseScreen(Screen):
         d = self.data
         status = "" if d.meta.complete else f"  INCOMPLETE: {d.meta.error}"
         self.title = f"torch-gprof  {self.run.name}"
-        self.sub_title = f"step {d.step}  rank {d.rank}/{d.meta.world_size}  {d.count():,} nodes{status}"
+        self.sub_title = (f"step {d.step}  rank {d.rank}/{d.meta.world_size}  {d.count():,} nodes  "
+                          f"fusion: {_target_label(d.target, d.gpu)}{status}")
         self.query_one(ModuleTree).load(d)
         self.query_one(NodeTable).show_step(d)
         self._analyses = d.analyses()
@@ -146,7 +150,7 @@ class BrowseScreen(Screen):
         it. False (and this step stays) when none reads."""
         for step, rank in targets:
             try:
-                data = StepData(self.run, step, rank)
+                data = StepData(self.run, step, rank, self.data.target, self.data.gpu)
                 break
             except StoreError as e:
                 self.notify(f"skipped step {step} rank {rank}: {e}", severity="error", timeout=10)
@@ -154,11 +158,25 @@ class BrowseScreen(Screen):
             return False
         self.data.close()
         self.data = data
-        for pane_id in self._built:  # rebuilt for the new step when viewed
-            await self.query_one(f"#{pane_id}", TabPane).remove_children()
-        self._built = set()
+        await self._forget_tabs()
         self.load_step()
         return True
+
+    async def _forget_tabs(self) -> None:
+        """Empty the built tabs: each is rebuilt for what ``self.data`` now shows when next viewed."""
+        for pane_id in self._built:
+            await self.query_one(f"#{pane_id}", TabPane).remove_children()
+        self._built = set()
+
+    async def action_target(self) -> None:
+        """Cycle the fusion target the analysis tabs predict for: as stored, then cpu, then cuda."""
+        order: list[str | None] = [None, *TARGETS]
+        d = self.data
+        d.target = order[(order.index(d.target if d.gpu is None else "cuda") + 1) % len(order)]
+        d.gpu = None
+        await self._forget_tabs()
+        self.load_step()
+        self.notify(f"fusion target: {_target_label(d.target, d.gpu)}")
 
     @staticmethod
     def _onward(values: list[int], current: int, delta: int) -> list[int]:
@@ -218,15 +236,23 @@ class BrowseScreen(Screen):
         self.data.close()
 
 
+def _target_label(target: str | None, gpu: str | None) -> str:
+    if gpu is not None:
+        return f"cuda ({gpu})"
+    return target or "as recorded"
+
+
 class BrowseApp(App):
     """``torch-gprof tui RUN``"""
 
     TITLE = "torch-gprof"
 
-    def __init__(self, run: Run | str, step: int | None = None, rank: int | None = None) -> None:
+    def __init__(self, run: Run | str, step: int | None = None, rank: int | None = None,
+                 target: str | None = None, gpu: str | None = None) -> None:
         super().__init__()
         self.run_obj = open_run(run) if isinstance(run, str) else run
         self._start = (step, rank)
+        self._target = (target, gpu)
 
     def on_mount(self) -> None:
-        self.push_screen(BrowseScreen(self.run_obj, *self._start))
+        self.push_screen(BrowseScreen(self.run_obj, *self._start, target=self._target[0], gpu=self._target[1]))

@@ -25,6 +25,7 @@ KEYS = {
         ("Enter on a module", "show only that module's nodes"),
         ("b", "breakpoint on the selected node's stable key (live debugger), or show the --break to use"),
         ("y", "copy the selected compile snippet to the clipboard"),
+        ("t", "fusion target of the analysis tabs: as recorded, cpu (Inductor C++), cuda (Triton)"),
         ("Tab / Shift+Tab", "move between panes; click or arrow the tabs at the top"),
     ],
 }

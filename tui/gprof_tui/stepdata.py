@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from gprof.analyses.items import SNIPPET_FIELDS
+from gprof.analyses.runner import TARGETED
 from gprof.graph.model import Node
 from gprof.store import Run, StepReader
 from gprof.store.queries import (
@@ -20,6 +21,7 @@ from gprof.store.queries import (
     node_page,
 )
 from gprof.store.queries.nodes import SORT_COLUMNS, count_matching
+from gprof.store.queries.retarget import NeedsTorchError, analyses_for
 
 PAGE_SIZE = 200
 #: the node table's paging and sorting are the read layer's; re-exported for the widgets
@@ -27,8 +29,13 @@ __all__ = ["PAGE_SIZE", "SORT_COLUMNS", "NodeQuery", "StepData", "item_title"]
 
 
 class StepData:
-    def __init__(self, run: Run, step: int | None = None, rank: int | None = None) -> None:
+    """One (step, rank) of a run. ``target``/``gpu`` re-target the fusion-dependent analyses
+    (gprof/store/queries/retarget.py); None shows what was stored at capture."""
+
+    def __init__(self, run: Run, step: int | None = None, rank: int | None = None,
+                 target: str | None = None, gpu: str | None = None) -> None:
         self.run = run
+        self.target, self.gpu = target, gpu
         f = run.file(step, rank)
         self.step, self.rank, self.path = f.step, f.rank, f.path
         self.reader = StepReader(f.path)
@@ -79,7 +86,15 @@ class StepData:
             return memory_series(r, buckets)
 
     def analyses(self) -> dict[str, Any]:
-        return self.reader.analyses()
+        """The stored analyses, re-targeted when a target or GPU is set. A step that cannot be
+        re-targeted without torch keeps its other analyses; the re-targeted ones say why."""
+        if self.target is None and self.gpu is None:
+            return self.reader.analyses()
+        try:
+            return analyses_for(self.reader, self.target, self.gpu)
+        except NeedsTorchError as e:
+            stored = self.reader.analyses()
+            return {**stored, **{name: {"error": str(e)} for name in TARGETED}}
 
 
 def item_title(item: dict[str, Any]) -> str:
