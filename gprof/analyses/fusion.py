@@ -68,6 +68,11 @@ def rules_for(target: str | None, graph: StepGraph, gpu: str | GpuSpec | None = 
     raise ValueError(f"unknown fusion target {target!r}: cpu or cuda")
 
 
+#: a checkpointed forward re-run in backward is, compiled, part of the backward graph AOTAutograd
+#: hands Inductor, so it fuses with the backward ops around it (in run order), not with itself
+_COMPILED_WITH = {"recompute": "backward"}
+
+
 def predict(graph: StepGraph, target: str | None = None, gpu: str | GpuSpec | None = None) -> dict[str, list[Kernel]]:
     """Predicted kernels per phase for ``target`` (see ``rules_for``; ``partition`` says what moves
     between forward and backward)."""
@@ -76,8 +81,9 @@ def predict(graph: StepGraph, target: str | None = None, gpu: str | GpuSpec | No
     segments, eager = _segments(graph)
     by_phase: dict[str, list[Node]] = {p: [] for p in FUSION_PHASES}
     for n in graph.nodes:
-        if n.phase in by_phase:
-            by_phase[n.phase].append(n)
+        phase = _COMPILED_WITH.get(n.phase, n.phase)
+        if phase in by_phase:
+            by_phase[phase].append(n)
     roles = {n.idx: role(n) for ns in by_phase.values() for n in ns}
     uses = {i: len(cs) for i, cs in consumers_of(
         through_free([n for n in graph.nodes if n.idx in roles], roles, producers)).items()}
