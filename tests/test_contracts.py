@@ -25,6 +25,64 @@ def test_import_contracts_hold() -> None:
     assert r.returncode == 0, r.stdout + r.stderr
 
 
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The graph's strongly connected components of more than one module (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+    for root in sorted(graph):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            v, edges = work[-1]
+            w = next(edges, None)
+            if w is not None:
+                if w not in index:
+                    index[w] = low[w] = len(index)
+                    stack.append(w)
+                    on_stack.add(w)
+                    work.append((w, iter(sorted(graph[w]))))
+                elif w in on_stack:
+                    low[v] = min(low[v], index[w])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[v])
+            if low[v] == index[v]:
+                component = []
+                while True:
+                    w = stack.pop()
+                    on_stack.discard(w)
+                    component.append(w)
+                    if w == v:
+                        break
+                if len(component) > 1:
+                    found.append(sorted(component))
+    return found
+
+
+def test_cycle_finder_finds_a_circle() -> None:
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_circle() -> None:
+    """Any import counts (module level, inside a function, under TYPE_CHECKING): a circle of modules is one
+    unit that cannot be understood, tested or changed alone."""
+    grimp = pytest.importorskip("grimp", reason="grimp comes with import-linter (pip install -e .[test])")
+    graph = grimp.build_graph("gprof", "gprof_tb", "gprof_tui")
+    modules = set(graph.modules)
+    imports = {m: set(graph.find_modules_directly_imported_by(m)) & modules for m in modules}
+    assert len(imports) > 100
+    assert _cycles(imports) == []
+
+
 def test_readers_import_no_torch() -> None:
     code = ("import sys, gprof.report, gprof.store, gprof.distributed, gprof.export, gprof_tb.plugin, gprof_tui; "
             "assert 'torch' not in sys.modules, 'torch imported'")

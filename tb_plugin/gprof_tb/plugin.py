@@ -32,7 +32,7 @@ from gprof.store.runs import UnknownRunError
 from gprof_tb.graphview import collapsed_graph
 from gprof_tb.nodeview import node_detail
 from gprof_tb.params import choice_param, fusion_target, int_param, text_param
-from gprof_tb.routes_insight import insight_routes
+from gprof_tb.routes_insight import INSIGHT_ROUTES
 from gprof_tb.stepdata import StepCache, StepData
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -121,7 +121,7 @@ class GprofPlugin(base_plugin.TBPlugin):
             "/memory": self._serve_memory,
             "/analyses": self._serve_analyses,
             "/kineto": self._serve_kineto,
-            **insight_routes(self),  # /overview, /diff, /memory_ops, /ranks, /timeline
+            **{path: functools.partial(_route(fn), self) for path, fn in INSIGHT_ROUTES.items()},
         }
 
     def is_active(self) -> bool:
@@ -150,7 +150,7 @@ class GprofPlugin(base_plugin.TBPlugin):
         except (StoreError, OSError):
             pass  # no readable step yet; requests report why
 
-    def _run(self, request: wrappers.Request) -> Run:
+    def run_of(self, request: wrappers.Request) -> Run:
         name = text_param(request, "run")
         if not name:
             raise errors.InvalidArgumentError("missing parameter 'run'; GET ./runs lists them")
@@ -159,16 +159,16 @@ class GprofPlugin(base_plugin.TBPlugin):
             raise errors.NotFoundError(f"unknown run {name[:200]!r}; GET ./runs lists the runs under the logdir")
         return run
 
-    def _file(self, request: wrappers.Request, step_param: str = "step") -> tuple[Run, StepFile]:
-        run = self._run(request)
+    def file_of(self, request: wrappers.Request, step_param: str = "step") -> tuple[Run, StepFile]:
+        run = self.run_of(request)
         step, rank = int_param(request, step_param), int_param(request, "rank")
         try:
             return run, run.file(step, rank)
         except StoreError as e:  # no such step/rank: the run exists, the coordinates do not
             raise errors.NotFoundError(str(e)) from None
 
-    def _data(self, request: wrappers.Request, step_param: str = "step") -> StepData:
-        _, f = self._file(request, step_param)
+    def data_of(self, request: wrappers.Request, step_param: str = "step") -> StepData:
+        _, f = self.file_of(request, step_param)
         return self.cache.get(f.path)
 
     # ------------------------------------------------------------------ routes
@@ -196,7 +196,7 @@ class GprofPlugin(base_plugin.TBPlugin):
 
     @_route
     def _serve_step(self, request: wrappers.Request) -> Any:
-        run, f = self._file(request)
+        run, f = self.file_of(request)
         data = self.cache.get(f.path)
         summary = data.headline()
         kineto = summary.get("kineto_trace")
@@ -211,7 +211,7 @@ class GprofPlugin(base_plugin.TBPlugin):
 
     @_route
     def _serve_graph(self, request: wrappers.Request) -> Any:
-        data = self._data(request)
+        data = self.data_of(request)
         expanded = {m for m in (text_param(request, "expanded", "") or "").split(",") if m}
         phases = {p for p in (text_param(request, "phases", "forward") or "forward").split(",") if p}
         unknown = phases - set(PHASES)
@@ -222,7 +222,7 @@ class GprofPlugin(base_plugin.TBPlugin):
 
     @_route
     def _serve_node(self, request: wrappers.Request) -> Any:
-        data = self._data(request)
+        data = self.data_of(request)
         idx = int_param(request, "idx")
         key = text_param(request, "key")
         if idx is None and key:
@@ -238,7 +238,7 @@ class GprofPlugin(base_plugin.TBPlugin):
 
     @_route
     def _serve_ops(self, request: wrappers.Request) -> Any:
-        data = self._data(request)
+        data = self.data_of(request)
         group = choice_param(request, "group", ("op", "op_shape", "module"), "op")
         sort = choice_param(request, "sort", _OP_SORTS, "host_self_ns")
         desc = choice_param(request, "order", ("desc", "asc"), "desc") == "desc"
@@ -253,24 +253,24 @@ class GprofPlugin(base_plugin.TBPlugin):
 
     @_route
     def _serve_modules(self, request: wrappers.Request) -> Any:
-        data = self._data(request)
+        data = self.data_of(request)
         return data.memo("modules_json", lambda: EncodedJSON(
             [{**m, "type": data.module_types().get(m["module"], "")} for m in data.modules()]))
 
     @_route
     def _serve_memory(self, request: wrappers.Request) -> Any:
-        data = self._data(request)
+        data = self.data_of(request)
         return data.memory_curve(int_param(request, "points", 1000, lo=10, hi=5000) or 1000)
 
     @_route
     def _serve_analyses(self, request: wrappers.Request) -> Any:
-        data = self._data(request)
+        data = self.data_of(request)
         target = fusion_target(request)
         return data.memo(("analyses_json", target), lambda: EncodedJSON(data.analyses_view(target)))
 
     @_application
     def _serve_kineto(self, request: wrappers.Request) -> wrappers.Response:
-        run, f = self._file(request)
+        run, f = self.file_of(request)
         try:
             name = self.cache.get(f.path).reader.meta.extra.get("kineto_trace")
         except StoreError as e:

@@ -9,15 +9,14 @@ a ``columns`` field. Every route reads through gprof.store.queries and caches pe
 """
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from tensorboard import errors
 from werkzeug import wrappers
 
 from gprof.distributed import cross_rank_report
-from gprof.store import StoreError
+from gprof.store import Run, StepFile, StoreError
 from gprof.store import queries as q
 from gprof.store.queries.findings import marked_chains
 from gprof.store.queries.memory_ops import memory_by_op
@@ -25,17 +24,28 @@ from gprof.store.queries.overview import step_trend, time_split, top_modules
 from gprof.store.queries.shapes import tensor_changes
 from gprof.store.queries.timeline import timeline, timeline_arrays
 from gprof_tb.params import fusion_target, int_param
-
-if TYPE_CHECKING:
-    from gprof_tb.plugin import GprofPlugin
+from gprof_tb.stepdata import StepCache, StepData
 
 
-def overview(plugin: GprofPlugin, request: wrappers.Request) -> Any:
+class StepSource(Protocol):
+    """What these routes need of the plugin: its run and step lookups (which turn bad parameters into
+    4xx) and its cache. A protocol, so this module never imports plugin.py, which imports it."""
+
+    cache: StepCache
+
+    def run_of(self, request: wrappers.Request) -> Run: ...
+
+    def file_of(self, request: wrappers.Request, step_param: str = "step") -> tuple[Run, StepFile]: ...
+
+    def data_of(self, request: wrappers.Request, step_param: str = "step") -> StepData: ...
+
+
+def overview(plugin: StepSource, request: wrappers.Request) -> Any:
     """``/overview?run&step&rank&target&gpu`` (findings for that fusion target, default the stored ones): {headline, time: {time_ns, by_phase, by_op_class: [{name, time_ns,
     nodes, share}]}, top_modules: [{module, type, time_ns, ...}], trend: [{step, wall_ns,
     peak_memory_bytes, nodes}], findings: [{number, id, kind, title, saving, saving_ns, share,
     module, module_label, phase, source, node, key, nodes, detail, snippet?}], marking: legend}."""
-    run, f = plugin._file(request)
+    run, f = plugin.file_of(request)
     data = plugin.cache.get(f.path)
     found = data.findings(fusion_target(request))
 
@@ -49,12 +59,12 @@ def overview(plugin: GprofPlugin, request: wrappers.Request) -> Any:
             "marking": marked_chains(found)[1]}
 
 
-def diff(plugin: GprofPlugin, request: wrappers.Request) -> Any:
+def diff(plugin: StepSource, request: wrappers.Request) -> Any:
     """``/diff?run&step&base&rank`` (or the older ``a``/``b``): base defaults to the step before
     ``step``. {base, step, empty, message, shape_changes: [{key, idx, op, module, phase, what,
     inputs_before, inputs_after, outputs_before, outputs_after}], shape_changes_total, nodes_a,
     nodes_b, added, removed, unchanged, changes: [...]}: tensor changes (what recompiles) first."""
-    run = plugin._run(request)
+    run = plugin.run_of(request)
     rank = int_param(request, "rank")
     step = int_param(request, "step", int_param(request, "b"))
     base = int_param(request, "base", int_param(request, "a"))
@@ -79,23 +89,23 @@ def diff(plugin: GprofPlugin, request: wrappers.Request) -> Any:
             "shape_changes_total": shapes["total"], "shape_changes_truncated": shapes["truncated"], **counts}
 
 
-def memory_ops(plugin: GprofPlugin, request: wrappers.Request) -> Any:
+def memory_ops(plugin: StepSource, request: wrappers.Request) -> Any:
     """``/memory_ops?run&step&rank&from&to`` (``start``/``end`` too; inclusive node indices, default the
     whole step): {start, end, peak_bytes, peak_node, total, truncated, rows: [{op, calls, alloc_bytes,
     freed_bytes, max_live_bytes, peak_node}]}."""
-    data = plugin._data(request)
+    data = plugin.data_of(request)
     last = max(0, (data.reader.meta.node_count or data.reader.count()) - 1)
     start = int_param(request, "from", int_param(request, "start", 0))
     end = int_param(request, "to", int_param(request, "end", last))
     return data.memo(("memory_ops", start, end), lambda: memory_by_op(data.reader, start, end))
 
 
-def ranks(plugin: GprofPlugin, request: wrappers.Request) -> Any:
+def ranks(plugin: StepSource, request: wrappers.Request) -> Any:
     """``/ranks?run&step``: {step, ranks: [headline + compute_ns, comm_ns, comm_wait_ns, compute_share,
     comm_share, wait_share], skew: {straggler_rank, fastest_rank, lag_ns, lag_share, node: {key, idx, ...}},
     straggler,
     mismatches: [{type, index, message, ranks: [{rank, key, idx, source, call, ...}]}]}."""
-    run = plugin._run(request)
+    run = plugin.run_of(request)
     try:
         step, chosen = q.step_files(run, int_param(request, "step"))
     except StoreError as e:
@@ -129,11 +139,11 @@ def ranks(plugin: GprofPlugin, request: wrappers.Request) -> Any:
             "mismatches": cross["mismatches"], "missing_ranks": cross["missing_ranks"]}
 
 
-def timeline_route(plugin: GprofPlugin, request: wrappers.Request) -> Any:
+def timeline_route(plugin: StepSource, request: wrappers.Request) -> Any:
     """``/timeline?run&step&rank&from_ns&to_ns&max``: {mode: "nodes"|"buckets", lanes: [name], from_ns,
     to_ns, span_ns, count, bucket_ns?, columns, items}: nodes one by one when at most ``max`` (default
     5000) fall in the window, else per lane and time bucket (count, busy time, main phase, longest node)."""
-    data = plugin._data(request)
+    data = plugin.data_of(request)
     lo, hi = int_param(request, "from_ns"), int_param(request, "to_ns")
     cap = int_param(request, "max", 5000, lo=1, hi=50_000)
     arrays = data.memo("timeline_arrays", lambda: timeline_arrays(data.reader))
@@ -142,10 +152,6 @@ def timeline_route(plugin: GprofPlugin, request: wrappers.Request) -> Any:
     return timeline(data.reader, arrays, lo, hi, cap)
 
 
-def insight_routes(plugin: GprofPlugin) -> dict[str, Callable]:
-    """The routes above, as WSGI apps wrapped by plugin.py's ``_route`` (JSON, store errors as 4xx)."""
-    from gprof_tb.plugin import _route
-
-    handlers = {"/overview": overview, "/diff": diff, "/memory_ops": memory_ops, "/ranks": ranks,
-                "/timeline": timeline_route}
-    return {path: functools.partial(_route(fn), plugin) for path, fn in handlers.items()}
+#: served by plugin.py, which wraps each in its ``_route`` (JSON, store errors as 4xx)
+INSIGHT_ROUTES: dict[str, Callable[[StepSource, wrappers.Request], Any]] = {
+    "/overview": overview, "/diff": diff, "/memory_ops": memory_ops, "/ranks": ranks, "/timeline": timeline_route}
