@@ -7,7 +7,7 @@
 import { fetchRuns } from "./api.js";
 import { el, showError } from "./dom.js";
 import { registerViews, showView, viewNames } from "./router.js";
-import { currentRun, state } from "./state.js";
+import { currentRun, resetStepState, state } from "./state.js";
 import { loadUrl } from "./url.js";
 import { analysesView } from "./views/analyses.js";
 import { diffView } from "./views/diff.js";
@@ -26,15 +26,6 @@ const VIEWS = {
   overview: overviewView, graph: graphView, timeline: timelineView, ops: opsView, modules: modulesView,
   memory: memoryView, findings: analysesView, diff: diffView, ranks: ranksView,
 };
-
-/** Forget everything tied to one step: expansions, selection, viewport. */
-function resetStepState() {
-  state.expanded = new Set();
-  state.selected = null;
-  state.selectedBoxes = [];
-  state.view = null;
-  state.graph = null;
-}
 
 /**
  * The fusion target or GPU changed: the same step, view, expansions and selection, with the findings, graph

@@ -61,6 +61,15 @@ export function currentRun() {
   return state.runs.find((r) => r.run === state.run) || state.runs[0];
 }
 
+/** Forget everything tied to one step: expansions, selection, viewport. */
+export function resetStepState() {
+  state.expanded = new Set();
+  state.selected = null;
+  state.selectedBoxes = [];
+  state.view = null;
+  state.graph = null;
+}
+
 /**
  * Make sure the graph shows `phase`: widen the phase choice to the smallest set that holds it.
  * @param {string} phase
