@@ -7,6 +7,7 @@ is not done here: backward nodes inherit the module of the forward node that cre
 """
 from __future__ import annotations
 
+import functools
 import gc
 import threading
 import time
@@ -20,15 +21,34 @@ from gprof.capture.checkpoint import opened_region, top_saved_hooks
 
 
 def _is_compiled(mod: nn.Module) -> bool:
-    """``torch.compile(module)``, or ``module.compile()`` on a user class (in place, PyTorch's own
-    classes stay eager on this torch, so their ops are recorded one by one)."""
+    """``torch.compile(module)``, or ``module.compile()`` (in place) where Dynamo really compiles it:
+    always for a user class; for PyTorch's own classes only on a torch whose in-place compile
+    covers them (:func:`_in_place_compiles_torch_classes`), else they stay eager and their ops are
+    recorded one by one."""
     if mod._compiled_call_impl is not None:
-        return not type(mod).__module__.startswith("torch.")
+        return not type(mod).__module__.startswith("torch.") or _in_place_compiles_torch_classes()
     if type(mod).__name__ != "OptimizedModule":
         return False
     from torch._dynamo.eval_frame import OptimizedModule  # imported late: Dynamo is slow to import
 
     return isinstance(mod, OptimizedModule)
+
+
+@functools.cache
+def _in_place_compiles_torch_classes() -> bool:
+    """Whether ``module.compile()`` compiles a module of PyTorch's own classes (``nn.Sequential``,
+    ``nn.Linear``, ...) on the running torch. The behaviour genuinely differs by version:
+    ``.compile()`` compiles the bound ``self._call_impl``, a frame in torch's own files that Dynamo
+    skips, catching the frames it calls instead; when ``forward`` is in torch's files too (a skip
+    rule), torch 2.13 and older skip that as well and the module runs eager, while torch 2.14 wraps
+    such a ``_call_impl`` so that Dynamo traces it (``OptimizedModule._should_wrap_module_call_impl``).
+    Detected by that hook rather than by the version number, so a build between releases answers
+    for what it does (:func:`gprof.analyses.regions.in_place_compiles_torch_classes` must decide from
+    a recorded version string; tests/test_compile_snippets.py checks that both agree). Only called
+    once a module has been compiled in place, so Dynamo is already imported."""
+    from torch._dynamo.eval_frame import OptimizedModule
+
+    return callable(getattr(OptimizedModule, "_should_wrap_module_call_impl", None))
 
 
 def _all_tracked_objects() -> list[Any]:
