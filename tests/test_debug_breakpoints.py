@@ -53,3 +53,17 @@ def test_module_breakpoints_fire_on_entry_and_once_and_ignore_count(tmp_path: Pa
 def test_absmax_ignores_non_finite_values() -> None:
     assert absmax(torch.tensor([float("-inf"), -3.0, float("nan"), 2.0])) == 3.0
     assert absmax(torch.tensor([float("inf")])) == 0.0
+
+
+def test_absmax_never_looks_at_uninitialized_memory(tmp_path: Path) -> None:
+    """``torch.empty``'s garbage is often above 1e30: ``absmax > 1e30`` paused a plain script at its
+    first ``empty`` (and, awaiting a UI under ``torch-gprof debug``, hung it)."""
+    session = DebugSession(["aten.empty.memory_format if absmax >= 0", "aten.zeros.default if absmax >= 0"])
+    with gprof.profile(logdir=tmp_path, run="empty") as prof:
+        session.observe(prof)
+        torch.empty(64).fill_(1.0) + torch.zeros(64)
+        prof.step()
+    session.close()
+    on_empty, on_zeros = session.debugger.breakpoints
+    assert on_zeros.hits == 1  # absmax 0 >= 0: the same condition hits an initialized output
+    assert on_empty.hits == 0 and on_empty.warning is None  # it ran and matched; its values are no values

@@ -26,6 +26,12 @@ _UNINITIALIZED = frozenset({"empty", "empty_like", "empty_strided", "empty_permu
                             "new_empty_strided", "resize_"})
 
 
+def uninitialized(node: Node) -> bool:
+    """Whether ``node``'s output is uninitialized memory by contract (``empty`` and its kin): its
+    values, NaN or huge, are garbage, so no value condition (``nan``, ``inf``, ``absmax``) looks at them."""
+    return node.op_short in _UNINITIALIZED
+
+
 def kinds_text(nan: bool, inf: bool) -> str:
     return "+".join(k for k, v in (("NaN", nan), ("Inf", inf)) if v)
 
@@ -119,8 +125,7 @@ class AnomalyTracker:
         """Check one node and remember what the provenance walk needs."""
         finding = Finding()
         self._check_outside(node, ins, finding)
-        uninitialized = node.op_short in _UNINITIALIZED
-        out_k = [(False, False) if uninitialized else nonfinite_kinds(t) for t in outs]
+        out_k = [(False, False) if uninitialized(node) else nonfinite_kinds(t) for t in outs]
         if any(n or i for n, i in out_k):
             in_k = [nonfinite_kinds(t) for t in ins]
             finding.new_nan = any(k[0] for k in out_k) and not any(k[0] for k in in_k)

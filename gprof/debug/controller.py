@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from gprof.debug.anomaly import AnomalyTracker, Finding
+from gprof.debug.anomaly import AnomalyTracker, Finding, uninitialized
 from gprof.debug.frames import frame_info, frame_namespace, internal_dirs, source_context, user_frames
 from gprof.debug.spec import Breakpoint, parse_breakpoint, unmatched_reason
 from gprof.debug.tensors import absmax, iter_tensors, summarize
@@ -220,6 +220,8 @@ class Debugger:
             entering = finding.entering.get(c.kind)
             return entering is not None, entering or "", entering
         if c.kind == "absmax":
+            if uninitialized(node):  # torch.empty's garbage is often > 1e30: no value at all
+                return False, "", None
             for t in outs:
                 v = absmax(t)
                 if v > c.threshold or (c.inclusive and v == c.threshold):
