@@ -183,9 +183,10 @@ def predicted(name: str, target: str = "cpu", gpu: str | None = None) -> tuple[d
     ``gpu`` names the GPU of a ``cuda`` prediction (default: the Triton harness on this CPU)."""
     make, step = load(name)
     model, opt, batches = make()
-    with tempfile.TemporaryDirectory() as d, gprof.profile(logdir=d, run=name, analyze=False) as prof:
-        step(model, opt, batches[0])
-    g = prof.graphs[-1]
+    with tempfile.TemporaryDirectory() as d:
+        with gprof.profile(logdir=d, run=name, analyze=False) as prof:
+            step(model, opt, batches[0])
+        g = prof.graphs[-1]  # (read before the directory goes: a recorded step may be loaded from its file)
     times = []
     for _ in range(5):
         g.analyses = {}
@@ -338,16 +339,26 @@ def scheduler_for(target: str) -> Iterator[tuple[type, str]]:
 @contextlib.contextmanager
 def replayed_scalars(model: torch.nn.Module, batch: Any) -> Iterator[None]:
     """Python reads of tensor values (``.item()``, ``bool(t)``) return what an eager run of the same
-    model and batch read, in order. The Triton harness never runs a kernel, so a model that branches on
-    values (the dynamic example: ``.item()`` picks the number of passes, ``bool(keep.any())`` the
-    gather) would otherwise take branches eager did not; Dynamo runs these reads outside its graphs."""
+    model and batch read, in order, and a boolean mask indexing a tensor (``h[keep]``) is the mask eager
+    used there. The Triton harness never runs a kernel, so a model that branches on values (the dynamic
+    example: ``.item()`` picks the number of passes, ``bool(keep.any())`` the gather) would otherwise take
+    branches eager did not; Dynamo runs these reads outside its graphs. The mask matters for shapes: the
+    compiled graph's ``keep`` is uninitialised memory, so ``h[keep]`` kept an arbitrary number of rows and
+    the head's graph was compiled for that many: with exactly one row, Inductor's ``addmm`` decomposition
+    (``torch/_inductor/decomposition.py``: on a CPU device, ``mat1.size(0) == 1`` and ``mat2.size(-1) == 1``)
+    makes the head's ``Linear(64, 1)`` generated code, an ``addmm`` kernel the eager step has no reason to
+    predict (the dynamic forward's occasional Jaccard 0.77)."""
     seen: dict[tuple[str, int], list[Any]] = {}
-    item, to_bool = torch.Tensor.item, torch.Tensor.__bool__
+    masks: dict[tuple[str, int], list[torch.Tensor]] = {}
+    item, to_bool, getitem = torch.Tensor.item, torch.Tensor.__bool__, torch.Tensor.__getitem__
     user = str(ROOT)
 
     def site() -> tuple[str, int] | None:  # the user's line reading the value (not Dynamo's own reads)
         f = sys._getframe(2)
         return (f.f_code.co_filename, f.f_lineno) if f.f_code.co_filename.startswith(user) else None
+
+    def is_mask(index: Any) -> bool:
+        return isinstance(index, torch.Tensor) and index.dtype == torch.bool
 
     def recording(fn: Any) -> Any:
         def read(t: torch.Tensor) -> Any:
@@ -364,11 +375,29 @@ def replayed_scalars(model: torch.nn.Module, batch: Any) -> Iterator[None]:
             return seen[where].pop(0) if seen.get(where) else fn(t)
         return read
 
+    # Dynamo inlines these while it traces: only a boolean-mask index reaches ``site()``, whose ``sys._getframe``
+    # breaks the graph there, where the mask's data-dependent shape breaks it anyway
+    # (``capture_dynamic_output_shape_ops`` is off); the rest of the call then runs eagerly, on the real mask
+
+    def recording_index(t: torch.Tensor, index: Any) -> Any:
+        where = site() if is_mask(index) else None
+        if where is not None:
+            masks.setdefault(where, []).append(index.clone())
+        return getitem(t, index)
+
+    def replaying_index(t: torch.Tensor, index: Any) -> Any:
+        where = site() if is_mask(index) else None
+        if where is not None and masks.get(where) and masks[where][0].shape == index.shape:
+            index = masks[where].pop(0)
+        return getitem(t, index)
+
     with mock.patch.object(torch.Tensor, "item", recording(item)), \
-            mock.patch.object(torch.Tensor, "__bool__", recording(to_bool)):
+            mock.patch.object(torch.Tensor, "__bool__", recording(to_bool)), \
+            mock.patch.object(torch.Tensor, "__getitem__", recording_index):
         copy.deepcopy(model)(*batch)
     with mock.patch.object(torch.Tensor, "item", replaying(item)), \
-            mock.patch.object(torch.Tensor, "__bool__", replaying(to_bool)):
+            mock.patch.object(torch.Tensor, "__bool__", replaying(to_bool)), \
+            mock.patch.object(torch.Tensor, "__getitem__", replaying_index):
         yield
 
 
