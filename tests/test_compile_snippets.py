@@ -1,16 +1,24 @@
-"""The compile snippets are code a user pastes: run them and check that Dynamo really compiles.
+"""The compile snippets are code a user pastes: run them and check that Dynamo really compiles,
+and that a step recorded with them shows the compiled region.
 
 In-place ``module.compile()`` keeps state_dict keys. On torch 2.13 and older it leaves PyTorch's own
-module classes eager (Dynamo skips torch's files when they are called in place), so those get
-``torch.compile(module)``; torch 2.14 compiles them in place too, so every module keeps
-``.compile()`` there. Which torch does what is checked against the torch running the test."""
+module classes eager (Dynamo skips torch's files when they are called in place). torch 2.14 compiles
+them in place, but through their own ``_call_impl``, so Dynamo traces the global module hooks a
+recording installs: the module recompiles with a graph break at each submodule. So those classes get
+``torch.compile(module)`` on every torch; user-defined modules keep ``.compile()``. Which torch does
+what is checked against the torch running the test."""
 from __future__ import annotations
 
+import warnings
+from pathlib import Path
+
+import pytest
 import torch
 from torch import nn
 from torch._dynamo.utils import counters
 
-from gprof.analyses.regions import _snippet, in_place_compiles_torch_classes, suggest
+import gprof
+from gprof.analyses.regions import _snippet
 from gprof.capture.modules import _in_place_compiles_torch_classes, _is_compiled
 
 
@@ -61,12 +69,11 @@ def test_each_snippet_compiles_its_module() -> None:
 
 
 def test_in_place_compile_of_a_pytorch_class_is_told_right_for_this_torch() -> None:
-    """Why builtin modules need the other form before 2.14: in place, that torch leaves them eager.
-    The recorded-version rule (regions) and the running-torch probe (capture) must both say what
-    Dynamo really does here."""
+    """Eager in place before torch 2.14, compiled from 2.14: the capture side's probe of the running
+    torch and its compiled-region test must say what Dynamo really does here."""
     compiles = _frames_compiled_by("model.seq.compile()") >= 1
-    assert in_place_compiles_torch_classes(torch.__version__) == compiles, torch.__version__
     assert _in_place_compiles_torch_classes() == compiles
+    assert compiles == (tuple(int(p) for p in torch.__version__.split(".")[:2]) >= (2, 14)), torch.__version__
     model = Net()
     model.seq.compile()
     model.user.compile()
@@ -74,20 +81,48 @@ def test_in_place_compile_of_a_pytorch_class_is_told_right_for_this_torch() -> N
     assert _is_compiled(torch.compile(model.seq)) and not _is_compiled(model.layers[0])
 
 
-def test_version_rule() -> None:
-    for v in ("2.13.0", "2.13.0+cpu", "1.99", "", "nightly"):
-        assert not in_place_compiles_torch_classes(v), v
-    for v in ("2.14.0", "2.14.1+cu130", "2.15.0.dev20270101", "3.0.0"):
-        assert in_place_compiles_torch_classes(v), v
+def _record(snippet: str, tmp_path: Path) -> tuple[int, list[tuple[str, str]], set[str], list[str]]:
+    """Compile with ``snippet``, run once, record one step: (frames Dynamo converted while
+    recording, compiled regions as (phase, module), the ops recorded, torch-gprof's warnings)."""
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    model = Net()
+    exec(snippet, {"torch": torch, "model": model})
+    x = torch.randn(2, 8)
+    model(x).sum().backward()
+    before = counters["frames"]["total"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with gprof.profile(logdir=tmp_path, run="snippet", analyze=False) as prof:
+            model(x).sum().backward()
+    g = prof.graphs[-1]
+    regions = [(str(getattr(n.phase, "value", n.phase)), n.module) for n in g.nodes if n.op == "gprof.compiled_region"]
+    return (counters["frames"]["total"] - before, regions, {n.op for n in g.nodes},
+            [str(w.message) for w in caught if "torch-gprof" in str(w.message)])
 
 
-def test_suggestions_use_the_form_of_the_recording_torch() -> None:
-    chain = {"id": 0, "phase": "forward", "modules": ["seq.0", "seq.1"], "est_time_saved_ns": 10}
-    hazard = {"kind": "sync", "op": "aten.item", "module": "", "source": None}
-    wrapped, in_place = "model.seq = torch.compile(model.seq)", "model.seq.compile()"
-    for version, snippet in (("2.13.0+cpu", wrapped), ("", wrapped), ("2.14.1+cu130", in_place)):
-        (s,) = suggest([chain], [hazard], {"seq": "Sequential"}, {"seq"}, version)
-        assert s["snippet"] == snippet, version
-    # what a step recorded on the running torch gets really compiles on it
-    (s,) = suggest([chain], [hazard], {"seq": "Sequential"}, {"seq"}, torch.__version__)
-    assert _frames_compiled_by(s["snippet"]) >= 1, s["snippet"]
+def test_recorded_with_the_pytorch_class_snippet_the_module_is_one_region_each_way(tmp_path: Path) -> None:
+    frames, regions, ops, warned = _record(_snippet(["seq"], builtin=True), tmp_path)
+    assert frames == 0, "recording must not make Dynamo compile anything new"
+    assert regions == [("forward", "seq"), ("backward", "seq")]
+    assert "aten.gelu.default" not in ops and "aten.gelu_backward.default" not in ops
+    assert not any("compiled in place" in w for w in warned)
+
+
+def test_why_pytorch_classes_are_not_compiled_in_place(tmp_path: Path) -> None:
+    """Before 2.14 the module stays eager (its GELU is recorded); from 2.14 it is compiled, but the
+    recording's hooks are traced into it: it recompiles, and torch-gprof says so."""
+    frames, regions, ops, warned = _record("model.seq.compile()", tmp_path)
+    if not _in_place_compiles_torch_classes():
+        assert "aten.gelu.default" in ops and regions == [] and warned == []
+        return
+    assert frames >= 1, "in place, the recording's module hooks make Dynamo recompile the module"
+    assert ("forward", "seq") in regions and "aten.gelu.default" not in ops
+    (w,) = [w for w in warned if "compiled in place" in w]
+    assert w.startswith("torch-gprof: seq (Sequential) was compiled in place") and "torch.compile(module)" in w
+
+
+@pytest.mark.parametrize("snippet", ["model.user.compile()", "model.user = torch.compile(model.user)"])
+def test_user_classes_record_as_one_region_either_way(snippet: str, tmp_path: Path) -> None:
+    frames, regions, _, warned = _record(snippet, tmp_path)
+    assert frames == 0 and regions == [("forward", "user"), ("backward", "user")] and warned == []

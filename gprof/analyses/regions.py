@@ -51,26 +51,13 @@ def accessor(fqn: str, root: str = "model") -> str:
     return out
 
 
-def in_place_compiles_torch_classes(torch_version: str) -> bool:
-    """Whether in-place ``module.compile()`` compiles PyTorch's own module classes on the torch that
-    recorded a step (``StepMeta.torch_version``, e.g. ``2.14.1+cpu``). This genuinely differs by
-    version: torch 2.13 and older leave such a module eager (Dynamo skips torch's own files, the
-    module's ``forward`` included), torch 2.14 traces it. Analyses may run on a stored step without
-    that torch, so the recorded version is all there is to go on; an unknown version answers
-    ``False``, whose ``torch.compile(module)`` form compiles on every torch. The capture side asks
-    the running torch itself (``gprof.capture.modules._in_place_compiles_torch_classes``)."""
-    m = re.match(r"(\d+)\.(\d+)", torch_version or "")
-    return m is not None and (int(m[1]), int(m[2])) >= (2, 14)
-
-
 def suggest(chains: list[dict[str, Any]], hazards: list[dict[str, Any]],
-            module_types: dict[str, str] | None = None, builtin: set[str] | None = None,
-            torch_version: str = "") -> list[dict[str, Any]]:
+            module_types: dict[str, str] | None = None, builtin: set[str] | None = None) -> list[dict[str, Any]]:
     """Ranked suggestions from a step's fusion chains and hazards (plain JSON in, JSON out).
-    ``builtin``: modules whose class comes with PyTorch, which need ``torch.compile(module)`` unless
-    ``torch_version`` (the torch that recorded the step) compiles them in place too."""
+    ``builtin``: modules whose class comes with PyTorch, which get ``torch.compile(module)`` (see
+    :func:`_snippet`)."""
     module_types = module_types or {}
-    builtin = set() if in_place_compiles_torch_classes(torch_version) else builtin or set()
+    builtin = builtin or set()
     chains = [c for c in chains if c["phase"] in COMPILED_PHASES and c["est_time_saved_ns"] > 0]
     hazardous: set[str] = set()
     for h in hazards:
@@ -133,9 +120,13 @@ def _group_repeats(modules: list[str], types: dict[str, str]) -> list[list[str]]
 
 
 def _snippet(members: list[str], builtin: bool = False) -> str:
-    """In-place ``.compile()`` keeps state_dict keys; ``builtin`` (PyTorch's own module classes on a
-    torch before 2.14, where Dynamo skips their files when called in place, see
-    :func:`in_place_compiles_torch_classes`) gives ``torch.compile(module)`` instead."""
+    """In-place ``.compile()`` keeps state_dict keys; PyTorch's own module classes (``builtin``) get
+    ``torch.compile(module)`` instead, on every torch. Before 2.14 in place leaves them eager
+    (Dynamo skips their files). torch 2.14 does compile them in place, but by tracing their own
+    ``_call_impl``, global module hooks included: under torch-gprof's hooks such a module recompiles
+    with a graph break at each submodule, so the step recorded to check the suggestion is not the
+    compiled code, while ``torch.compile(module)`` records as one compiled region on both
+    (tests/test_compile_snippets.py checks each form on the running torch)."""
     if len(members) == 1:
         a = accessor(members[0])
         return f"{a} = torch.compile({a})" if builtin else f"{a}.compile()"
@@ -163,7 +154,7 @@ def analyse(graph: StepGraph, target: str | None = None, gpu: str | None = None)
     if not isinstance(hs, list):
         hs = hazards.analyse(graph)
     return suggest(f["chains"], hs, {fqn: m.type for fqn, m in graph.modules.items()},
-                   {fqn for fqn, m in graph.modules.items() if m.builtin}, graph.meta.torch_version)
+                   {fqn for fqn, m in graph.modules.items() if m.builtin})
 
 
 def format_text(step: dict[str, Any]) -> list[str]:

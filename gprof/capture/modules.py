@@ -11,6 +11,7 @@ import functools
 import gc
 import threading
 import time
+import warnings
 import weakref
 from typing import Any
 
@@ -176,6 +177,7 @@ class ModuleScope:
         #: called with the frame of a non-reentrant checkpoint region when its first module runs
         self.on_checkpoint: Any = None
         self._checkpoint_hook: Any = None
+        self._warned_traced_hooks: set[str] = set()
 
     # naming ----------------------------------------------------------------------------------
     def _register_tree(self, root: nn.Module, root_name: str) -> None:
@@ -291,6 +293,25 @@ class ModuleScope:
                     self.on_checkpoint(frame)
         if ident not in self.regions and _is_compiled(mod):
             self.regions[ident] = [name, mod, time.perf_counter_ns(), 0]
+            if mod._compiled_call_impl is not None and type(mod).__module__.startswith("torch."):
+                self._warn_traced_hooks(name, mod)
+
+    def _warn_traced_hooks(self, name: str, mod: nn.Module) -> None:
+        """A PyTorch module class compiled in place (torch 2.14 on, see
+        :func:`_in_place_compiles_torch_classes`) is compiled through its own ``_call_impl``, so
+        Dynamo traces the global module hooks this recording installs: it recompiles the module
+        with a graph break at each submodule, and the step recorded is not the user's compiled code.
+        ``torch.compile(module)`` runs the module's hooks outside the compiled code and records as
+        one region. Said once per module."""
+        if name in self._warned_traced_hooks:
+            return
+        self._warned_traced_hooks.add(name)
+        warnings.warn(f"torch-gprof: {name or 'the model'} ({type(mod).__name__}) was compiled in place "
+                      "(module.compile()); on this torch Dynamo then traces torch-gprof's module hooks, so "
+                      "recording recompiles it with a graph break at each submodule and this step is not "
+                      "its usual compiled code. To record it as one compiled region, compile it with "
+                      "torch.compile(module) instead.",
+                      RuntimeWarning, stacklevel=2)
 
     @torch._dynamo.disable
     def _post(self, mod: nn.Module, args: Any, out: Any) -> None:
