@@ -212,3 +212,99 @@ def test_gradient_accumulation_add_folds_into_addmm_unless_a_gpu_prefers_it_unfu
     g.op("aten.relu.default", [s], phase="backward")  # a pointwise user: a GPU keeps this add unfused
     assert kernels(g.graph, "cuda", "backward", gpu="H100") == [["add", "relu"]]
     assert kernels(g.graph, "cuda", "backward", gpu=harness) == [["relu"]]
+
+
+def _packed_projection(extern_reader: bool = True) -> tuple[StepGraph, dict[str, int]]:
+    """A packed projection's bias ``add`` and ``clone`` (one node after inlining) read as three slices:
+    q and k each scaled by a ``mul``, v (optionally) by a ``bmm``."""
+    g = G()
+    x, b = g.input((3, 8, 64, 32)), g.input((3, 8, 64, 32))
+    a = g.op("aten.add.Tensor", [x, b])
+    c = g.op("aten.clone.default", [a])
+    q, k, v = (g.op("aten.select.int", [c], (8, 64, 32), view=True) for _ in range(3))
+    mq = g.op("aten.mul.Tensor", [q])
+    mk = g.op("aten.mul.Tensor", [k])
+    s = g.op("aten.bmm.default", [mq, mk], (8, 64, 64))
+    if extern_reader:
+        g.op("aten.bmm.default", [s, v], (8, 64, 32))
+    return g.graph, {"mq": g.writer[mq], "mk": g.writer[mk], "clone": g.writer[c]}
+
+
+def _work(graph: StepGraph, target: str, gpu: str | GpuSpec | None = None) -> list[list[str]]:
+    by = {n.idx: n for n in graph.nodes}
+    return [sorted(by[i].op_short for i in k.nodes + k.also)
+            for k in fusion.predict(graph, target, gpu)["forward"] if k.generated]
+
+
+def test_shared_pointwise_is_recomputed_by_each_reader_before_an_extern_stores_it():
+    # triton_rules.recompute_shared_pointwise: three users and two buffers read (realize_reads_threshold 4):
+    # StorageBox.mark_reuse keeps it unrealised, so each mul's kernel recomputes it (Kernel.also), the slices
+    # share no MemoryDep (no horizontal fusion), and v's bmm stores it (realize_input): three kernels
+    graph, idx = _packed_projection()
+    for gpu in ("H100", dataclasses.replace(gpu_spec("H100"), cpu_tensors=True)):
+        ks = [k for k in fusion.predict(graph, "cuda", gpu)["forward"] if k.generated]
+        assert sorted(_work(graph, "cuda", gpu)) == [["add", "clone"], ["add", "clone", "mul"],
+                                                     ["add", "clone", "mul"]]
+        assert sorted(k.nodes for k in ks if idx["mq"] in k.nodes or idx["mk"] in k.nodes) == [[idx["mq"]], [idx["mk"]]]
+    # the C++ kernel group runs everything up to the first bmm: one kernel, unchanged
+    assert kernels(graph, "cpu") == [["add", "clone", "mul", "mul"]]
+
+
+def test_shared_pointwise_without_an_extern_reader_has_no_kernel_of_its_own():
+    graph, _ = _packed_projection(extern_reader=False)
+    assert sorted(_work(graph, "cuda", "H100")) == [["add", "clone", "mul"], ["add", "clone", "mul"]]
+
+
+def test_shared_pointwise_reading_more_than_four_buffers_is_stored_once():
+    # should_realize_on_reuse: num_reads() > realize_reads_threshold realises it; both readers load it
+    # (same buffer, same index: one horizontal kernel)
+    g = G()
+    xs = [g.input((64, 256)) for _ in range(5)]
+    t = g.op("aten.add.Tensor", [xs[0], xs[1]])
+    for x in xs[2:]:
+        t = g.op("aten.add.Tensor", [t, x])
+    g.op("aten.relu.default", [t])
+    g.op("aten.neg.default", [t])
+    assert kernels(g.graph, "cuda", gpu="H100") == [["add", "add", "add", "add", "relu", "neg"]]
+    two = G()
+    a = two.op("aten.add.Tensor", [two.input((64, 256)), two.input((64, 256))])
+    two.op("aten.relu.default", [a])
+    two.op("aten.neg.default", [a])
+    # two buffers: recomputed by both readers, whose kernels then read the same two inputs (one horizontal kernel)
+    assert _work(two.graph, "cuda", "H100") == [["add", "neg", "relu"]]
+
+
+def _layer_norm_after_residual(transposed: bool) -> StepGraph:
+    """``norm(x + dropout(y))`` with ``y`` an extern's output read as is or through ``transpose(0, 1)``
+    (the transformer example's first layer norm: attention output in (seq, batch) order)."""
+    g = G()
+    x, w = g.input((8, 128, 256)), g.input((256, 256))
+    y = g.op("aten.mm.default", [g.input((1024, 256)), w], (1024, 256))
+    y = g.op("aten.view.default", [y], (128, 8, 256) if transposed else (8, 128, 256), view=True)
+    if transposed:
+        y = g.op("aten.transpose.int", [y], (8, 128, 256), view=True)
+    mask = g.op("aten.empty_like.default", [y])
+    bern = g.op("aten.bernoulli_.float", [mask], view=True)  # in place: same storage, now written by it
+    g.writer[bern] = len(g.graph.nodes) - 1
+    d = g.op("aten.mul.Tensor", [y, bern])
+    r = g.op("aten.add.Tensor", [x, d])
+    g.op("aten.native_layer_norm.default", [r, g.input((256,)), g.input((256,))])
+    return g.graph
+
+
+def test_layer_norm_mean_reading_mostly_permuted_buffers_is_its_own_kernel_on_a_cpu_device():
+    # triton_rules.two_step_variance_means: on a CPU device var_mean over <= 1,024 elements is two-step
+    # (use_two_step_variance); the mean's buffer follows the transposed order of most of its reads
+    # (the attention output and the mask allocated like it) and a CPU node's loops are never reordered
+    # to match its readers': the prologue and the mean run in a kernel before the normalisation's
+    harness = dataclasses.replace(gpu_spec("H100"), cpu_tensors=True)
+    graph = _layer_norm_after_residual(transposed=True)
+    assert kernels(graph, "cuda", gpu=harness) == [["bernoulli_", "mul", "add"], ["native_layer_norm"]]
+    assert _work(graph, "cuda", harness) == [["add", "bernoulli_", "mul", "native_layer_norm"],
+                                             ["add", "mul", "native_layer_norm"]]
+    # a GPU computes fp32 statistics with Welford (one reduction), and nothing is transposed: one kernel
+    one = [["bernoulli_", "mul", "add", "native_layer_norm"]]
+    assert kernels(graph, "cuda", gpu="H100") == one
+    assert kernels(_layer_norm_after_residual(transposed=False), "cuda", gpu=harness) == one
+    # the C++ backend: unchanged, one kernel group
+    assert kernels(graph, "cpu") == one
