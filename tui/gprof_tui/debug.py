@@ -29,6 +29,8 @@ class DebugApp(App):
     log pane and ``wait_exit() -> exit code`` blocks until the program ends."""
 
     TITLE = "torch-gprof debug"
+    #: no ctrl+p palette: it would take footer room at 100 columns, and help lists only our keys
+    ENABLE_COMMAND_PALETTE = False
     BINDINGS = [Binding("ctrl+c", "quit_debugger", "detach", show=False)]
 
     def __init__(self, connect: Callable[[Callable[[dict[str, Any]], None]], DebugClient], title: str = "",

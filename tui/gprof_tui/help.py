@@ -3,7 +3,7 @@ The debugger's keys come from the table its screen binds (debug_screen.KEYS), so
 never disagree."""
 from __future__ import annotations
 
-from rich.markup import escape
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -44,7 +44,13 @@ class HelpScreen(ModalScreen):
 
     def compose(self) -> ComposeResult:
         keys = KEYS.get(self.mode) or [(_KEY_NAMES.get(k, k), text) for k, _, _, text in DEBUG_KEYS]
-        # escaped: keys such as "]" or "[" would otherwise be read as markup and eat the [/b]
-        rows = "\n".join(f"[b]{escape(f'{k:<18}')}[/b] {escape(v)}" for k, v in keys)
         title = "torch-gprof debugger keys" if self.mode == "debug" else "torch-gprof browse keys"
-        yield VerticalScroll(Static(f"[b u]{title}[/b u]\n\n{rows}\n\nEsc closes this help."), id="help")
+        # styled text, not markup: a key such as "] / [" followed by spaces and a closing tag is
+        # read differently by Rich's escape and Textual's markup parser, and showed "[/b]"
+        text = Text(title, style="bold underline")
+        text.append("\n\n")
+        for k, v in keys:
+            text.append(f"{k:<18}", style="bold")
+            text.append(f" {v}\n")
+        text.append("\nEsc closes this help.")
+        yield VerticalScroll(Static(text), id="help")
