@@ -2,10 +2,12 @@
 ``torch.multiprocessing.spawn`` (2 ranks, gloo, an all-reduce per step): every rank is recorded,
 the UI follows rank 0 (whose hit waits for it), ``}`` switches to rank 1, and the log says how to
 attach from another terminal. Real processes throughout: the debug UI (Pilot, headless) drives the
-same child process ``torch-gprof debug`` starts (gprof_tui/child.py), over the real protocol."""
+same child process ``torch-gprof debug`` starts (gprof_tui/child.py), over the real protocol; the second test types the command in tmux."""
 from __future__ import annotations
 
 import asyncio
+import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,7 @@ from typing import Any
 import pytest
 from gprof_tui.child import DebuggedScript
 from gprof_tui.debug import DebugApp
+from test_debug_tmux import CLI, Tmux
 from test_tui_debug import screen_text, until
 from textual.widgets import RichLog
 
@@ -102,3 +105,30 @@ def test_spawned_ranks_are_all_recorded_and_the_ui_follows_rank_0_then_switches(
     # three optimizer steps per rank (and what ran after the last one, a partial step)
     assert {(s, r) for s in range(3) for r in (0, 1)} <= files
     assert {r for _, r in files} == {0, 1}
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (scripts/system-deps.sh installs it)")
+@pytest.mark.skipif(not CLI.exists(), reason=f"{CLI} missing: pip install -e . puts the torch-gprof script there")
+def test_spawned_ranks_in_tmux_with_the_cli(tmp_path: Path) -> None:
+    """The same script, with the command a user types, in a real terminal: the header names the
+    rank followed, ``}`` switches it, ``q`` lets both ranks finish."""
+    (tmp_path / "spawn_train.py").write_text(SPAWN_SCRIPT)
+    done = tmp_path / "done"
+    t = Tmux(f"cd {tmp_path} && env -u COLUMNS -u LINES {CLI} debug --break addmm:forward spawn_train.py; "
+             f"touch {done}; sleep 60")
+    try:
+        t.wait(r"rank 0  PAUSED at aten\.addmm\.default")
+        t.wait_all("torch-gprof attach runs/spawn_train --rank R", "op     aten.addmm.default")
+        t.keys("}")
+        t.wait(r"rank 1  PAUSED at aten\.addmm\.default")
+        t.keys("q")
+        s = t.wait(r"spawn_train\.py exited with code 0")
+        assert "all ranks done" in s
+        deadline = time.monotonic() + 30
+        while not done.exists():  # the command has returned
+            assert time.monotonic() < deadline, t.screen()
+            time.sleep(0.2)
+    finally:
+        t.close()
+    files = {(f.step, f.rank) for f in open_run(tmp_path / "runs" / "spawn_train").files()}
+    assert {(s, r) for s in range(3) for r in (0, 1)} <= files
