@@ -2,7 +2,8 @@
 ``torch.multiprocessing.spawn`` (2 ranks, gloo, an all-reduce per step): every rank is recorded,
 the UI follows rank 0 (whose hit waits for it), ``}`` switches to rank 1, and the log says how to
 attach from another terminal. Real processes throughout: the debug UI (Pilot, headless) drives the
-same child process ``torch-gprof debug`` starts (gprof_tui/child.py), over the real protocol; the second test types the command in tmux."""
+same child process ``torch-gprof debug`` starts (gprof_tui/child.py), over the real protocol;
+the second test types the command in tmux."""
 from __future__ import annotations
 
 import asyncio
