@@ -392,7 +392,8 @@ def recompute_shared_pointwise(nodes: list[Node], roles: dict[int, str], consume
             others = inlining[1:]
         else:  # stored when the extern call is lowered (``realize_input``): after the readers that inlined it
             others = inlining
-            k.at = max(k.at, kernel_of[fence].at)
+            if (kf := kernel_of.get(fence)) is not None:
+                k.at = max(k.at, kf.at)
         for c in others:
             kc = kernel_of[c]
             kc.also.extend(i for i in cone if i not in kc.also and i not in kc.nodes)
