@@ -119,3 +119,10 @@ def test_only_stale_directories_of_this_user_are_removed(tmp_path) -> None:
     assert live_owner.is_dir() and held.is_dir() and old_format.is_dir() and other.is_dir()
     assert link.is_symlink()
     assert remove_stale_spools(tmp_path) == [held], "once its lock is free, it is stale"
+
+
+def test_shutdown_twice_is_harmless() -> None:
+    worker = StepWorker()
+    worker.shutdown()
+    worker.shutdown()
+    assert not worker.spool_dir.exists()

@@ -375,7 +375,9 @@ class StepWorker:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
         shutil.rmtree(self.spool_dir, ignore_errors=True)
-        os.close(self._lock)
+        if self._lock >= 0:
+            os.close(self._lock)
+            self._lock = -1
         atexit.unregister(self.shutdown)
 
 
