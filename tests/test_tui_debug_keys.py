@@ -80,20 +80,25 @@ def test_edit_and_delete_the_selected_breakpoint(tmp_path: Path) -> None:
             prompt = app.query_one(Prompt)
             assert prompt.has_focus and prompt.value == "@lin:forward"
             prompt.value = ""
-            await p.press(*"once addmm:forward", "enter")
+            await p.press(*"addmm:forward if absmax >= 0", "enter")
             await until(p, lambda: app.breakpoints[1]["spec"] != "@lin:forward", "the edit")
-            assert app.breakpoints[1]["id"] == 2 and app.breakpoints[1]["spec"] == "once addmm:forward"
-            assert "2: once addmm:forward" in str(lv.children[1].query_one(Static).render())
+            assert app.breakpoints[1]["id"] == 2 and app.breakpoints[1]["spec"] == "addmm:forward if absmax >= 0"
+            assert "2: addmm:forward if absmax >= 0" in str(lv.children[1].query_one(Static).render())
+            # the program stops on the edited target and condition now
+            await p.press("c")
+            await until(p, lambda: app.pause is not None and app.pause["op"] == "aten.addmm.default",
+                        "the edited breakpoint's stop")
+            assert app.pause["reason"].startswith("breakpoint 2 (addmm:forward if absmax >= 0)")
             # a bad spec is an error and changes nothing
             lv.index = 1
             await p.press("E")
             prompt.value = ""
             await p.press(*"absmax > lots", "enter")
             await until(p, lambda: any("absmax needs a number" in n for n in _notes(app)), "the spec error")
-            assert app.breakpoints[1]["spec"] == "once addmm:forward"
+            assert app.breakpoints[1]["spec"] == "addmm:forward if absmax >= 0"
             # Esc leaves an edit without changing anything
             await p.press("E", "x", "escape")
-            assert not prompt.display and app.breakpoints[1]["spec"] == "once addmm:forward"
+            assert not prompt.display and app.breakpoints[1]["spec"] == "addmm:forward if absmax >= 0"
             # Del deletes the selected breakpoint, whatever had the focus before (the prompt did)
             lv.index = 0
             await p.press("delete")
