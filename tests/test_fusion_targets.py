@@ -167,14 +167,14 @@ def _packed_gradient(join: str) -> StepGraph:
 
 
 def test_single_use_pointwise_is_inlined_into_its_reader_on_triton():
-    # triton_rules.inline_single_use: the slices' clone/mul are unrealised ir.Pointwise nodes that the packed
+    # triton_lowering.inline_single_use: the slices' clone/mul are unrealised ir.Pointwise nodes that the packed
     # gradient's select_backward/add inline, one kernel though their sizes differ
     assert kernels(_packed_gradient("select_backward"), "cuda", "backward", gpu="H100") == [
         ["clone", "mul", "select_backward", "select_backward", "add"]]
 
 
 def test_cat_inputs_write_their_slices_on_a_cpu_device():
-    # triton_rules.concat_slices: the cat lowering is a ConcatKernel on a CPU device (each input's kernel
+    # triton_lowering.concat_slices: the cat lowering is a ConcatKernel on a CPU device (each input's kernel
     # writes its slice and does the cat's work for it); on a GPU, pointwise_cat inlines the inputs
     graph = _packed_gradient("cat")
     harness = dataclasses.replace(gpu_spec("H100"), cpu_tensors=True)
@@ -185,7 +185,7 @@ def test_cat_inputs_write_their_slices_on_a_cpu_device():
 
 
 def test_dropout_mask_fuses_into_the_softmax_kernel_it_multiplies():
-    # triton_rules.merge_producer_kernels: the mask reads nothing of the graph; the scheduler fuses it with
+    # triton_lowering.merge_producer_kernels: the mask reads nothing of the graph; the scheduler fuses it with
     # the (softmax + mul) node that reads it (TritonRules.merges)
     g = G()
     x = g.input((8, 4, 64, 64))
@@ -237,7 +237,7 @@ def _work(graph: StepGraph, target: str, gpu: str | GpuSpec | None = None) -> li
 
 
 def test_shared_pointwise_is_recomputed_by_each_reader_before_an_extern_stores_it():
-    # triton_rules.recompute_shared_pointwise: three users and two buffers read (realize_reads_threshold 4):
+    # triton_lowering.recompute_shared_pointwise: three users and two buffers read (realize_reads_threshold 4):
     # StorageBox.mark_reuse keeps it unrealised, so each mul's kernel recomputes it (Kernel.also), the slices
     # share no MemoryDep (no horizontal fusion), and v's bmm stores it (realize_input): three kernels
     graph, idx = _packed_projection()
@@ -293,7 +293,7 @@ def _layer_norm_after_residual(transposed: bool) -> StepGraph:
 
 
 def test_layer_norm_mean_reading_mostly_permuted_buffers_is_its_own_kernel_on_a_cpu_device():
-    # triton_rules.two_step_variance_means: on a CPU device var_mean over <= 1,024 elements is two-step
+    # triton_lowering.two_step_variance_means: on a CPU device var_mean over <= 1,024 elements is two-step
     # (use_two_step_variance); the mean's buffer follows the transposed order of most of its reads
     # (the attention output and the mask allocated like it) and a CPU node's loops are never reordered
     # to match its readers': the prologue and the mean run in a kernel before the normalisation's

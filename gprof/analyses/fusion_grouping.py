@@ -53,12 +53,14 @@ from gprof.analyses.fusion_rules import (
     through_free,
 )
 from gprof.analyses.opclass import COLLECTIVE, EXTERN, OPTIMIZER, UNKNOWN, node_class
-from gprof.analyses.triton_rules import (
-    after_dependencies,
+from gprof.analyses.triton_lowering import (
     concat_slices,
     inline_single_use,
     merge_producer_kernels,
+    recompute_shared_pointwise,
+    two_step_variance_means,
 )
+from gprof.analyses.triton_rules import after_dependencies
 from gprof.graph.model import Node
 
 MAX_FUSED_NODES = 64
@@ -209,11 +211,15 @@ def predict_phase(nodes: list[Node], graph_producers: dict[int, list[int]], node
             kernels.append(k)
             beside[id(k)] = (k, target)
     _prefer_vertical(nodes, roles, producers, consumers, kernels, kernel_of)
-    if rules.inlines_single_use:
-        inline_single_use(nodes, roles, consumers, seg, uses, kernels, kernel_of, rules.concat_realizes_inputs)
-        if rules.concat_realizes_inputs:
+    if rules.inlines_single_use:  # Triton; ``concat_realizes_inputs``: on a CPU device (the check on this machine)
+        cpu_device = rules.concat_realizes_inputs
+        inline_single_use(nodes, roles, consumers, seg, uses, kernels, kernel_of, cpu_device)
+        recompute_shared_pointwise(nodes, roles, consumers, seg, uses, kernels, kernel_of, cpu_device)
+        if cpu_device:
             concat_slices(nodes, roles, producers, kernels, kernel_of)
         merge_producer_kernels(nodes, roles, producers, kernels, kernel_of, rules)
+        if cpu_device:
+            two_step_variance_means(nodes, roles, producers, kernels, kernel_of)
     _split_deferred_column_reductions(nodes, roles, producers, seg, placed, kernels, kernel_of,
                                       not rules.joins_stages, beside)
     # run order: graph by graph (as first met), stage by stage, a stage's generated kernel before

@@ -40,7 +40,8 @@ class Kernel:
     #: nodes of the other phase part of whose work this kernel also does, not counted as eager
     #: launches: forward ops AOTAutograd's partitioner recomputes in a backward kernel, and the
     #: boolean mask of a backward op (``threshold_backward``) that it computes in the forward; and the
-    #: normalisation backwards whose column part a split-off kernel computes (same phase)
+    #: normalisation backwards whose column part a split-off kernel computes (same phase); on the Triton
+    #: target also same-phase pointwise nodes a kernel recomputes instead of loading (``triton_lowering``)
     also: list[int] = field(default_factory=list)
     #: ops the compiled graph runs that no eager node ran (the zero-gradient backward of a value that
     #: leaves a graph at a graph break), named as AOTAutograd traces them
@@ -158,7 +159,7 @@ class FusionRules:
     joins_stages = True
     #: a convolution's channels-last conversion is one kernel per converted tensor (else one kernel)
     layout_conversions_per_tensor = False
-    #: a pointwise node read by one pointwise node runs in its reader's kernel (``triton_rules.inline_single_use``)
+    #: a pointwise node read by one pointwise node runs in its reader's kernel (``triton_lowering.inline_single_use``)
     inlines_single_use = False
     #: ``cat``'s inputs are realised into its slices (``ir.ConcatKernel``), not inlined into it
     concat_realizes_inputs = False
