@@ -156,7 +156,8 @@ class _FakeApp:
 
     opened: list[tuple] = []
 
-    def __init__(self, run: object, step: int | None, rank: int | None) -> None:
+    def __init__(self, run: object, step: int | None, rank: int | None, target: str | None = None,
+                 gpu: str | None = None) -> None:
         self.args = (step, rank)
 
     def run(self) -> None:
