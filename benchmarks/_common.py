@@ -94,7 +94,7 @@ class _Block(nn.Module):
         q, k, v = self.c_attn(self.ln_1(x)).split(c, dim=2)
         q, k, v = (z.view(b, t, self.heads, c // self.heads).transpose(1, 2) for z in (q, k, v))
         att = (q @ k.transpose(-2, -1)) * (1.0 / (c // self.heads) ** 0.5)
-        att = att.masked_fill(torch.ones(t, t, dtype=torch.bool).triu(1), float("-inf")).softmax(-1)
+        att = att.masked_fill(torch.ones(t, t, dtype=torch.bool, device=x.device).triu(1), float("-inf")).softmax(-1)
         y = (self.attn_dropout(att) @ v).transpose(1, 2).reshape(b, t, c)
         x = x + self.resid_dropout(self.c_proj(y))
         return x + self.resid_dropout(self.mlp_proj(nn.functional.gelu(self.c_fc(self.ln_2(x)))))
