@@ -362,7 +362,8 @@ def verify(model: nn.Module, step_fn: Callable[[nn.Module, Any], Any], batch: An
         report["regions"].append(r_out)
     torch._dynamo.reset()
     # user classes compile in place (state_dict keys kept); PyTorch's own classes stay eager in place
-    # on this torch, so they are swapped for torch.compile(module) in their parent, as the snippet says
+    # before torch 2.14 (and recompile under module hooks from 2.14), so they are swapped for
+    # torch.compile(module) in their parent, as the snippet says
     swapped: dict[str, tuple[nn.Module, Callable[..., Any]]] = {}  # (eager module, torch.compile of it)
     for r in regions:
         for fqn in r["modules"]:

@@ -116,8 +116,9 @@ class Edge:
 class ModuleInfo:
     fqn: str
     type: str
-    #: the class comes with PyTorch (torch.nn.*): in-place ``module.compile()`` leaves such modules
-    #: eager on this torch (Dynamo skips torch's own files), so snippets use ``torch.compile(module)``
+    #: the class comes with PyTorch (torch.nn.*): in-place ``module.compile()`` leaves such modules eager
+    #: before torch 2.14 (Dynamo skips torch's own files) and from 2.14 recompiles them under the profiler's
+    #: module hooks (gprof/capture/modules.py), so snippets use ``torch.compile(module)``
     builtin: bool = False
 
 
