@@ -225,3 +225,19 @@ def test_closing_builds_what_a_starting_worker_has_not_taken(tmp_path) -> None:
     finally:
         os.kill(worker.proc.pid, signal.SIGKILL)
         worker.shutdown()
+
+
+def test_graphs_are_read_from_the_step_files_on_first_use(tmp_path) -> None:
+    """Without a step callback the worker sends back where each step is, not its pickled graph (a
+    step the training thread built itself at the drain keeps its object)."""
+    _ready_worker()
+    with gprof.profile(tmp_path, run="f") as prof:
+        _train(prof, steps=3)
+    from_files = [(i, g._file[0]) for i, g in enumerate(prof._graphs)
+                  if not isinstance(g, gprof.StepGraph) and g._graph is None and g._data is None]
+    assert from_files, "the worker built at least one step and sent back where it is"
+    i, path = from_files[0]
+    path.unlink()
+    with pytest.raises(RuntimeError, match=f"step {i} is read from its step file"):
+        prof.graphs  # noqa: B018 - the property reads the files
+    assert [g.meta.step for g in prof._graphs[:i]] == list(range(i)), "the steps before it were read"

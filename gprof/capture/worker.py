@@ -72,7 +72,7 @@ class LazyGraph:
         return self._graph
 
     def _read(self) -> StepGraph:
-        from gprof.store.decode import CorruptStepError
+        from gprof.store.decode import StoreError
         from gprof.store.step_file import StepReader
 
         path, meta = self._file
@@ -80,7 +80,7 @@ class LazyGraph:
         try:
             with StepReader(path) as reader:
                 graph = reader.load()
-        except (OSError, CorruptStepError) as e:
+        except (OSError, StoreError) as e:
             raise RuntimeError(f"torch-gprof: the graph of step {meta.step} is read from its step file {path} on first "
                                f"use, and that file cannot be read now ({e})") from e
         if (graph.meta.step, graph.meta.session, graph.meta.rank) != (meta.step, meta.session, meta.rank):
