@@ -481,17 +481,11 @@ def _work(fd: int) -> None:
             continue
 
 
-#: The worker's command (``python -c``). ``python -m gprof.capture.worker`` would run the package's
-#: ``__init__``, which imports ``gprof.profile`` and with it the recorder, the module hooks and
-#: ``torch._dynamo``: ~2.5 s more than torch itself. The package is registered here without running
-#: it; the worker imports only the hand-off, the builder, the store and the analyses. Importing
-#: ``_serve`` by the module's own name makes results pickle as this module's classes.
+#: The worker's command (``python -c``): importing ``_serve`` by the module's own name, not running it as
+#: ``__main__`` (``python -m``), makes results pickle as this module's classes. It imports only the
+#: hand-off, the builder, the store and the analyses (gprof/capture/__init__.py imports nothing).
 _BOOT = """
-import os, sys, types
-import gprof
-package = types.ModuleType("gprof.capture")
-package.__path__ = [os.path.join(os.path.dirname(gprof.__file__), "capture")]
-sys.modules["gprof.capture"] = package
+import sys
 from gprof.capture.worker import _serve
 _serve(int(sys.argv[1]), sys.argv[2])
 """
