@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from stackutil import assert_bit_identical, phases
+from stackutil import assert_bit_identical, phases, train
 
 import gprof
 from gprof.graph.model import StepGraph
@@ -44,15 +44,7 @@ def _train(attn: str, checkpoint: str | None, prof: gprof.profile | None) -> lis
     model = _llama(attn, checkpoint)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
     ids = torch.randint(0, 64, (2, 8), generator=torch.Generator().manual_seed(1))
-    losses = []
-    for _ in range(STEPS):
-        loss = model(input_ids=ids, labels=ids).loss
-        loss.backward()
-        opt.step()
-        opt.zero_grad()
-        losses.append(loss.detach().clone())
-        if prof is not None:
-            prof.step()
+    losses = train(lambda: model(input_ids=ids, labels=ids).loss, opt, STEPS, prof)
     return losses + [p.detach().clone() for p in model.parameters()]
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.distributed as dist
+from stackutil import train
 from torch import nn
 
 import gprof
@@ -44,15 +45,7 @@ def _train(rank: int, wrap: str, prof: gprof.profile | None) -> tuple[list[torch
         fully_shard(model)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     g = torch.Generator().manual_seed(100 + rank)
-    losses = []
-    for _ in range(STEPS):
-        loss = model(torch.randn(16, 32, generator=g), torch.randn(16, 4, generator=g))
-        loss.backward()
-        opt.step()
-        opt.zero_grad()
-        losses.append(loss.detach().clone())
-        if prof is not None:
-            prof.step()
+    losses = train(lambda: model(torch.randn(16, 32, generator=g), torch.randn(16, 4, generator=g)), opt, STEPS, prof)
     return losses, model
 
 

@@ -8,10 +8,8 @@ import pytest
 import torch
 from torch.utils._python_dispatch import _get_current_dispatch_mode
 
-import gprof
-
 transformers = pytest.importorskip("transformers", reason="transformers is not installed (pip install -e '.[stacks]')")
-from stackutil import assert_bit_identical, phases, stored_steps  # noqa: E402
+from stackutil import assert_bit_identical, assert_framework_steps, phases, stored_steps  # noqa: E402
 
 from gprof.integrations.hf import GprofCallback  # noqa: E402
 
@@ -69,14 +67,8 @@ def test_one_gprof_step_per_optimizer_step_and_bit_identical(tmp_path: Path) -> 
     assert_bit_identical(profiled[0], plain[0])  # 6 micro-batch losses
     assert_bit_identical(profiled[1], plain[1])
 
-    steps = stored_steps(callback.prof.run_dir)
-    assert sorted(steps) == [0, 1, 2]  # state.global_step at each step's start; no trailing "step"
-    for num, graph in steps.items():
-        counts = phases(graph)
-        assert graph.meta.complete and graph.meta.step == num
-        assert counts["forward"] > 0 and counts["backward"] > 0 and counts["optimizer"] > 0, (num, counts)
+    steps = assert_framework_steps(callback.prof.run_dir, STEPS)  # numbered by state.global_step
     assert phases(steps[1]) == phases(steps[2])  # steady state: the same work each step
-    assert gprof.load(callback.prof.run_dir).meta.step == STEPS - 1  # what the readers open by default
 
 
 def test_step_holds_every_micro_batch_and_no_evaluation(tmp_path: Path) -> None:

@@ -10,11 +10,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from stackutil import assert_bit_identical, phases, stored_steps
+from stackutil import assert_bit_identical, assert_framework_steps, phases, stored_steps
 from torch import nn
 from torch.utils._python_dispatch import _get_current_dispatch_mode
-
-import gprof
 
 L = pytest.importorskip("lightning.pytorch", reason="lightning is not installed (pip install -e '.[stacks]')")
 from gprof.integrations.lightning import GprofProfiler  # noqa: E402
@@ -62,13 +60,7 @@ def test_one_gprof_step_per_optimizer_step_and_bit_identical(tmp_path: Path) -> 
     assert_bit_identical(profiled[0], plain[0])  # 6 micro-batch losses
     assert_bit_identical(profiled[1], plain[1])
 
-    steps = stored_steps(profiler.prof.run_dir)
-    assert sorted(steps) == [0, 1, 2]  # trainer.global_step at each step's start; no trailing "step"
-    for num, graph in steps.items():
-        counts = phases(graph)
-        assert graph.meta.complete and graph.meta.step == num
-        assert counts["forward"] > 0 and counts["backward"] > 0 and counts["optimizer"] > 0, (num, counts)
-    assert gprof.load(profiler.prof.run_dir).meta.step == STEPS - 1
+    assert_framework_steps(profiler.prof.run_dir, STEPS)  # numbered by trainer.global_step
 
 
 def test_closure_inside_optimizer_step_is_forward_and_backward(tmp_path: Path) -> None:
