@@ -27,6 +27,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from gprof.capture.checkpoint import recomputed_region, top_saved_hooks
 from gprof.capture.collectives import collective_attrs
+from gprof.capture.op_args import arg_shapes, flat_tensors, input_metas, opaque_meta, previews, shape_of
 from gprof.capture.records import (
     COMPILED_REGION_OP,
     RAW_ALLOC,
@@ -62,68 +63,10 @@ _storage_key = torch._C._storage_address  # type: ignore[attr-defined]
 torch._dynamo.trace_rules.add("gprof")
 
 
-def _opaque_meta(t: torch.Tensor) -> tuple:
-    """A tensor without one storage or one shape (sparse, nested): no dataflow edge, no shape."""
-    return (0, (), t.dtype, t.device)
-
-
-def _input_metas(seq: list | tuple, tracker: Any) -> list[tuple]:
-    """Tensor lists (cat, foreach ops): the rare path, kept out of the inlined loop."""
-    metas = []
-    for t in seq:
-        if isinstance(t, _Tensor):
-            try:
-                e = tracker.live.get(_storage_key(t))
-                sid = e[0] if e is not None else tracker.register_input(t.untyped_storage(), t.is_meta)
-                metas.append((sid, t.shape, t.dtype, t.device))
-            except (RuntimeError, NotImplementedError):
-                metas.append(_opaque_meta(t))
-    return metas
-
 _ACCUMULATE_GRAD_SEQ = 2**64 - 1
 _COMPILED_BACKWARD = "CompiledFunctionBackward"
 #: the autograd node of torch.utils.checkpoint(use_reentrant=True): its backward re-runs the forward
 _REENTRANT_CHECKPOINT = "CheckpointFunctionBackward"
-
-
-
-def _flat_tensors(x: Any) -> list[torch.Tensor]:
-    if isinstance(x, torch.Tensor):
-        return [x]
-    if isinstance(x, (list, tuple)):
-        return [t for y in x for t in _flat_tensors(y)]
-    if isinstance(x, dict):
-        return [t for y in x.values() for t in _flat_tensors(y)]
-    return []
-
-
-def _shapes(args: tuple) -> tuple:
-    """:func:`_shape_of` of an op's positional arguments: tensors and scalars need no recursion."""
-    return tuple([a.shape if isinstance(a, _Tensor) else _shape_of(a) if type(a) is list or type(a) is tuple else a
-                  for a in args])
-
-
-def _shape_of(x: Any) -> Any:
-    """Tensors -> shapes, through lists and tuples: all a shape formula reads."""
-    if isinstance(x, torch.Tensor):
-        return x.shape
-    if type(x) is list or type(x) is tuple:
-        return type(x)(_shape_of(y) for y in x)
-    return x
-
-
-def _previews(out: Any, n: int) -> dict[str, Any] | None:
-    """First ``n`` values of each output, as plain numbers (read-only: never touches ``out``)."""
-    previews: list[list[Any] | None] = []
-    for t in _flat_tensors(out):
-        if t.is_floating_point() or not (t.is_complex() or t.is_sparse or t.is_nested or t.is_meta):
-            try:
-                previews.append(t.detach().reshape(-1)[:n].tolist())
-            except (RuntimeError, NotImplementedError):
-                previews.append(None)
-        else:
-            previews.append(None)
-    return {"preview": previews} if previews else None
 
 
 def _internal_prefixes() -> tuple[str, ...]:
@@ -304,9 +247,9 @@ class Recorder(TorchDispatchMode):
                     sid = e[0] if e is not None else tracker.register_input(a.untyped_storage(), a.is_meta)
                     ins.append((sid, a.shape, a.dtype, a.device))
                 except (RuntimeError, NotImplementedError):  # no storage or no sizes (sparse, nested)
-                    ins.append(_opaque_meta(a))
+                    ins.append(opaque_meta(a))
             elif type(a) is list or type(a) is tuple:
-                ins.extend(_input_metas(a, tracker))
+                ins.extend(input_metas(a, tracker))
 
         outs = []
         for t in (out if type(out) is tuple or type(out) is list else (out,)):
@@ -322,7 +265,7 @@ class Recorder(TorchDispatchMode):
                     sid = -sid
                 outs.append((sid, t.shape, t.dtype, t.device))
             except (RuntimeError, NotImplementedError):
-                outs.append(_opaque_meta(t))
+                outs.append(opaque_meta(t))
 
         ident = _get_ident()
         stack = self._stacks.get(ident)
@@ -331,8 +274,8 @@ class Recorder(TorchDispatchMode):
         flops: Any = 0
         if flop_fn is not None:
             if info.flop_deferred:
-                flops = (flop_fn, _shapes(args), {k: _shape_of(v) for k, v in kwargs.items()} if kwargs else kwargs,
-                         out.shape if isinstance(out, _Tensor) else _shape_of(out))
+                flops = (flop_fn, arg_shapes(args), {k: shape_of(v) for k, v in kwargs.items()} if kwargs else kwargs,
+                         out.shape if isinstance(out, _Tensor) else shape_of(out))
             else:
                 flops = count_flops(flop_fn, args, kwargs, out)
         autograd = self._autograd_info() if in_backward else None
@@ -362,7 +305,7 @@ class Recorder(TorchDispatchMode):
             autograd, frame,
             ins, outs, alloc, freed, tracker.live_bytes, flops, in_optimizer,
             collective_attrs(func, args, kwargs, out) if info.is_collective
-            else (_previews(out, self.preview_elems) if self.preview_elems else None),
+            else (previews(out, self.preview_elems) if self.preview_elems else None),
             recompute,
         )
         buffer = self.buffer  # after _buffer_full: a built chunk leaves a new list
@@ -400,9 +343,9 @@ class Recorder(TorchDispatchMode):
             return
         dur = perf_counter_ns() - start
         tracker = self.tracker
-        ins = _input_metas(_flat_tensors(args), tracker)
+        ins = input_metas(flat_tensors(args), tracker)
         outs, alloc = [], 0
-        for t in _flat_tensors(out):
+        for t in flat_tensors(out):
             m, nb = self._output_meta(t, tracker)
             outs.append(m)
             alloc += nb
@@ -441,7 +384,7 @@ class Recorder(TorchDispatchMode):
             sid, nb, new = tracker.register(t.untyped_storage(), t.is_meta)
             meta = (-sid if new else sid, t.shape, t.dtype, t.device)
         except (RuntimeError, NotImplementedError):  # no storage or no sizes (sparse, nested)
-            return _opaque_meta(t), 0
+            return opaque_meta(t), 0
         return meta, nb if new else 0
 
     def _track_range(self, marker: str, args: tuple) -> None:
