@@ -97,3 +97,14 @@ def test_report_of_a_multi_rank_run_runs_without_torch() -> None:
             "assert 'torch' not in sys.modules, 'torch imported'")
     r = _run(sys.executable, "-c", code)
     assert r.returncode == 0, r.stderr
+
+
+def test_source_files_stay_small() -> None:
+    """The style rule: no source file over 500 lines, and the tab's entry point under 100 (a module that
+    grows past it has two jobs; split it by responsibility, as fusion_grouping and triton_lowering were)."""
+    files = [p for top in ("gprof", "tb_plugin", "tui", "benchmarks", "tests", "examples", "scripts")
+             for p in (ROOT / top).rglob("*") if p.suffix in (".py", ".js") and "vendor" not in p.parts]
+    assert len(files) > 100
+    long = {str(p.relative_to(ROOT)): n for p in files if (n := len(p.read_text().splitlines())) > 500}
+    assert long == {}
+    assert len((ROOT / "tb_plugin" / "gprof_tb" / "static" / "index.js").read_text().splitlines()) < 100
