@@ -64,13 +64,16 @@ from dataclasses import dataclass
 
 from gprof.analyses.fusion_rules import (
     COLUMN,
+    FREE,
     FULL,
     ROW,
     SCATTER_ADD,
     FusionRules,
     Kernel,
     numel,
+    role,
     scatter_values,
+    squeeze_shape,
 )
 from gprof.analyses.gpu_specs import GpuSpec
 from gprof.graph.model import Node
@@ -166,31 +169,62 @@ class TritonRules(FusionRules):
     layout_conversions_per_tensor = True
     inlines_single_use = True
 
-    def __init__(self, gpu: GpuSpec) -> None:
+    def __init__(self, gpu: GpuSpec, channels_last: bool = True, reorderable: frozenset[int] = frozenset()) -> None:
         self.gpu = gpu
         # the ``cat`` lowering (``torch/_inductor/lowering.py``) returns a ``ConcatKernel`` on a CPU device;
         # on a GPU it takes ``pointwise_cat`` (inputs inlined) for up to ``max_pointwise_cat_inputs`` inputs
         self.concat_realizes_inputs = gpu.cpu_tensors
         self.unfused_addmm_before_pointwise = not gpu.cpu_tensors
+        #: the phase's convolutions run channels-last (``GraphLowering.decide_layout_opt``); see ``for_phase``
+        self.channels_last = channels_last
+        #: outer reductions whose input is written in the same shape (:func:`reorderable_outer`)
+        self.reorderable = reorderable
+
+    def for_phase(self, nodes: list[Node]) -> TritonRules:
+        """These rules for one phase's nodes: with the layout its convolutions get (:func:`channels_last`;
+        always channels-last on a CPU device, the check on this machine)."""
+        if self.gpu.cpu_tensors:
+            return TritonRules(self.gpu)
+        return TritonRules(self.gpu, channels_last(nodes), reorderable_outer(nodes))
+
+    def conversion_kernels(self, convs: list[Node]) -> int:
+        """Kernels converting the convolutions' input and weights to channels-last: one per tensor, none
+        when ``decide_layout_opt`` keeps the default layout (on a GPU only, see :func:`channels_last`)."""
+        return 1 + len(convs) if convs and self.channels_last else 0
+
+    def shape(self, node: Node, r: str) -> Shape:
+        """:func:`shape` on this device. On a GPU (not ``cpu_tensors``): a batch norm over a contiguous
+        (not channels-last) input is one inner reduction with its pointwise part (:func:`inner_batch_norm`),
+        and an outer reduction that does not split tiles with the pointwise nodes around it
+        (:func:`reorders_outer`); a full reduction over fewer than 8 elements is a pointwise node
+        (:data:`UNROLL_REDUCTIONS_THRESHOLD`)."""
+        s = shape(node, r)
+        if self.gpu.cpu_tensors:
+            return s
+        if (bn := inner_batch_norm(node, self.channels_last, self.gpu)) is not None:
+            return bn
+        if s.reduction and s.numel == 1 and s.rnumel < UNROLL_REDUCTIONS_THRESHOLD:
+            return Shape(1, 1, False, False)  # unrolled into a pointwise node (:data:`UNROLL_REDUCTIONS_THRESHOLD`)
+        return reorders_outer(s, self.gpu) if node.idx in self.reorderable else s
 
     def compatible(self, p: Node, rp: str, c: Node, rc: str) -> bool:
-        return can_fuse(shape(p, rp), shape(c, rc))
+        return can_fuse(self.shape(p, rp), self.shape(c, rc))
 
     def joins(self, k: Kernel, node: Node, r: str, vertical: bool, members: list[tuple[Node, str]],
               shares_input: bool) -> bool:
         """Only a scheduler fusion joins a kernel: the node reads what the kernel computes or a buffer
         a member reads, and may fuse with the kernel's group (``FusedSchedulerNode.group``: its
         reduction's when it holds one, prologue and epilogue nodes fitting around it)."""
-        shapes = [shape(m, rm) for m, rm in members]
+        shapes = [self.shape(m, rm) for m, rm in members]
         group = next((s for s in shapes if s.reduction), shapes[0] if shapes else None)
-        return shares_input and (group is None or can_fuse(group, shape(node, r)))
+        return shares_input and (group is None or can_fuse(group, self.shape(node, r)))
 
     def merges(self, a: list[tuple[Node, str]], b: list[tuple[Node, str]]) -> bool:
         """May two kernels, one computing what the other reads, be one fused node? ``Scheduler.fuse_nodes``
         repeats ``fuse_nodes_once`` over pairs of (fused) nodes sharing a buffer, so a producer fuses with
         its reader's fused node whenever ``SIMDScheduling.can_fuse`` admits the combined group: at most
         one reduction group, every other node fitting around it."""
-        shapes = [shape(m, rm) for m, rm in a + b]
+        shapes = [self.shape(m, rm) for m, rm in a + b]
         reductions = {(s.numel, s.rnumel) for s in shapes if s.reduction}
         group = next((s for s in shapes if s.reduction), shapes[0] if shapes else None)
         return len(reductions) <= 1 and group is not None and all(can_fuse(group, s) for s in shapes)
@@ -199,6 +233,8 @@ class TritonRules(FusionRules):
         """Kernels a node needs besides its own (before it, after it): a batch norm computes its
         channel statistics apart from its pointwise output (forward: one reduction, backward: two),
         and a split reduction adds the reduction over its chunks for each reduction split."""
+        if inner_batch_norm(node, self.channels_last, self.gpu) is not None and not self.gpu.cpu_tensors:
+            return [], []  # one looped reduction kernel with its pointwise part (``inner_batch_norm``)
         if node.op_short in BATCH_NORMS | BATCH_NORM_BACKWARDS and node.inputs and len(node.inputs[0].shape) > 1:
             channels = node.inputs[0].shape[1]
             rest = numel(node.inputs[0].shape) // max(1, channels)
@@ -224,6 +260,90 @@ class TritonRules(FusionRules):
 
 
 SECOND_STAGE = "second stage of a split reduction"
+
+# device-dependent rules: what Inductor does on a CUDA device and not on the CPU device of the check on this machine
+# (``GpuSpec.cpu_tensors``), read from its branches on the device type
+
+#: ``config.unroll_reductions_threshold``: a reduction over fewer elements is lowered as a pointwise node of its
+#: output's size (``Reduction.create``: when it has more than one output, or on a GPU, ``is_gpu(device.type)``,
+#: also a full reduction: the dynamic example's ``y.mean()`` over 4 values then fuses with the loss around it)
+UNROLL_REDUCTIONS_THRESHOLD = 8
+#: convolution ops as the recorded step names them, and the positions of the input and the weight among their inputs
+CONVOLUTIONS = {"convolution": (0, 1), "conv2d": (0, 1), "_convolution": (0, 1), "cudnn_convolution": (0, 1),
+                "convolution_backward": (1, 2), "cudnn_convolution_backward": (1, 2)}
+
+
+def channels_last(nodes: list[Node]) -> bool:
+    """``GraphLowering.decide_layout_opt`` (``torch/_inductor/graph.py``) for a training graph on a GPU: are the
+    convolutions' tensors converted to channels-last? On a CPU device (mkldnn, ``SUPPORTED_MKLDNN_DEVICES``) it
+    always is, which the check on this machine sees; on CUDA not when the graph has at least 300 nodes per
+    convolution, any grouped convolution with more than one input channel per group, any convolution with at
+    least twice as many input channels as output channels (kernel wider than 1), or when every convolution has
+    at most 64 input and output channels. The backward keeps the forward's layout (its saved tensors); it is
+    judged by the same weights, read from its ``convolution_backward`` nodes. No convolution: the default layout."""
+    convs = [(n.inputs[at[0]].shape, n.inputs[at[1]].shape) for n in nodes
+             if (at := CONVOLUTIONS.get(n.op_short)) is not None and len(n.inputs) > max(at)
+             and len(n.inputs[at[0]].shape) == 4 and len(n.inputs[at[1]].shape) == 4]
+    if not convs or len(nodes) >= 300 * len(convs):
+        return False
+    for x, w in convs:
+        groups = x[1] // max(1, w[1]) if w[1] else 1
+        if (groups > 1 and w[1] > 1) or (w[0] * 2 <= w[1] and w[2] > 1):
+            return False  # grouped, or more input than output channels
+    return not all(w[0] <= 64 and w[1] <= 64 for _, w in convs)
+
+
+def inner_batch_norm(node: Node, layout_channels_last: bool, gpu: GpuSpec) -> Shape | None:
+    """A batch norm (forward or backward) over a contiguous ``[N, C, *spatial]`` tensor on a GPU: one
+    reduction kernel of group ``(C, N * spatial)`` that computes the statistics, the normalised output (its
+    pointwise part, in a second loop of the looped reduction) and, in the forward, the running statistics'
+    ``copy_`` (``triton_red_fused__native_batch_norm_legit_functional_copy__relu_0`` on an H200). ``ir.Reduction.num_splits``
+    calls a reduction ``ReductionHint.INNER`` when a read's stride over a reduced dim is 1 (the spatial dims of
+    a contiguous tensor) and splits it only as an inner reduction (``reduction_split_factor(inner_reduction=True)``);
+    the full-size pointwise nodes fuse with it once ``Scheduler.shared_data_after_reordering_loop`` has reordered
+    their loops to the reduction's (it returns -1 for CPU nodes). ``None``: not such a batch norm, a
+    channels-last layout (:func:`channels_last`: an outer reduction, :meth:`TritonRules.extra_kernels`), a
+    ``[N, C]`` input (reduced dims strided: outer) or an inner reduction that splits."""
+    if (node.op_short not in BATCH_NORMS | BATCH_NORM_BACKWARDS or node.op_short.endswith("_no_training")
+            or layout_channels_last or not node.inputs or len(node.inputs[0].shape) < 3):
+        return None
+    x = node.inputs[0].shape
+    channels, spatial = x[1], numel(x[2:])
+    rest = numel(x) // max(1, channels)
+    if spatial <= 1 or split_factor(channels, rest, False, gpu) > 1:
+        return None
+    return Shape(channels, rest, True, False)
+
+
+def reorderable_outer(nodes: list[Node]) -> frozenset[int]:
+    """The outer reductions whose input a node of ``nodes`` writes in the same shape (dims of 1 aside). On a GPU
+    a scheduler node's dependencies are not normalised (``SchedulerNode._compute_attrs``: loops are kept for
+    ``loop_ordering_after_fusion``), and ``_try_reorder_loops_for_candidates`` reorders only when the write and
+    the read have as many loop variables; a reduction reading a reshaped view (a 3-D ReLU backward summed as
+    ``[rows, cols]``, the dynamic example) has fewer and does not fuse (the H200's torch 2.11 kept it apart)."""
+    written = {t.storage: squeeze_shape(tuple(t.shape)) for n in nodes if role(n) != FREE for t in n.outputs}
+    out = set()
+    for n in nodes:
+        if n.inputs and role(n) == COLUMN and written.get(n.inputs[0].storage) == squeeze_shape(tuple(n.inputs[0].shape)):
+            out.add(n.idx)
+    return frozenset(out)
+
+
+def reorders_outer(s: Shape, gpu: GpuSpec) -> Shape:
+    """On a GPU an outer reduction that does not split fuses with the full-size pointwise node that writes
+    what it reduces (a bias gradient ``sum(0)`` with the ReLU backward before it,
+    ``triton_per_fused_nll_loss_forward_sum_threshold_backward_2`` on an H200): ``Scheduler.can_fuse`` finds no
+    shared data in their different loop orders, then ``shared_data_after_reordering_loop`` reorders the
+    pointwise node's loops to the reduction's (``_try_reorder_loops_for_candidates``; -1 for CPU nodes, so never
+    in the check on this machine), and the reordered node's tiling is the reduction's ``(numel, rnumel)``, which
+    ``tiling_prevents_reduction_fusion`` admits (``SIMDScheduling.can_fuse``). A split reduction's first stage
+    reads through ``Reduction.create_multilayer``'s reindexed loader: kept apart, as before; and a reduction over
+    fewer than ``config.unroll_reductions_threshold`` (8) elements is unrolled into a pointwise node of its output's
+    size (``Reduction.create``), which fuses with no full-size node either (the held-out tiny model's 4 rows)."""
+    if (s.reduction and s.outer and s.rnumel >= UNROLL_REDUCTIONS_THRESHOLD
+            and split_factor(s.numel, s.rnumel, True, gpu) == 1):
+        return Shape(s.numel, s.rnumel, True, False)
+    return s
 COLUMN_PART = "column part of a normalisation backward (weight/bias gradients)"
 
 
