@@ -59,6 +59,7 @@ if __name__ == "__main__":
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    print(f"launcher set-up {float((torch.ones(2) * 2).sum())}", flush=True)  # recorded, then dropped at spawn
     mp.spawn(worker, args=(2, port), nprocs=2)
     print("all ranks done", flush=True)
 """
@@ -102,7 +103,10 @@ def test_spawned_ranks_are_all_recorded_and_the_ui_follows_rank_0_then_switches(
             child.proc.wait()
     out = "\n".join(child.lines)
     assert "all ranks done" in out and "rank 1 step 2 loss" in out and "rank 0 step 2 loss" in out
-    files = {(f.step, f.rank) for f in open_run(tmp_path / "runs" / "spawn_train").files()}
+    found = open_run(tmp_path / "runs" / "spawn_train").files()
+    # only the ranks' files: the launcher's set-up before spawning is no step of a rank
+    assert all(f.path.name.endswith("-of-2.sqlite") for f in found), [f.path.name for f in found]
+    files = {(f.step, f.rank) for f in found}
     # three optimizer steps per rank (and what ran after the last one, a partial step)
     assert {(s, r) for s in range(3) for r in (0, 1)} <= files
     assert {r for _, r in files} == {0, 1}
@@ -131,5 +135,8 @@ def test_spawned_ranks_in_tmux_with_the_cli(tmp_path: Path) -> None:
             time.sleep(0.2)
     finally:
         t.close()
-    files = {(f.step, f.rank) for f in open_run(tmp_path / "runs" / "spawn_train").files()}
+    found = open_run(tmp_path / "runs" / "spawn_train").files()
+    # only the ranks' files: the launcher's set-up before spawning is no step of a rank
+    assert all(f.path.name.endswith("-of-2.sqlite") for f in found), [f.path.name for f in found]
+    files = {(f.step, f.rank) for f in found}
     assert {(s, r) for s in range(3) for r in (0, 1)} <= files

@@ -147,3 +147,20 @@ def test_public_debugger_surface(tmp_path: Any) -> None:
     assert seen == [n.key for n in prof.graphs[0].nodes]
     names = prof.param_names()
     assert names[id(model[0].weight)] == "0.weight" and names[id(model[2].bias)] == "2.bias"
+
+
+def test_stop_without_saving_drops_only_the_step_in_progress(tmp_path: Any) -> None:
+    """``prof.stop(save=False)`` (the debugger's launching process at ``mp.spawn``): the steps before it are
+    saved, the ops since the last boundary are not, and the block's own end afterwards does nothing."""
+    model, batches = _model_and_batches()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with gprof.profile(logdir=tmp_path, run="s", step_boundary="optimizer") as prof:
+        _train(model, opt, batches[0])
+        model(batches[1][0]).sum()  # set-up after the last optimizer step: dropped
+        prof.stop(save=False)
+        model(batches[2][0]).sum()  # after the stop: not recorded at all
+    files = sorted(p.name for p in prof.data_dir.glob("step*.sqlite"))
+    assert files == ["step000000.rank0-of-1.sqlite"]
+    assert not load(prof.run_dir, step=0).meta.partial
+    with pytest.raises(RuntimeError, match="outside"):
+        prof.step()

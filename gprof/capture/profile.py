@@ -303,11 +303,24 @@ class profile:
             return
         self._next_step()
 
+    def stop(self, save: bool = True) -> None:
+        """Leave the block here, as its end would; ``save=False`` drops the step in progress instead of
+        saving it, for ops that are not training (``torch-gprof debug``'s launching process once it has
+        spawned the ranks that train: gprof/debug/spawn.py). The block's own end then does nothing."""
+        self._finish(None, save)
+
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
+        self._finish(exc, save=True)
+
+    def _finish(self, exc: BaseException | None, save: bool) -> None:
+        if not self._active:  # stopped already
+            return
         try:
-            # after the last optimizer step, what is left is not a whole training step
-            self._end(error=exc, partial=self.step_boundary == "optimizer" and self.step_num > 0)
+            if save:  # after the last optimizer step, what is left is not a whole training step
+                self._end(error=exc, partial=self.step_boundary == "optimizer" and self.step_num > 0)
+            else:
+                self.session.end_step(save=False)
         finally:
             self._active = False
             if self._boundary_hook is not None:

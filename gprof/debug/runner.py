@@ -79,8 +79,8 @@ def main(argv: list[str] | None = None) -> int:
 
                 print(f"torch-gprof debug: recording {a.script} under {a.logdir}/{run}; each optimizer.step() ends "
                       "a step", flush=True)
-                stack.enter_context(debug_spawned_ranks(session, a.logdir, run, breaks))
-                stack.enter_context(gprof.profile(logdir=a.logdir, run=run, step_boundary="optimizer"))
+                launcher = stack.enter_context(gprof.profile(logdir=a.logdir, run=run, step_boundary="optimizer"))
+                stack.enter_context(debug_spawned_ranks(session, a.logdir, run, breaks, launcher))
             runpy.run_path(a.script, run_name="__main__")
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)

@@ -10,9 +10,12 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gprof.debug import DebugSession
+
+if TYPE_CHECKING:
+    import gprof
 
 
 class RankRun:
@@ -35,9 +38,12 @@ class RankRun:
 
 
 @contextlib.contextmanager
-def debug_spawned_ranks(session: DebugSession, logdir: str, run: str, breaks: Sequence[str]) -> Iterator[None]:
+def debug_spawned_ranks(session: DebugSession, logdir: str, run: str, breaks: Sequence[str],
+                        launcher: gprof.profile | None = None) -> Iterator[None]:
     """While active, ``mp.spawn`` / ``mp.start_processes`` record and debug every rank; the UI
-    attached to ``session`` is told where the ranks' servers are (a ``ranks`` event)."""
+    attached to ``session`` is told where the ranks' servers are (a ``ranks`` event). The launching
+    process's own recording (``launcher``) stops there, unsaved: what it ran before spawning (data set-up)
+    is no training step, and saved as ``rank 0 of 1`` beside the ranks' files it would read as a rank."""
     import torch.multiprocessing as mp
 
     module = sys.modules["torch.multiprocessing.spawn"]
@@ -51,6 +57,8 @@ def debug_spawned_ranks(session: DebugSession, logdir: str, run: str, breaks: Se
         for path in session.address_files:
             path.unlink(missing_ok=True)
         session.address_files.clear()
+        if launcher is not None:
+            launcher.stop(save=False)
         print(f"torch-gprof debug: {nprocs} spawned ranks, each recorded under {run_dir}; the UI follows rank 0 "
               f"({{ and }} switch ranks). From another terminal: torch-gprof attach {run_dir} --rank R", flush=True)
         session.debugger.ranks = {"run_dir": run_dir, "world_size": nprocs}
