@@ -10,7 +10,7 @@ import pytest
 
 from gprof.analyses import fusion
 from gprof.analyses.gpu_specs import GpuSpec, gpu_spec
-from gprof.analyses.triton_rules import SECOND_STAGE, TritonRules, channels_last
+from gprof.analyses.triton_rules import COLUMN_PART, SECOND_STAGE, TritonRules, channels_last
 from gprof.graph.model import StepGraph
 from tests.graphbuild import G
 
@@ -143,3 +143,20 @@ def test_tiny_full_reduction_is_unrolled_into_the_loss_on_a_gpu():
 def test_harness_rules_ignore_the_phase():
     rules = TritonRules(HARNESS).for_phase(conv_bn_relu((3, 16)).nodes)
     assert rules.channels_last and not rules.reorderable
+
+
+# --- a split layer norm backward column part: a second stage per gradient (SM-count dependent) -------------------
+
+def test_split_layer_norm_column_part_has_a_second_stage_per_gradient():
+    g = G()
+    grad, x, w = g.input((256, 128)), g.input((256, 128)), g.input((128,))
+    d = g.op("aten.mul.Tensor", [grad, grad], phase="backward")
+    lnb = g.op("aten.native_layer_norm_backward.default", [d, x, w], phase="backward")
+    node = g.graph.nodes[g.writer[lnb]]
+    node.outputs += (g.meta[g.input((128,))], g.meta[g.input((128,))])
+    # 128 columns, far fewer than 132 SMs * 64: split; weight and bias second stages read their own partials
+    assert kernels(g.graph, "H200", "backward") == [["mul", "native_layer_norm_backward"], [COLUMN_PART],
+                                                     [SECOND_STAGE], [SECOND_STAGE]]
+    assert kernels(g.graph, HARNESS, "backward") == [["mul", "native_layer_norm_backward"], [COLUMN_PART]]
+    node.outputs = node.outputs[:2]  # a weight gradient only
+    assert kernels(g.graph, "H200", "backward")[2:] == [[SECOND_STAGE]]

@@ -251,12 +251,14 @@ class TritonRules(FusionRules):
     def apart_kernels(self, node: Node, r: str) -> list[str]:
         """Kernels doing part of ``node``'s work beside its own kernel, emitted just after it, which
         leave the node free to fuse with its neighbours: a layer norm backward's column part (the
-        weight and bias gradients) and, when that outer reduction splits, its second stage."""
+        weight and bias gradients) and, when that outer reduction splits, its second stages (one per gradient)."""
         if node.op_short not in LAYER_NORM_BACKWARDS or len(node.outputs) < 2 or not node.inputs:
             return []
         cols = node.inputs[0].shape[-1] if node.inputs[0].shape else 1
         rows = numel(node.inputs[0].shape) // max(1, cols)
-        return [COLUMN_PART] + [SECOND_STAGE] * (split_factor(cols, rows, True, self.gpu) > 1)
+        # a split column part: one first stage for both gradients (same group), then a second stage per gradient,
+        # each reading only its own partial buffer (no shared data: ``InductorChoices.can_fuse``), so two kernels
+        return [COLUMN_PART] + [SECOND_STAGE] * (len(node.outputs) - 1) * (split_factor(cols, rows, True, self.gpu) > 1)
 
 
 SECOND_STAGE = "second stage of a split reduction"
