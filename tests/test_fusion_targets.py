@@ -38,8 +38,13 @@ def test_cpu_kernel_group_joins_what_triton_keeps_apart():
     graph = bias_grad_then_relu_grad()
     # C++: the kernel group runs on to the next extern call, so each sum shares the next stage's kernel
     assert kernels(graph, "cpu", "backward") == [["threshold_backward"], ["sum", "threshold_backward", "sum"]]
-    # Triton: a column sum fuses with neither its producer nor unrelated work (an outer reduction)
-    assert sorted(kernels(graph, "cuda", "backward")) == [["sum"], ["sum"], ["threshold_backward"], ["threshold_backward"]]
+    # Triton on CPU tensors: a column sum fuses with neither its producer nor unrelated work (an outer reduction)
+    cpu_tensors = dataclasses.replace(gpu_spec("H100"), cpu_tensors=True)
+    assert sorted(kernels(graph, "cuda", "backward", cpu_tensors)) == [
+        ["sum"], ["sum"], ["threshold_backward"], ["threshold_backward"]]
+    # on a GPU loop reordering fuses the second sum with its producer (tests/test_fusion_gpu_rules.py); the first
+    # ReLU backward reads only graph inputs, so its sum floats to the last stage
+    assert sorted(kernels(graph, "cuda", "backward")) == [["sum"], ["threshold_backward"], ["threshold_backward", "sum"]]
 
 
 def test_softmax_then_loss_is_two_triton_kernels_one_cpu_kernel():
@@ -77,7 +82,8 @@ def test_batch_norm_statistics_are_kernels_of_their_own_on_triton():
     bn = g.op("aten._native_batch_norm_legit_functional.default", [x])
     g.op("aten.relu.default", [bn])
     assert kernels(g.graph, "cpu") == [["_native_batch_norm_legit_functional", "relu"]]
-    got = kernels(g.graph, "cuda", gpu="H100")
+    # (on CPU tensors; on a GPU a contiguous input is one inner reduction: tests/test_fusion_gpu_rules.py)
+    got = kernels(g.graph, "cuda", gpu=dataclasses.replace(gpu_spec("H100"), cpu_tensors=True))
     assert got[-1] == ["_native_batch_norm_legit_functional", "relu"]
     assert got[0][0].startswith("batch-norm statistics") and got[1:-1] == [[SECOND_STAGE]]
 
@@ -129,9 +135,9 @@ def test_layer_norm_backward_column_part_is_a_triton_kernel_after_the_row_part()
     lnb = g.op("aten.native_layer_norm_backward.default", [d, x, w], phase="backward")
     g.graph.nodes[g.writer[lnb]].outputs += (g.meta[g.input((128,))], g.meta[g.input((128,))])
     assert kernels(g.graph, "cpu", "backward") == [["mul", "native_layer_norm_backward"]]
-    # 128 columns, far fewer than an H100's SMs * 64: the outer reduction splits into two kernels
+    # 128 columns, far fewer than an H100's SMs * 64: the outer reduction splits, a second stage per gradient
     assert kernels(g.graph, "cuda", "backward", gpu="H100") == [
-        ["mul", "native_layer_norm_backward"], [COLUMN_PART], [SECOND_STAGE]]
+        ["mul", "native_layer_norm_backward"], [COLUMN_PART], [SECOND_STAGE], [SECOND_STAGE]]
     assert kernels(g.graph, "cuda", "backward", gpu="L4")[1] == [COLUMN_PART]
     # no weight or bias gradient (elementwise_affine=False): the row part only
     g.graph.nodes[g.writer[lnb]].outputs = g.graph.nodes[g.writer[lnb]].outputs[:1]
