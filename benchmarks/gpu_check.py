@@ -133,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--models", nargs="*", default=["mlp", "cnn", "transformer", "gpt2"],
                    help="models for the --target cuda check (fusion_vs_inductor names; default mlp cnn transformer gpt2)")
     p.add_argument("--out", type=Path, help="also write the traces and a JSON summary here")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="list each predicted/generated kernel pair under 0.8 similarity and every unmatched kernel")
     args = p.parse_args(argv)
     if not torch.cuda.is_available():
         print(f"gpu_check: no CUDA device here (torch {torch.__version__}, CUDA build {torch.version.cuda}); "
@@ -174,14 +176,14 @@ def main(argv: list[str] | None = None) -> int:
     for name, ns in costs.items():
         print(f"   {name:<20} {C.fmt_ms(ns)}  {ns / plain:6.3f}x")
     print(f"\nverdict: per-op-type device times {'within' if ok else 'NOT within'} 5% of Kineto kernel times")
-    fusion_ok = check_fusion(args.models)
+    fusion_ok = check_fusion(args.models, args.verbose)
     if args.out:
         (args.out / "gpu_check.json").write_text(json.dumps(
             {"source": source, "ours_ns": ours, "kineto_ns": kineto, "in_step_ns": costs, "ok": ok}, indent=1))
     return 0 if ok and fusion_ok else 1
 
 
-def check_fusion(names: list[str]) -> bool:
+def check_fusion(names: list[str], verbose: bool = False) -> bool:
     """``--target cuda`` prediction (recorded on the CPU, re-targeted to this GPU by name) against the
     Triton launches of the same step compiled on this GPU (``benchmarks/fusion_vs_inductor.py``, which
     schedules for the device without stand-ins when CUDA is there): kernel counts per phase within 10%
@@ -201,6 +203,15 @@ def check_fusion(names: list[str]) -> bool:
             jac = sum(sims) / len(sims) if sims else 0.0
             good &= within and jac >= 0.8
             print(f"   {name:<12} {phase:<9} {len(p):>9} {len(a):>7} {'yes' if within else 'NO':>9} {jac:>8.2f}")
+            if verbose:  # each kernel pair below 0.8 and each kernel left unmatched, for the rules' next round
+                pairs = F.align(p, a)
+                for i, j in pairs:
+                    if F.jaccard(p[i], a[j]) < 0.8:
+                        print(f"      {F.jaccard(p[i], a[j]):.2f} predicted {F.fmt(p[i])}  {act[phase][j].name} {F.fmt(a[j])}")
+                for j in sorted(set(range(len(a))) - {j for _, j in pairs}):
+                    print(f"      unmatched {act[phase][j].name} {F.fmt(a[j])}")
+                for i in sorted(set(range(len(p))) - {i for i, _ in pairs}):
+                    print(f"      unmatched predicted {F.fmt(p[i])}")
         print(f"   {name:<12} ({time.perf_counter() - t0:.0f} s)")
     print(f"verdict: --target cuda prediction {'within' if good else 'NOT within'} the targets on this GPU")
     return good
