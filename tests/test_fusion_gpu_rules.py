@@ -12,7 +12,7 @@ from gprof.analyses import fusion
 from gprof.analyses.gpu_specs import GpuSpec, gpu_spec
 from gprof.analyses.triton_rules import COLUMN_PART, SECOND_STAGE, TritonRules, channels_last
 from gprof.graph.model import StepGraph
-from tests.graphbuild import G
+from graphbuild import G
 
 #: what ``harness_gpu()`` builds: Triton on CPU tensors, the CPU count as SMs
 HARNESS = dataclasses.replace(gpu_spec(None), name="Triton on this CPU", sm_count=2, cpu_tensors=True)
@@ -160,3 +160,24 @@ def test_split_layer_norm_column_part_has_a_second_stage_per_gradient():
     assert kernels(g.graph, HARNESS, "backward") == [["mul", "native_layer_norm_backward"], [COLUMN_PART]]
     node.outputs = node.outputs[:2]  # a weight gradient only
     assert kernels(g.graph, "H200", "backward")[2:] == [[SECOND_STAGE]]
+
+
+# --- post_grad.unfuse_bias_add_to_pointwise: on a GPU a Linear's bias add runs in its pointwise user's kernel -------
+
+def _linear_then(op: str, saved_for_backward: bool = False) -> tuple[StepGraph, int]:
+    g = G()
+    x, w, b = g.input((32, 64)), g.input((64, 16)), g.input((16,))
+    out = g.op("aten.addmm.default", [b, x, w], (32, 16))
+    g.op(op, [out])
+    if saved_for_backward:  # a backward op reads the addmm's own output: a graph output, not a pointwise use
+        g.op("aten.tanh_backward.default", [out, out], phase="backward")
+    return g.graph, g.writer[out]
+
+
+@pytest.mark.parametrize("saved", [False, True])
+def test_bias_add_of_an_addmm_read_only_pointwise_runs_in_its_users_kernel_on_a_gpu(saved: bool) -> None:
+    graph, addmm = _linear_then("aten.relu.default", saved)
+    for gpu in ("H200", HARNESS):
+        ks = [k for k in fusion.predict(graph, "cuda", gpu)["forward"] if k.generated]
+        assert [k.nodes for k in ks] == [[addmm + 1]]  # the count is the same: the mm stays an extern call
+        assert (addmm in ks[0].also) == (gpu == "H200" and not saved)

@@ -59,6 +59,7 @@ from gprof.analyses.triton_lowering import (
     merge_producer_kernels,
     recompute_shared_pointwise,
     two_step_variance_means,
+    unfused_bias_adds,
 )
 from gprof.analyses.triton_rules import TritonRules, after_dependencies
 from gprof.graph.model import Node
@@ -222,6 +223,8 @@ def predict_phase(nodes: list[Node], graph_producers: dict[int, list[int]], node
         merge_producer_kernels(nodes, roles, producers, kernels, kernel_of, rules)
         if cpu_device:
             two_step_variance_means(nodes, roles, producers, kernels, kernel_of)
+        if rules.unfused_addmm_before_pointwise:
+            unfused_bias_adds(nodes, roles, consumers, seg, uses, kernel_of)
     _split_deferred_column_reductions(nodes, roles, producers, seg, placed, kernels, kernel_of,
                                       not rules.joins_stages, beside)
     # run order: graph by graph (as first met), stage by stage, a stage's generated kernel before

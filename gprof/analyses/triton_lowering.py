@@ -299,3 +299,24 @@ def two_step_variance_means(nodes: list[Node], roles: dict[int, str], producers:
         for i in cone:
             kernel_of[i] = mean
         kernels.insert(kernels.index(k), mean)
+
+
+def unfused_bias_adds(nodes: list[Node], roles: dict[int, str], consumers: dict[int, list[int]],
+                      seg: dict[int, int], uses: dict[int, int] | None, kernel_of: dict[int, Kernel]) -> None:
+    """On a GPU an ``addmm`` whose every user is pointwise becomes ``mm`` and a bias add
+    (``torch/_inductor/fx_passes/post_grad.py``: ``unfuse_bias_add_to_pointwise`` when
+    ``should_prefer_unfused_addmm``, False off a GPU), and the add runs in its users' kernel: ``Linear`` +
+    ``ReLU`` is an ``mm`` call and one ``triton_poi_fused_addmm_relu`` kernel. The kernel count is unchanged
+    (the mm stays an extern call); the users' kernels also do part of the addmm's work (``Kernel.also``).
+    A value read in another phase (saved for the backward) is a graph output, not a pointwise use."""
+    for n in nodes:
+        if n.op_short != "addmm":
+            continue
+        users = [c for c in consumers.get(n.idx, ()) if seg.get(c) == seg.get(n.idx)]
+        if not users or (uses or {}).get(n.idx, len(users)) != len(users) or any(roles.get(c) != POINT for c in users):
+            continue
+        for c in users:
+            k = kernel_of.get(c)
+            if k is not None and k.generated and n.idx not in k.also:
+                k.also.append(n.idx)
+
