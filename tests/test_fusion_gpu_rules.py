@@ -7,12 +7,12 @@ import dataclasses
 import itertools
 
 import pytest
+from graphbuild import G
 
 from gprof.analyses import fusion
 from gprof.analyses.gpu_specs import GpuSpec, gpu_spec
 from gprof.analyses.triton_rules import COLUMN_PART, SECOND_STAGE, TritonRules, channels_last
 from gprof.graph.model import StepGraph
-from graphbuild import G
 
 #: what ``harness_gpu()`` builds: Triton on CPU tensors, the CPU count as SMs
 HARNESS = dataclasses.replace(gpu_spec(None), name="Triton on this CPU", sm_count=2, cpu_tensors=True)
