@@ -222,7 +222,8 @@ class StepWorker:
         root = str(Path(__file__).resolve().parents[2])  # gprof's own directory, wherever it was imported from
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
         with theirs:
-            self.proc = subprocess.Popen([sys.executable, "-c", _BOOT, str(theirs.fileno()), str(self.spool_dir)],
+            self.proc = subprocess.Popen([sys.executable, "-c", _BOOT, str(theirs.fileno()), str(self.spool_dir),
+                                          str(self.owner)],
                                          pass_fds=(theirs.fileno(), self._lock), stdin=subprocess.DEVNULL, env=env)
         self.conn = Connection(ours.detach())
         self.alive = True
@@ -434,10 +435,11 @@ class StepQueue:
             warnings.warn(f"torch-gprof: step {step} could not be saved:\n{error}", RuntimeWarning, stacklevel=2)
 
 
-def _serve(fd: int, spool_dir: str) -> None:
-    """The worker's loop: one spooled step at a time, in order, until the training process closes;
-    if it closed by dying, the worker then removes its spool directory."""
-    owner = os.getppid()
+def _serve(fd: int, spool_dir: str, owner: int) -> None:
+    """The worker's loop: one spooled step at a time, in order, until the training process (``owner``)
+    closes; if it closed by dying, the worker then removes its spool directory. The owner comes from the
+    command line, not ``os.getppid()``: a training process killed while its worker was still importing
+    would otherwise leave the worker reading its new parent (the reaper) as its owner, alive."""
     try:
         _work(fd)
     finally:
@@ -487,5 +489,5 @@ def _work(fd: int) -> None:
 _BOOT = """
 import sys
 from gprof.capture.worker import _serve
-_serve(int(sys.argv[1]), sys.argv[2])
+_serve(int(sys.argv[1]), sys.argv[2], int(sys.argv[3]))
 """
