@@ -61,7 +61,7 @@ from gprof.analyses.triton_lowering import (
     two_step_variance_means,
     unfused_bias_adds,
 )
-from gprof.analyses.triton_rules import TritonRules, after_dependencies
+from gprof.analyses.triton_rules import after_dependencies
 from gprof.graph.model import Node
 
 MAX_FUSED_NODES = 64
@@ -108,8 +108,7 @@ def predict_phase(nodes: list[Node], graph_producers: dict[int, list[int]], node
     ``eager`` the nodes that stay outside every graph, ``rules`` the target's (default: C++) and
     ``uses`` how many nodes of the whole step read each node (default: this phase's readers)."""
     rules = rules or FusionRules()
-    if isinstance(rules, TritonRules):
-        rules = rules.for_phase(nodes)  # (the layout its convolutions get: ``triton_rules.channels_last``)
+    rules = rules.for_phase(nodes)  # (Triton: the layout its convolutions get, ``triton_rules.channels_last``)
     segment_of = segment_of or {}
     idx_in = {n.idx: n for n in nodes}
     roles = {n.idx: node_roles[n.idx] for n in nodes}  # this phase's only: others are not looked through
@@ -247,13 +246,11 @@ def predict_phase(nodes: list[Node], graph_producers: dict[int, list[int]], node
     else:
         after_dependencies(kernels, producers, kernel_of, beside)
     convs = [n for n in nodes if n.phase == "forward" and n.op_short == "convolution" and len(n.inputs[0].shape) == 4]
-    if convs:
-        # Inductor's layout optimisation converts the conv input and weights to channels-last up front:
-        # one kernel group on the CPU, a kernel per tensor (the first input and each weight) on Triton
-        # (on a GPU none when ``decide_layout_opt`` keeps the layout: ``TritonRules.conversion_kernels``)
-        count = rules.conversion_kernels(convs) if isinstance(rules, TritonRules) else 1
-        kernels[:0] = [Kernel("forward", [], generated=True, note="channels-last conversion for convolutions")
-                       for _ in range(count)]
+    # Inductor's layout optimisation converts the conv input and weights to channels-last up front:
+    # one kernel group on the CPU, a kernel per tensor (the first input and each weight) on Triton,
+    # none on a GPU when ``decide_layout_opt`` keeps the layout (``conversion_kernels``)
+    kernels[:0] = [Kernel("forward", [], generated=True, note="channels-last conversion for convolutions")
+                   for _ in range(rules.conversion_kernels(convs))]
     return kernels
 
 

@@ -157,8 +157,6 @@ class FusionRules:
     #: generated kernels of consecutive stages with no extern call between them are one kernel
     #: (``CppScheduling``'s kernel group, flushed only at an extern call)
     joins_stages = True
-    #: a convolution's channels-last conversion is one kernel per converted tensor (else one kernel)
-    layout_conversions_per_tensor = False
     #: a pointwise node read by one pointwise node runs in its reader's kernel (``triton_lowering.inline_single_use``)
     inlines_single_use = False
     #: ``cat``'s inputs are realised into its slices (``ir.ConcatKernel``), not inlined into it
@@ -166,6 +164,15 @@ class FusionRules:
     #: ``add(mm, c)`` stays apart from the matmul when every user of the sum is pointwise
     #: (``should_prefer_unfused_addmm``: GPU devices only)
     unfused_addmm_before_pointwise = False
+
+    def for_phase(self, nodes: list[Node]) -> FusionRules:
+        """These rules for one phase's nodes (Triton reads the layout its convolutions get from them)."""
+        return self
+
+    def conversion_kernels(self, convs: list[Node]) -> int:
+        """Kernels converting the convolutions' tensors to channels-last (Inductor's layout optimisation,
+        always on a CPU device): one kernel group here."""
+        return 1 if convs else 0
 
     def compatible(self, p: Node, rp: str, c: Node, rc: str) -> bool:
         """Can consumer ``c`` run in the same kernel as producer ``p`` (vertical fusion)?"""

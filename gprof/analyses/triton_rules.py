@@ -166,7 +166,6 @@ class TritonRules(FusionRules):
 
     target = "cuda"
     joins_stages = False
-    layout_conversions_per_tensor = True
     inlines_single_use = True
 
     def __init__(self, gpu: GpuSpec, channels_last: bool = True, reorderable: frozenset[int] = frozenset()) -> None:
@@ -262,6 +261,7 @@ class TritonRules(FusionRules):
 
 
 SECOND_STAGE = "second stage of a split reduction"
+COLUMN_PART = "column part of a normalisation backward (weight/bias gradients)"
 
 # device-dependent rules: what Inductor does on a CUDA device and not on the CPU device of the check on this machine
 # (``GpuSpec.cpu_tensors``), read from its branches on the device type
@@ -346,7 +346,6 @@ def reorders_outer(s: Shape, gpu: GpuSpec) -> Shape:
             and split_factor(s.numel, s.rnumel, True, gpu) == 1):
         return Shape(s.numel, s.rnumel, True, False)
     return s
-COLUMN_PART = "column part of a normalisation backward (weight/bias gradients)"
 
 
 def can_fuse(a: Shape, b: Shape) -> bool:
