@@ -44,9 +44,8 @@ def _in_place_compiles_torch_classes() -> bool:
     rule), torch 2.13 and older skip that as well and the module runs eager, while torch 2.14 wraps
     such a ``_call_impl`` so that Dynamo traces it (``OptimizedModule._should_wrap_module_call_impl``).
     Detected by that hook rather than by the version number, so a build between releases answers
-    for what it does (:func:`gprof.analyses.regions.in_place_compiles_torch_classes` must decide from
-    a recorded version string; tests/test_compile_snippets.py checks that both agree). Only called
-    once a module has been compiled in place, so Dynamo is already imported."""
+    for what it does (tests/test_compile_snippets.py checks it against what Dynamo does on the running
+    torch). Only called once a module has been compiled in place, so Dynamo is already imported."""
     from torch._dynamo.eval_frame import OptimizedModule
 
     return callable(getattr(OptimizedModule, "_should_wrap_module_call_impl", None))
