@@ -144,10 +144,10 @@ class BrowseScreen(Screen):
     def action_page(self, delta: int) -> None:
         self.query_one(NodeTable).page(delta)
 
-    async def _switch(self, targets: list[tuple[int, int]]) -> bool:
+    async def _switch(self, targets: list[tuple[int, int]]) -> None:
         """Open the first readable (step, rank) of ``targets``: one whose header does not decode is
         named in a notification and passed over, so one bad file never walls off the steps beyond
-        it. False (and this step stays) when none reads."""
+        it. When none reads, this step stays."""
         for step, rank in targets:
             try:
                 data = StepData(self.run, step, rank, self.data.target, self.data.gpu)
@@ -155,12 +155,11 @@ class BrowseScreen(Screen):
             except StoreError as e:
                 self.notify(f"skipped step {step} rank {rank}: {e}", severity="error", timeout=10)
         else:
-            return False
+            return
         self.data.close()
         self.data = data
         await self._forget_tabs()
         self.load_step()
-        return True
 
     async def _forget_tabs(self) -> None:
         """Empty the built tabs: each is rebuilt for what ``self.data`` now shows when next viewed."""
@@ -251,8 +250,7 @@ class BrowseApp(App):
                  target: str | None = None, gpu: str | None = None) -> None:
         super().__init__()
         self.run_obj = open_run(run) if isinstance(run, str) else run
-        self._start = (step, rank)
-        self._target = (target, gpu)
+        self._start: dict[str, Any] = {"step": step, "rank": rank, "target": target, "gpu": gpu}
 
     def on_mount(self) -> None:
-        self.push_screen(BrowseScreen(self.run_obj, *self._start, target=self._target[0], gpu=self._target[1]))
+        self.push_screen(BrowseScreen(self.run_obj, **self._start))
