@@ -31,7 +31,8 @@ The rules follow ``torch/_inductor/scheduler.py`` and the CPU backend (see docs/
 - at most 64 nodes per kernel.
 
 On the ``cuda`` target the grouping asks :class:`gprof.analyses.triton_rules.TritonRules` instead and runs the
-passes defined there (inlining, ``cat`` slices, pairwise merging, dependency order).
+lowering passes of :mod:`gprof.analyses.triton_lowering` (inlining, recomputation, ``cat`` slices, pairwise
+merging) and Triton's dependency order.
 
 The whole-step prediction (Dynamo graphs, AOTAutograd's cut) and the unfused-chain estimate built
 on these kernels are in :mod:`gprof.analyses.fusion`.
@@ -216,7 +217,7 @@ def predict_phase(nodes: list[Node], graph_producers: dict[int, list[int]], node
     if rules.inlines_single_use:  # Triton; ``concat_realizes_inputs``: on a CPU device (the check on this machine)
         cpu_device = rules.concat_realizes_inputs
         inline_single_use(nodes, roles, consumers, seg, uses, kernels, kernel_of, cpu_device)
-        recompute_shared_pointwise(nodes, roles, consumers, seg, uses, kernels, kernel_of, cpu_device)
+        recompute_shared_pointwise(nodes, roles, producers, consumers, seg, uses, kernels, kernel_of, cpu_device)
         if cpu_device:
             concat_slices(nodes, roles, producers, kernels, kernel_of)
         merge_producer_kernels(nodes, roles, producers, kernels, kernel_of, rules)

@@ -63,9 +63,9 @@ def _inlined_cone(i: int, k: Kernel, producers: dict[int, list[int]], roles: dic
     return sorted(cone)
 
 
-def recompute_shared_pointwise(nodes: list[Node], roles: dict[int, str], consumers: dict[int, list[int]],
-                               seg: dict[int, int], uses: dict[int, int] | None, kernels: list[Kernel],
-                               kernel_of: dict[int, Kernel], cpu_device: bool) -> None:
+def recompute_shared_pointwise(nodes: list[Node], roles: dict[int, str], producers: dict[int, list[int]],
+                               consumers: dict[int, list[int]], seg: dict[int, int], uses: dict[int, int] | None,
+                               kernels: list[Kernel], kernel_of: dict[int, Kernel], cpu_device: bool) -> None:
     """A pointwise node read by several nodes of its graph is recomputed in each reader's kernel unless
     something realises it. ``GraphLowering.run_node`` calls ``StorageBox.mark_reuse(len(n.users))``, which
     realises a reused ``ir.Pointwise`` only when ``should_realize_on_reuse`` says so: more than
@@ -82,10 +82,6 @@ def recompute_shared_pointwise(nodes: list[Node], roles: dict[int, str], consume
     ``MemoryDep`` differ, ``Scheduler.score_fusion_memory`` is 0 and ``InductorChoices.can_fuse`` refuses the
     horizontal fusion (\"no shared data\"); such readers that the grouping put in one kernel are split apart."""
     by = {n.idx: n for n in nodes}
-    producers: dict[int, list[int]] = {}
-    for p, cs in consumers.items():
-        for c in cs:
-            producers.setdefault(c, []).append(p)
     changed = False
     for n in nodes:
         k = kernel_of.get(n.idx)
@@ -275,12 +271,7 @@ def two_step_variance_means(nodes: list[Node], roles: dict[int, str], producers:
                 or not n.inputs or not n.inputs[0].shape or n.inputs[0].shape[-1] > TWO_STEP_VARIANCE_THRESHOLD):
             continue
         size = numel(n.inputs[0].shape)
-        members, cone, todo = set(k.nodes), set(), [n.idx]
-        while todo:  # the pointwise prologue the statistics inline
-            for p in producers.get(todo.pop(), ()):
-                if p in members and p not in cone and roles.get(p) == POINT:
-                    cone.add(p)
-                    todo.append(p)
+        cone = set(_inlined_cone(n.idx, k, producers, roles)) - {n.idx}  # the pointwise prologue the statistics inline
         random = {by[i].outputs[0].storage for i in cone if by[i].outputs and node_class(by[i]) == RANDOM}
         written = {by[i].outputs[0].storage for i in cone if by[i].outputs} - random
         layouts: dict[int, bool] = {}  # buffers the mean's sum reads (a random mask is stored) -> permuted
