@@ -182,6 +182,9 @@ def test_help_renders_its_markup_and_lists_every_footer_key(tmp_path: Path) -> N
             # markup became styles: no tag is left in the text, and the key names are bold
             assert "[/b]" not in text and "[b" not in text and "[/" not in text
             assert any("bold" in str(span.style) for span in shown.spans)
+            # only the title is underlined (a style on the whole text underlined every padding space)
+            assert [text[s.start:s.end] for s in shown.spans if "underline" in str(s.style)] == [
+                "torch-gprof debugger keys"]
             lines = text.splitlines()
             for key, _, _, help_text in KEYS:  # every footer key, as the user types it, with its text
                 name = _KEY_NAMES.get(key, key)

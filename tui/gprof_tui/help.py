@@ -47,7 +47,8 @@ class HelpScreen(ModalScreen):
         title = "torch-gprof debugger keys" if self.mode == "debug" else "torch-gprof browse keys"
         # styled text, not markup: a key such as "] / [" followed by spaces and a closing tag is
         # read differently by Rich's escape and Textual's markup parser, and showed "[/b]"
-        text = Text(title, style="bold underline")
+        text = Text()
+        text.append(title, style="bold underline")  # (a Text's own style would cover all it holds)
         text.append("\n\n")
         for k, v in keys:
             text.append(f"{k:<18}", style="bold")
