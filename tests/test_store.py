@@ -13,8 +13,9 @@ from torch import nn
 
 import gprof
 from gprof.graph.keys import format_key, parse_key
-from gprof.store import StepReader, StepWriter, StoreError, UnknownRunError, find_runs, open_run
+from gprof.store import StepReader, StepWriter, StoreError, UnknownRunError, find_runs, open_run, step_file
 from gprof.store.runs import plugin_dir, step_filename
+from gprof.store.step_file import write_step
 
 
 def _first_file(run_dir: Path) -> Path:
@@ -156,10 +157,14 @@ def test_module_query_by_prefix(tmp_path) -> None:
         assert r.node(one.idx) == one and r.node_by_key(one.key) == one
 
 
-def test_node_and_module_queries_use_indexes(recorded_examples) -> None:
-    """One node or one module's nodes come out of a step of any size without scanning it: SQLite's
-    own query plan must search an index, never scan the nodes table."""
-    with open_run(recorded_examples["transformer"].run_dir).open() as r:
+def test_node_and_module_queries_use_indexes(recorded_examples, tmp_path, monkeypatch) -> None:
+    """One node or one module's nodes come out of a big step without scanning it: SQLite's own query
+    plan must search an index, never scan the nodes table (a step under PRECOMPUTE_MIN_NODES is
+    written without indexes: scanning it takes microseconds, and it is written sooner)."""
+    with StepReader(_first_file(recorded_examples["transformer"].run_dir)) as small:
+        graph = small.load()
+    monkeypatch.setattr(step_file, "PRECOMPUTE_MIN_NODES", 0)
+    with StepReader(write_step(graph, tmp_path / "big.sqlite")) as r:
         plans = {
             "node": r.sql("EXPLAIN QUERY PLAN SELECT * FROM nodes WHERE idx = ?", (5,)),
             "key": r.sql("EXPLAIN QUERY PLAN SELECT * FROM nodes WHERE key = ?", ("x",)),
@@ -208,18 +213,29 @@ def test_profile_rejects_run_names_that_escape_the_logdir(tmp_path, name) -> Non
     assert not (tmp_path / "evil").exists(), "a step was written outside the logdir"
 
 
-def test_a_file_without_write_time_aggregates_reads_the_same(recorded_examples, tmp_path) -> None:
-    """Files written before the aggregate tables existed get them as views when opened: every
-    reader queries one set of names, and the rows equal the ones written with the step."""
-    src = _first_file(recorded_examples["transformer"].run_dir)
+def test_aggregates_read_the_same_as_tables_or_as_views(recorded_examples, tmp_path, monkeypatch) -> None:
+    """A step of PRECOMPUTE_MIN_NODES nodes or more has its aggregate tables written with it; a
+    smaller one, and a file written before they existed, gets them as views when opened: every
+    reader queries one set of names, and the rows are the same either way."""
+    with StepReader(_first_file(recorded_examples["transformer"].run_dir)) as r:
+        graph = r.load()
+    assert graph.meta.node_count < step_file.PRECOMPUTE_MIN_NODES
+    small = write_step(graph, tmp_path / "small.sqlite")
+    monkeypatch.setattr(step_file, "PRECOMPUTE_MIN_NODES", 0)
+    tables = write_step(graph, tmp_path / "tables.sqlite")
     old = tmp_path / "old.sqlite"
-    shutil.copy(src, old)
+    shutil.copy(tables, old)
     with sqlite3.connect(old) as db:
         db.execute("DROP TABLE agg_op_stats")
         db.execute("DROP TABLE agg_op_edges")
-    queries = ["SELECT * FROM agg_op_stats ORDER BY 1, 2, 3", "SELECT * FROM agg_op_edges ORDER BY 1, 2, 3, 4, 5, 6"]
-    with StepReader(src) as new_file, StepReader(old) as old_file:
-        assert old_file.sql("SELECT name FROM sqlite_master WHERE name IN ('agg_op_stats', 'agg_op_edges')") == []
+    names = ("SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('agg_op_stats', 'agg_op_edges', "
+             "'agg_module_edges') ORDER BY 1")
+    queries = ["SELECT * FROM agg_op_stats ORDER BY 1, 2, 3", "SELECT * FROM agg_op_edges ORDER BY 1, 2, 3, 4, 5, 6",
+               "SELECT * FROM agg_module_edges ORDER BY 1, 2, 3, 4"]
+    with StepReader(tables) as t, StepReader(small) as s, StepReader(old) as o:
+        assert [n for (n,) in t.sql(names)] == sorted(step_file.AGGREGATE_QUERIES)
+        assert s.sql(names) == [] and [n for (n,) in o.sql(names)] == ["agg_module_edges"]
         for q in queries:
-            rows = new_file.sql(q)
-            assert rows and old_file.sql(q) == rows
+            rows = t.sql(q)
+            assert rows and s.sql(q) == rows and o.sql(q) == rows
+        assert s.op_facts() == t.op_facts() and s.op_facts()

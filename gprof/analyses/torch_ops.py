@@ -12,6 +12,7 @@ import os
 import platform
 import sys
 import time
+from functools import cache
 from typing import Any
 
 import torch
@@ -51,8 +52,11 @@ def _inductor_tables(f: Any) -> str | None:
     return None
 
 
+@cache
 def op_facts(op: str) -> OpFacts:
-    """Tags, alias-only schema and Inductor's verdict of an op name such as ``aten.add.Tensor``."""
+    """Tags, alias-only schema and Inductor's verdict of an op name such as ``aten.add.Tensor``.
+    Once per op and process, like ``opclass.classify`` which reads it: a step file then stores the
+    facts its analyses used, and the worker does not look them up again for every step it writes."""
     f = _overload(op)
     tags = frozenset(str(t).rsplit(".", 1)[-1] for t in getattr(f, "tags", ()))
     return OpFacts(tags, f is not None and _is_alias_only(f), _inductor_tables(f))

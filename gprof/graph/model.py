@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import Enum
+from functools import cache
 from typing import Any, NamedTuple
 
 
@@ -67,6 +68,13 @@ class TensorMeta(NamedTuple):
         return f"{dtype_abbrev(self.dtype)}[{','.join(map(str, self.shape))}]"
 
 
+@cache
+def short_op_name(op: str) -> str:
+    """Cached: the analyses ask it of every node several times, and a step has few distinct ops."""
+    parts = op.split(".")
+    return parts[1] if len(parts) >= 2 and parts[0] in ("aten", "prims", "c10d", "_c10d_functional") else op
+
+
 @dataclass(slots=True)
 class Node:
     """One aten op of the step. Fields mirror what PyTorch users already know from
@@ -98,8 +106,7 @@ class Node:
     @property
     def op_short(self) -> str:
         """``aten.addmm.default`` -> ``addmm``: what people call the op."""
-        parts = self.op.split(".")
-        return parts[1] if len(parts) >= 2 and parts[0] in ("aten", "prims", "c10d", "_c10d_functional") else self.op
+        return short_op_name(self.op)
 
 
 @dataclass(frozen=True, slots=True)

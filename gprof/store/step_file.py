@@ -45,10 +45,12 @@ CREATE TABLE modules(fqn TEXT PRIMARY KEY, type TEXT, builtin INTEGER NOT NULL D
 CREATE TABLE analyses(name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE aggregates(op TEXT PRIMARY KEY, count INTEGER, total_ns INTEGER);
 """
-#: Aggregates every viewer needs, by table name. They are computed once when the step is written
-#: (in SQLite, so a million-node step costs seconds at capture instead of a cold viewer spending them
-#: per request); a file written before they existed gets them as temporary views when it is opened,
-#: so readers always query these names.
+#: Aggregates every viewer needs, by table name. A step of :data:`PRECOMPUTE_MIN_NODES` nodes or more
+#: has them computed once when it is written (in SQLite, so a million-node step costs seconds at capture
+#: instead of a cold viewer spending them per request), with its indexes; a smaller step, and a file
+#: written before they existed, gets them as temporary views when it is opened (milliseconds per query
+#: there, and the ~5 ms they cost a GPT-2-like step's write stay off the profiled run: issue 17), so
+#: readers always query these names.
 AGGREGATE_QUERIES = {
     "agg_op_stats": """
     SELECT module, phase, op, COUNT(*) AS count, SUM(dur_ns) AS dur_ns, SUM(device_ns) AS device_ns,
@@ -72,6 +74,7 @@ AGGREGATE_QUERIES = {
           WHERE a.module IS NOT b.module OR a.phase != b.phase)
     GROUP BY 1, 2, 3, 4""",
 }
+PRECOMPUTE_MIN_NODES = 5_000
 _INDEXES = """
 CREATE INDEX nodes_module ON nodes(module);
 CREATE INDEX nodes_key ON nodes(key);
@@ -100,10 +103,24 @@ V1_MEMORY_FIELDS = ("peak_bytes", "peak_node", "by_category", "saved_activations
 # "dtype|device|d0,d1,...|nbytes|storage" per tensor, ';' between tensors. Compact and quick to
 # build for a million nodes, unlike JSON.
 
+#: encoded "dtype|device|shape|nbytes|" by (shape, dtype, device, nbytes): a step has few distinct
+#: tensor kinds, and formatting each afresh was a third of writing a node row; emptied when it grows
+#: past _PREFIX_CAP (a run whose shapes never repeat)
+_PREFIXES: dict[tuple, str] = {}
+_PREFIX_CAP = 100_000
+
+
 def encode_tensors(metas: Sequence[TensorMeta]) -> str:
-    return ";".join(
-        f"{m.dtype}|{m.device}|{','.join(map(str, m.shape))}|{m.nbytes}|{m.storage}" for m in metas
-    )
+    out = []
+    for m in metas:
+        key = (m.shape, m.dtype, m.device, m.nbytes)
+        prefix = _PREFIXES.get(key)
+        if prefix is None:
+            if len(_PREFIXES) >= _PREFIX_CAP:
+                _PREFIXES.clear()
+            prefix = _PREFIXES[key] = f"{m.dtype}|{m.device}|{','.join(map(str, m.shape))}|{m.nbytes}|"
+        out.append(prefix + str(m.storage))
+    return ";".join(out)
 
 
 def decode_tensors(text: str) -> tuple[TensorMeta, ...]:
@@ -207,10 +224,12 @@ class StepWriter:
             "memory": _shallow_dict(memory),
         }
         self._db.executemany("INSERT INTO meta VALUES (?,?)", ((k, json.dumps(v)) for k, v in meta_items.items()))
-        self._db.executescript(_INDEXES)
-        for name, query in AGGREGATE_QUERIES.items():
-            self._db.execute(f"CREATE TABLE {name} AS {query}")
-        self._write_op_facts()
+        precompute = meta.node_count >= PRECOMPUTE_MIN_NODES
+        if precompute:
+            self._db.executescript(_INDEXES)
+            for name, query in AGGREGATE_QUERIES.items():
+                self._db.execute(f"CREATE TABLE {name} AS {query}")
+        self._write_op_facts("agg_op_stats" if precompute else "nodes")
         self._db.commit()
         self._db.close()
         if self.fallback is None:
@@ -220,14 +239,14 @@ class StepWriter:
             os.replace(self._tmp, self.path)
         return self.path
 
-    def _write_op_facts(self) -> None:
+    def _write_op_facts(self, ops_from: str) -> None:
         """Torch's facts about each op of the step (tags, alias-only schema, Inductor's verdict), from
         the source the analyses use in this process, so a reader re-running them for another fusion
         target (gprof/store/queries/retarget.py) classifies ops as here without importing torch. No
         table where no source is installed (a step written without torch)."""
         from gprof.analyses.opclass import facts_to_json, op_facts_of
 
-        facts = op_facts_of([op for (op,) in self._db.execute("SELECT DISTINCT op FROM agg_op_stats")])
+        facts = op_facts_of([op for (op,) in self._db.execute(f"SELECT DISTINCT op FROM {ops_from}")])
         if facts:
             self._db.execute("CREATE TABLE op_facts(op TEXT PRIMARY KEY, facts TEXT NOT NULL)")
             self._db.executemany("INSERT INTO op_facts VALUES (?,?)",
