@@ -29,6 +29,9 @@ def _without(name: str) -> Callable[[dict], dict]:
     return lambda d: {k: v for k, v in d.items() if k != name}
 
 
+#: the ``node_*`` kinds' edits of a node row: tensors that do not parse, attrs that are not JSON
+NODE_ROW_EDITS = {"node_inputs": "inputs = 'float32|cpu|2,x|8', outputs = 'garbage'", "node_attrs": "attrs = '{bad'"}
+
 KINDS: dict[str, Callable[[sqlite3.Connection], None]] = {
     "meta_extra_field": _edit_meta("meta", lambda d: {**d, "from_a_newer_writer": {"x": 1}, "partial": False}),
     "meta_missing_field": _edit_meta("meta", _without("step")),
@@ -45,8 +48,8 @@ KINDS: dict[str, Callable[[sqlite3.Connection], None]] = {
         "INSERT OR REPLACE INTO analyses VALUES ('hazards', '\"text\"')",
         "INSERT OR REPLACE INTO analyses VALUES ('op_classes', '[1, 2]')",
         "INSERT OR REPLACE INTO analyses VALUES ('compile_suggestions', '{\"suggestions\": 7, \"error\": 1}')"),
-    "node_inputs": _sql("UPDATE nodes SET inputs = 'float32|cpu|2,x|8', outputs = 'garbage'"),
-    "node_attrs": _sql("UPDATE nodes SET attrs = '{bad'"),
+    "node_inputs": _sql("UPDATE nodes SET " + NODE_ROW_EDITS["node_inputs"]),
+    "node_attrs": _sql("UPDATE nodes SET " + NODE_ROW_EDITS["node_attrs"]),
 }
 #: kinds a reader must read as if nothing were wrong
 READABLE = {"meta_extra_field"}
@@ -57,6 +60,17 @@ def corrupt(path: Path, kind: str) -> Path:
     db = sqlite3.connect(path)
     try:
         KINDS[kind](db)
+        db.commit()
+    finally:
+        db.close()
+    return path
+
+
+def corrupt_node(path: Path, idx: int, kind: str) -> Path:
+    """Apply node corruption ``kind`` (a key of ``NODE_ROW_EDITS``) to node ``idx``'s row only."""
+    db = sqlite3.connect(path)
+    try:
+        db.execute(f"UPDATE nodes SET {NODE_ROW_EDITS[kind]} WHERE idx = ?", (idx,))
         db.commit()
     finally:
         db.close()

@@ -7,12 +7,20 @@ import json
 from pathlib import Path
 
 import pytest
-from corrupt_steps import GOLDEN_LOGDIR, KINDS, READABLE, copy_step, corrupt
+from corrupt_steps import GOLDEN_LOGDIR, KINDS, READABLE, copy_step, corrupt, corrupt_node
 
 from gprof.cli import main
 from gprof.store import StepReader, open_run
 from gprof.store.decode import CorruptStepError, integer
-from gprof.store.queries import NodeQuery, analyses_view, node_page, op_table, step_summary
+from gprof.store.queries import (
+    NodeQuery,
+    UndecodedNode,
+    analyses_view,
+    node_page,
+    node_page_rows,
+    op_table,
+    step_summary,
+)
 
 GOLDEN_MLP = GOLDEN_LOGDIR / "mlp" / "plugins" / "gprof" / "step000001.rank0-of-1.sqlite"
 #: corruption inside node rows: the file opens, reading those nodes fails
@@ -59,6 +67,23 @@ def test_node_corruption_is_one_error(tmp_path: Path, kind: str) -> None:
         if kind == "node_inputs":
             with pytest.raises(CorruptStepError, match="inputs"):
                 op_table(r, "op_shape")
+
+
+@pytest.mark.parametrize("kind", sorted(NODE_KINDS))
+def test_a_bad_node_row_costs_only_itself_on_a_page_read_row_by_row(tmp_path: Path, kind: str) -> None:
+    f = corrupt_node(copy_step(GOLDEN_MLP, tmp_path, 0), 60, kind)
+    with StepReader(f) as r:
+        rows = node_page_rows(r, NodeQuery(), 200)
+        with pytest.raises(CorruptStepError, match="node 60 does not decode"):
+            node_page(r, NodeQuery(), 200)
+        good = node_page(r, NodeQuery(offset=61), 200)
+    assert [n.idx for n in rows] == list(range(137))
+    bad = rows[60]
+    assert isinstance(bad, UndecodedNode) and (bad.idx, bad.op) == (60, "aten.sum.dim_IntList")
+    assert bad.error.path == f and "node 60 does not decode" in str(bad.error)
+    assert bad.reason and "does not decode" not in bad.reason and str(f) not in bad.reason
+    assert not any(isinstance(n, UndecodedNode) for n in rows[:60] + rows[61:])
+    assert [n.key for n in rows[61:]] == [n.key for n in good]
 
 
 @pytest.mark.parametrize("kind", sorted(ANALYSIS_KINDS))

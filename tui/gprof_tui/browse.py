@@ -208,7 +208,9 @@ class BrowseScreen(Screen):
     def action_breakpoint(self) -> None:
         key = self.selected_node_key()
         if key is None:
-            self.notify("select a node in the table first", severity="warning")
+            bad = self.query_one(NodeTable).selected_undecoded()
+            self.notify("select a node in the table first" if bad is None else
+                        f"node {bad.idx} does not decode: pick another node", severity="warning")
             return
         if self.on_break is not None:
             self.on_break(key)

@@ -13,19 +13,21 @@ from gprof.graph.model import Node
 from gprof.store import Run, StepReader
 from gprof.store.queries import (
     NodeQuery,
+    UndecodedNode,
     backward_partners,
     memory_series,
     module_table,
     neighbours,
     node_briefs,
     node_page,
+    node_page_rows,
 )
 from gprof.store.queries.nodes import SORT_COLUMNS, count_matching
 from gprof.store.queries.retarget import NeedsTorchError, analyses_for
 
 PAGE_SIZE = 200
-#: the node table's paging and sorting are the read layer's; re-exported for the widgets
-__all__ = ["PAGE_SIZE", "SORT_COLUMNS", "NodeQuery", "StepData", "item_title"]
+#: the node table's paging, sorting and undecodable rows are the read layer's; re-exported for the widgets
+__all__ = ["PAGE_SIZE", "SORT_COLUMNS", "NodeQuery", "StepData", "UndecodedNode", "item_title"]
 
 
 class StepData:
@@ -48,6 +50,10 @@ class StepData:
     # ------------------------------------------------------------------ nodes
     def page(self, q: NodeQuery, size: int = PAGE_SIZE) -> list[Node]:
         return node_page(self.reader, q, size)
+
+    def page_rows(self, q: NodeQuery, size: int = PAGE_SIZE) -> list[Node | UndecodedNode]:
+        """:meth:`page`, with a row that does not decode as an UndecodedNode in its place."""
+        return node_page_rows(self.reader, q, size)
 
     def count(self) -> int:
         return self.meta.node_count or self.reader.count()

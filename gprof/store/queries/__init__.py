@@ -14,6 +14,7 @@ from gprof.store.queries.memory import memory_curve, memory_series
 from gprof.store.queries.modules import module_table
 from gprof.store.queries.nodes import (
     NodeQuery,
+    UndecodedNode,
     backward_partners,
     count_in_phases,
     direct_edges,
@@ -24,6 +25,7 @@ from gprof.store.queries.nodes import (
     node_briefs,
     node_idx,
     node_page,
+    node_page_rows,
 )
 from gprof.store.queries.ops import (
     input_shapes,
@@ -38,9 +40,10 @@ from gprof.store.queries.ranks import newest_readable, run_listing, step_files
 from gprof.store.queries.summary import headline, step_summary
 
 __all__ = [
-    "NodeQuery", "analyses_view", "backward_partners", "count_in_phases", "direct_edges", "direct_nodes",
-    "direct_op_edges", "direct_op_stats", "headline", "input_shapes", "key_counts", "memory_curve",
-    "memory_series", "module_edge_rows", "module_phase_rows", "module_table", "neighbours", "newest_readable",
-    "node_briefs", "node_idx", "node_idx_for_keys", "node_marks", "node_page", "op_edge_rows", "op_stat_rows",
-    "op_table", "regions_of", "run_listing", "step_diff", "step_files", "step_summary", "top_ops",
+    "NodeQuery", "UndecodedNode", "analyses_view", "backward_partners", "count_in_phases", "direct_edges",
+    "direct_nodes", "direct_op_edges", "direct_op_stats", "headline", "input_shapes", "key_counts",
+    "memory_curve", "memory_series", "module_edge_rows", "module_phase_rows", "module_table", "neighbours",
+    "newest_readable", "node_briefs", "node_idx", "node_idx_for_keys", "node_marks", "node_page",
+    "node_page_rows", "op_edge_rows", "op_stat_rows", "op_table", "regions_of", "run_listing", "step_diff",
+    "step_files", "step_summary", "top_ops",
 ]

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gprof.graph.model import Node
+from gprof.store.decode import CorruptStepError
 from gprof.store.step_file import NODE_COLUMNS, StepReader
 
 #: sortable node-table columns: label -> column
@@ -42,14 +43,54 @@ def _where(q: NodeQuery) -> tuple[str, list[Any]]:
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
-def node_page(r: StepReader, q: NodeQuery, size: int) -> list[Node]:
-    """One page of the nodes matching ``q``, in its order (ties by index)."""
+@dataclass(frozen=True)
+class UndecodedNode:
+    """A node row that does not decode, in its place on a page: its index, its op as stored (None when
+    that is not text) and the store's error, which names the file, the node and what is wrong."""
+
+    idx: int
+    op: str | None
+    error: CorruptStepError
+
+    @property
+    def reason(self) -> str:
+        """What is wrong with the row, without the file and node the error also names."""
+        problem = self.error.problem
+        inner = problem.partition(" does not decode (")[2]
+        return inner.removesuffix(")") if inner else problem
+
+
+def _page_rows(r: StepReader, q: NodeQuery, size: int) -> list[tuple]:
     where, params = _where(q)
     col = SORT_COLUMNS[q.sort]
     order = f"{col} {'DESC' if q.descending else 'ASC'}" + (", idx" if col != "idx" else "")
-    rows = r.sql(f"SELECT {', '.join(NODE_COLUMNS)} FROM nodes{where} ORDER BY {order} LIMIT ? OFFSET ?",
+    return r.sql(f"SELECT {', '.join(NODE_COLUMNS)} FROM nodes{where} ORDER BY {order} LIMIT ? OFFSET ?",
                  (*params, size, q.offset))
-    return r.decode_nodes(rows)
+
+
+def node_page(r: StepReader, q: NodeQuery, size: int) -> list[Node]:
+    """One page of the nodes matching ``q``, in its order (ties by index); CorruptStepError when a
+    row of it does not decode."""
+    return r.decode_nodes(_page_rows(r, q, size))
+
+
+def node_page_rows(r: StepReader, q: NodeQuery, size: int) -> list[Node | UndecodedNode]:
+    """:func:`node_page`, row by row: a row that does not decode is an :class:`UndecodedNode` in its
+    place, so one bad row costs only itself and the page's other nodes still show."""
+    return decode_rows(r, _page_rows(r, q, size))
+
+
+def decode_rows(r: StepReader, rows: Iterable[Sequence[Any]]) -> list[Node | UndecodedNode]:
+    """Rows of ``NODE_COLUMNS`` as nodes, each row on its own: one that does not decode is an
+    :class:`UndecodedNode` (its idx, and its op where that reads as text) instead of failing the rest."""
+    out: list[Node | UndecodedNode] = []
+    for row in rows:
+        try:
+            out += r.decode_nodes([row])
+        except CorruptStepError as e:
+            op = row[NODE_COLUMNS.index("op")]
+            out.append(UndecodedNode(row[0], op if isinstance(op, str) else None, e))
+    return out
 
 
 def count_matching(r: StepReader, q: NodeQuery) -> int:

@@ -1,13 +1,15 @@
 """The details pane: everything about one node, and the nodes around it."""
 from __future__ import annotations
 
+from rich.markup import escape
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from gprof.store import StoreError
+from gprof.graph.model import Node
+from gprof.store import CorruptStepError, StoreError
 from gprof_tui.render import node_details, unreadable_text
-from gprof_tui.stepdata import StepData
+from gprof_tui.stepdata import StepData, UndecodedNode
 
 
 class NodeDetails(VerticalScroll):
@@ -31,10 +33,22 @@ class NodeDetails(VerticalScroll):
             n = data.node(idx)
             if n is None:
                 return
-            partner = data.node(n.fwd) if n.fwd is not None else None
+            partner, partner_problem = _partner(data, n.fwd)
             producers, consumers = data.neighbours(idx)
             text = node_details(n, partner, data.backward_partners(idx) if n.phase == "forward" else [],
-                                data.brief(producers[:8]), data.brief(consumers[:8]))
-        except StoreError as e:  # this node, or its partner, does not decode
+                                data.brief(producers[:8]), data.brief(consumers[:8])) + partner_problem
+        except StoreError as e:  # this node does not decode, or the file around it does not read
             text = unreadable_text(f"Node {idx}", e)
         body.update(text)
+
+
+def _partner(data: StepData, fwd: int | None) -> tuple[Node | None, str]:
+    """A node's forward partner and ""; when the partner's row does not decode, None and a line saying
+    so, and the node itself still shows."""
+    if fwd is None:
+        return None, ""
+    try:
+        return data.node(fwd), ""
+    except CorruptStepError as e:
+        reason = UndecodedNode(fwd, None, e).reason
+        return None, f"\n[b]forward partner[/b]  #{fwd} [b red]does not decode[/b red] ({escape(reason)})"
