@@ -26,7 +26,8 @@ import gprof
 from gprof.graph.model import StepGraph, StepMeta
 from gprof.store import open_run, plugin_dir, step_filename, write_step
 from gprof.store.queries.ranks import run_listing
-from gprof.store.step_file import StepWriter, remove_stale_temp_files
+from gprof.store.step_file import StepWriter
+from gprof.store.temp_files import remove_stale_temp_files
 
 
 def train(prof: gprof.profile | None, steps: int, width: int = 16) -> list[torch.Tensor]:

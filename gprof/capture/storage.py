@@ -27,7 +27,8 @@ from typing import Any
 from gprof.graph.model import Edge, MemorySummary, ModuleInfo, Node, StepMeta
 from gprof.store.runs import list_step_files, plugin_dir, step_filename
 from gprof.store.sink import StepSink
-from gprof.store.step_file import StepWriter, remove_stale_temp_files
+from gprof.store.step_file import StepWriter
+from gprof.store.temp_files import remove_stale_temp_files
 
 #: what a full disk, a read-only or vanished logdir, or a file-size limit raise out of the writer
 STORE_ERRORS = (OSError, sqlite3.Error)
