@@ -23,7 +23,7 @@ from gprof.capture.builder import StepBuilder
 from gprof.capture.handoff import complete_step
 from gprof.capture.worker import StepWorker
 from gprof.store import open_run
-from gprof.store.step_file import StepWriter
+from gprof.store.step_file import StepReader, StepWriter
 from tests.conftest import ROOT, bitwise_equal, seeded_net
 
 STEPS = 4
@@ -100,6 +100,42 @@ def test_training_is_bit_identical_and_every_step_written(tmp_path) -> None:
         _train(in_process)
     assert in_process.session.queue is None
     assert [g.meta.node_count for g in in_process.graphs] == [g.meta.node_count for g in prof.graphs]
+
+
+@torch.library.custom_op("gproftest::peek", mutates_args=(), tags=(torch.Tag.data_dependent_output,))
+def _peek(x: torch.Tensor) -> torch.Tensor:
+    return x.clone()
+
+
+def test_the_worker_classifies_ops_as_the_training_process_does(tmp_path) -> None:
+    """An op the user's code registers exists in the training process only: the worker, a fresh
+    interpreter, learns its facts from the spool, so its tag (a data-dependent output: a graph-break
+    hazard) is in the handed-off step's analyses and stored facts as in an in-process build."""
+    class Peek(torch.nn.Module):
+        def forward(self, h: torch.Tensor) -> torch.Tensor:
+            return h + torch.ops.gproftest.peek(h.detach())
+
+    def train(prof: gprof.profile) -> None:
+        net, x = seeded_net()
+        model = torch.nn.Sequential(net, Peek())
+        model(x).sum().backward()
+        prof.step()
+
+    _ready_worker()  # one step, and the worker ready for it: the worker builds it, not the closing thread
+    steps = {}
+    for run, worker in (("w", True), ("p", False)):
+        with gprof.profile(tmp_path, run=run, worker=worker) as prof:
+            train(prof)
+        assert (prof.session.queue is not None) == worker
+        steps[run] = [gprof.load(f.path) for f in open_run(prof.run_dir).files()]
+    for w, p in zip(steps["w"], steps["p"]):
+        hazards = [(h["kind"], h["op"]) for h in w.analyses["hazards"]]
+        assert ("data_dependent", "gproftest.peek.default") in hazards
+        assert hazards == [(h["kind"], h["op"]) for h in p.analyses["hazards"]]
+        assert w.analyses["op_classes"] == p.analyses["op_classes"]
+    with StepReader(open_run(tmp_path / "w").files()[0].path) as r:
+        facts = r.op_facts()
+    assert facts is not None and "data_dependent_output" in facts["gproftest.peek.default"].tags
 
 
 def test_an_observer_keeps_steps_in_process(tmp_path, monkeypatch) -> None:

@@ -90,6 +90,8 @@ class OpInfo:
 _op_facts: Callable[[str], OpFacts] | None = None
 #: facts a step file stored for its ops (``learn_op_facts``), for readers without torch
 _learned: dict[str, OpFacts] = {}
+#: facts the training process looked up for the ops it handed to this step worker (``prefer_op_facts``)
+_preferred: dict[str, OpFacts] = {}
 
 
 class NeedsTorchError(RuntimeError):
@@ -116,10 +118,18 @@ def learn_op_facts(facts: dict[str, OpFacts]) -> None:
     _learned.update(facts)
 
 
+def prefer_op_facts(facts: dict[str, OpFacts]) -> None:
+    """Take the facts the training process looked up for its ops, ahead of this process's own: the
+    step worker (gprof/capture/worker.py) lacks the ops the user's code registered there, and
+    Inductor's verdicts where only the training process imported Inductor; with them, a handed-off
+    step is classified, analysed and stored as an in-process build there would be."""
+    _preferred.update(facts)
+
+
 def op_facts_of(ops: list[str]) -> dict[str, OpFacts]:
     """The facts of ``ops`` from the installed source, what a step file stores for readers; empty
     where no torch source is installed (a reader writing a step in a test)."""
-    return {} if _op_facts is None else {op: _op_facts(op) for op in ops}
+    return {} if _op_facts is None else {op: _facts(op) for op in ops}
 
 
 def facts_to_json(f: OpFacts) -> dict[str, Any]:
@@ -132,7 +142,8 @@ def facts_from_json(d: dict[str, Any]) -> OpFacts:
 
 def _facts(op: str) -> OpFacts:
     if _op_facts is not None:
-        return _op_facts(op)
+        preferred = _preferred.get(op)
+        return preferred if preferred is not None else _op_facts(op)
     learned = _learned.get(op)
     if learned is None:
         raise NeedsTorchError(f"classifying {op} needs torch or the op facts a step file stores (files written "
