@@ -140,10 +140,11 @@ def bench_model(name: str, rounds: int, steps: int, logdir: str) -> dict[str, An
         row = rows[key]
         in_step = steps * (row["step_ns"] - plain)
         boundary = steps * row["boundary_ns"]
+        row["rest_ns"] = row["added_ns"] - in_step - boundary - row["exit_ns"]
         print(f"   {label} added {C.fmt_ms(row['added_ns']).strip()} = in-step {C.fmt_ms(in_step).strip()} "
               f"({in_step / tp['added_ns']:.2f}x torch.profiler's added) + {steps} x step() "
               f"{C.fmt_ms(boundary).strip()} + exit {C.fmt_ms(row['exit_ns']).strip()} + rest (entering; medians need not add up) "
-              f"{C.fmt_ms(row['added_ns'] - in_step - boundary - row['exit_ns']).strip()}")
+              f"{C.fmt_ms(row['rest_ns']).strip()}")
     print(f"   'floors': added cost in units of this run's pass-through floor ({floor:.2f} us/op now; "
           f"{QUIET_FLOOR_US:g} us on a quiet machine per recording-facts.md)")
     print(f"   gprof added per op over pass-through mode: "
@@ -167,6 +168,21 @@ def worker_start() -> None:
           f"{time.perf_counter() - t0:.2f} s (a fresh interpreter importing torch and gprof)")
 
 
+#: a block whose time outside its steps, step() calls and exit (entering, leaving) is more than this share
+#: of what it added was disturbed: seen on this VM when the host slowed memory-heavy work (torch.profiler
+#: then spent 0.6-0.8 s entering and leaving a 5-step transformer block it leaves in ~0 ms otherwise)
+DISTURBED_SHARE = 0.25
+
+
+def _judged(met: bool, *rows: dict[str, Any]) -> str:
+    """MET / NOT MET, or why this run cannot tell: a ratio of blocks that were disturbed is no measure."""
+    disturbed = [r for r in rows if abs(r["rest_ns"]) > DISTURBED_SHARE * abs(r["added_ns"])]
+    if disturbed:
+        return (f"NOT JUDGED (a block spent {C.fmt_ms(disturbed[0]['rest_ns']).strip()} outside its steps and exit, "
+                f"over {DISTURBED_SHARE:.0%} of what it added: the machine disturbed this run; run it again)")
+    return "MET" if met else "NOT MET"
+
+
 def verdicts(results: dict[str, dict[str, Any]]) -> None:
     print("\n== targets")
     for name in ("gpt2", "transformer"):
@@ -175,7 +191,7 @@ def verdicts(results: dict[str, dict[str, Any]]) -> None:
             ours, tp, old = rows["gprof.profile"], rows["torch.profiler"], rows["gprof (worker=False)"]
             rel = ours["added_ns"] / tp["added_ns"]
             print(f"   {name}: added time of the profiled steps {C.fmt_ms(ours['added_ns']).strip()} vs torch.profiler's "
-                  f"{C.fmt_ms(tp['added_ns']).strip()} -> {rel:.2f}x (target <= 0.5): {'MET' if rel <= 0.5 else 'NOT MET'}")
+                  f"{C.fmt_ms(tp['added_ns']).strip()} -> {rel:.2f}x (target <= 0.5): {_judged(rel <= 0.5, ours, tp)}")
             print(f"   {name}: in-step ratio with the worker {ours['ratio']:.3f} vs in-process {old['ratio']:.3f} "
                   "(target: does not grow)")
     if "gpt2" in results:
