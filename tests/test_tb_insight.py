@@ -127,3 +127,21 @@ def test_timeline_nodes_and_buckets(get: Any) -> None:
     b = get("timeline", run="transformer", max=10)
     assert b["mode"] == "buckets" and len(b["items"]) <= 10 * len(b["lanes"])
     assert sum(i[3] for i in b["items"]) == 324
+
+
+def test_optimizer_alternatives_are_one_finding() -> None:
+    """fused, foreach and compiling opt.step are alternatives: one finding with the best saving (the
+    step's findings would otherwise add up three savings of which only one can be had), the others named
+    in its detail, and the report says to pick one."""
+    from gprof.analyses.optimizer import format_text
+    from gprof.store.queries.findings import step_findings
+
+    advice = [{"name": "Adam.step (for-loop)", "ops": 120, "time_ns": 900_000, "modules": ["0"], "advice": [
+        {"kind": "compile", "ops_after": 2, "est_time_saved_ns": 200_000, "code": "opt_step()"},
+        {"kind": "fused", "ops_after": 2, "est_time_saved_ns": 210_000, "code": "fused=True"},
+        {"kind": "foreach", "ops_after": 30, "est_time_saved_ns": 160_000, "code": "foreach=True"}]}]
+    found = step_findings({"optimizer_advice": advice}, step_ns=10_000_000)
+    [opt] = [f for f in found if f["kind"] == "optimizer"]
+    assert opt["title"] == "Adam.step (for-loop): use fused" and opt["saving_ns"] == 210_000
+    assert opt["snippet"] == "fused=True" and "or compile (~" in opt["detail"] and "or foreach (~" in opt["detail"]
+    assert "one of (savings do not add up)" in format_text({"optimizer_advice": advice})[0]

@@ -77,7 +77,7 @@ def format_text(step: dict[str, Any]) -> list[str]:
     lines = []
     for o in step.get("optimizer_advice") or []:
         lines.append(f"   optimizer: {o['name']}, {o['ops']} ops, {fmt_ns(o['time_ns'])} recorded, "
-                     f"{len(o['modules'])} module(s)")
+                     f"{len(o['modules'])} module(s)" + (", one of (savings do not add up):" if len(o["advice"]) > 1 else ""))
         for a in o["advice"]:
             lines.append(f"     {a['kind']}: saves ~{fmt_ns(a['est_time_saved_ns'])}/step ({o['ops']} -> "
                          f"{a['ops_after']} ops)")

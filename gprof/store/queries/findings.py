@@ -88,14 +88,22 @@ def _regions(analyses: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _optimizer_advice(analyses: dict[str, Any]) -> list[dict[str, Any]]:
+    """One finding per optimizer: its best variant, the others named in its detail. They are
+    alternatives (fused, foreach, or compiling ``opt.step``), so their savings never add up."""
     out = []
     for o in analysis_items(analyses.get("optimizer_advice")):
-        for a in o.get("advice", []):
-            out.append(_finding(
-                "optimizer", a.get("kind"), f"{o.get('name', 'optimizer')}: use {a.get('kind')}",
-                a.get("est_time_saved_ns", 0), None, "optimizer", None, [], snippet=a.get("code"),
-                detail=f"{o.get('ops')} ops -> {a.get('ops_after')} ops"))
-            out[-1]["module_label"] = o.get("name", "optimizer")
+        advice = sorted(o.get("advice", []), key=lambda a: -a.get("est_time_saved_ns", 0))
+        if not advice:
+            continue
+        best, others = advice[0], advice[1:]
+        detail = f"{o.get('ops')} ops -> {best.get('ops_after')} ops"
+        if others:
+            detail += "; or " + ", or ".join(f"{a.get('kind')} (~{fmt_ns(a.get('est_time_saved_ns', 0))})"
+                                             for a in others) + ": alternatives, one of them"
+        out.append(_finding(
+            "optimizer", best.get("kind"), f"{o.get('name', 'optimizer')}: use {best.get('kind')}",
+            best.get("est_time_saved_ns", 0), None, "optimizer", None, [], snippet=best.get("code"), detail=detail))
+        out[-1]["module_label"] = o.get("name", "optimizer")
     return out
 
 
