@@ -115,9 +115,9 @@ def main() -> None:
             cpus.append(cpu)
             data = StepData(open_run(run_dir))
             for times, query in ((modules, lambda d: d.modules()),
-                                 (pages, lambda d: d.page(NodeQuery())),
-                                 (sorted_pages, lambda d: d.page(NodeQuery(sort="time", descending=True))),
-                                 (filtered, lambda d: d.page(NodeQuery(text="gelu", module="layers.7")))):
+                                 (pages, lambda d: d.page_rows(NodeQuery())),
+                                 (sorted_pages, lambda d: d.page_rows(NodeQuery(sort="time", descending=True))),
+                                 (filtered, lambda d: d.page_rows(NodeQuery(text="gelu", module="layers.7")))):
                 t = time.perf_counter()
                 query(data)
                 times.append(time.perf_counter() - t)

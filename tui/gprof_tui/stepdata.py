@@ -19,7 +19,6 @@ from gprof.store.queries import (
     module_table,
     neighbours,
     node_briefs,
-    node_page,
     node_page_rows,
 )
 from gprof.store.queries.nodes import SORT_COLUMNS, count_matching
@@ -48,11 +47,8 @@ class StepData:
         self.reader.close()
 
     # ------------------------------------------------------------------ nodes
-    def page(self, q: NodeQuery, size: int = PAGE_SIZE) -> list[Node]:
-        return node_page(self.reader, q, size)
-
     def page_rows(self, q: NodeQuery, size: int = PAGE_SIZE) -> list[Node | UndecodedNode]:
-        """:meth:`page`, with a row that does not decode as an UndecodedNode in its place."""
+        """One page of the nodes ``q`` matches, a row that does not decode as an UndecodedNode in its place."""
         return node_page_rows(self.reader, q, size)
 
     def count(self) -> int:
