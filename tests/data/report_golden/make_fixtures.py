@@ -135,7 +135,7 @@ def tui_views(run_dir: Path) -> dict[str, object]:
                    NodeQuery(module=""), NodeQuery(offset=5, sort="alloc")]
         queries += [NodeQuery(module=m, sort="op") for m in mods[:3]]
         for q in queries:
-            out[f"page {q}"] = nodes(data.page(q, size=30))
+            out[f"page {q}"] = nodes(data.page_rows(q, size=30))
         for idx in sorted({0, data.count() // 2, data.count() - 1}):
             n = data.node(idx)
             out[f"node {idx}"] = nodes([n])
