@@ -46,6 +46,7 @@ from typing import ClassVar
 
 from gprof.capture.handoff import SpooledStep, StepHeader, complete_step, replay_spool
 from gprof.graph.model import StepGraph, StepMeta
+from gprof.store.temp_files import pid_alive
 
 
 class LazyGraph:
@@ -134,16 +135,6 @@ _SPOOL_PREFIX = "gprof-spool-"
 _LOCK = "lock"
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # EPERM: someone else's process has that pid now
-        return True
-    return True
-
-
 def _lock_held(lock: str) -> bool:
     """Does a live process (a training process, a fork of it, or its worker) hold this spool
     directory's lock? A missing lock (its owner died before taking it) is held by nobody."""
@@ -182,7 +173,7 @@ def remove_stale_spools(root: str | os.PathLike[str] | None = None) -> list[Path
             st = entry.stat(follow_symlinks=False)
         except OSError:
             continue
-        if not stat.S_ISDIR(st.st_mode) or st.st_uid != uid or _pid_alive(int(pid)) or \
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != uid or pid_alive(int(pid)) or \
                 _lock_held(os.path.join(entry.path, _LOCK)):
             continue
         shutil.rmtree(entry.path, ignore_errors=True)  # never follows symlinks inside (fd-based on POSIX)
@@ -443,7 +434,7 @@ def _serve(fd: int, spool_dir: str, owner: int) -> None:
     try:
         _work(fd)
     finally:
-        if not _pid_alive(owner) or os.getppid() != owner:  # else it removes the directory itself
+        if not pid_alive(owner) or os.getppid() != owner:  # else it removes the directory itself
             shutil.rmtree(spool_dir, ignore_errors=True)
 
 

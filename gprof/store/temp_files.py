@@ -67,7 +67,7 @@ def remove_stale_temp_files(directory: str | os.PathLike[str], max_age_s: float 
         try:
             if not entry.is_file(follow_symlinks=False):
                 continue
-            dead = m is not None and m["host"] == host and not _alive(int(m["pid"]))
+            dead = m is not None and m["host"] == host and not pid_alive(int(m["pid"]))
             if dead or now - entry.stat(follow_symlinks=False).st_mtime > max_age_s:
                 os.unlink(entry.path)
                 removed.append(Path(entry.path))
@@ -76,7 +76,8 @@ def remove_stale_temp_files(directory: str | os.PathLike[str], max_age_s: float 
     return removed
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this host has ``pid`` (a dead writer's, or the step worker's owner)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
