@@ -31,9 +31,11 @@ class CorruptStepError(StoreError):
     """A step file whose contents do not decode. ``problem`` says what, for this one file: readers
     skip or flag the file and go on with the others."""
 
-    def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
+    def __init__(self, path: str | os.PathLike[str], problem: str, cause: str | None = None) -> None:
         self.path = Path(path)
         self.problem = problem
+        #: what is wrong inside the value, naming neither the file nor the value (set by ``decoding``)
+        self.cause = cause
         super().__init__(f"{self.path}: {problem}. Re-record the step, or delete the file.")
 
 
@@ -56,7 +58,8 @@ def decoding(path: Path, what: str) -> Iterator[None]:
     try:
         yield
     except (ValueError, TypeError, KeyError, AttributeError, IndexError) as e:
-        raise CorruptStepError(path, f"{what} does not decode ({type(e).__name__}: {e})") from None
+        cause = f"{type(e).__name__}: {e}"
+        raise CorruptStepError(path, f"{what} does not decode ({cause})", cause) from None
 
 
 def load_json(path: Path, what: str, text: Any) -> Any:

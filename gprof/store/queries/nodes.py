@@ -55,9 +55,7 @@ class UndecodedNode:
     @property
     def reason(self) -> str:
         """What is wrong with the row, without the file and node the error also names."""
-        problem = self.error.problem
-        inner = problem.partition(" does not decode (")[2]
-        return inner.removesuffix(")") if inner else problem
+        return self.error.cause or self.error.problem
 
 
 def _page_rows(r: StepReader, q: NodeQuery, size: int) -> list[tuple]:
