@@ -32,7 +32,9 @@ def _overload(op: str) -> Any:
         return None
 
 
-def _is_alias_only(f: Any) -> bool:
+def alias_only(f: Any) -> bool:
+    """Whether every output of the op overload ``f`` only aliases an input (a view), from its schema;
+    the recorder's per-op facts (gprof/capture/records.py) and the op facts share this one test."""
     try:
         rets = f._schema.returns
     except AttributeError:
@@ -59,7 +61,7 @@ def op_facts(op: str) -> OpFacts:
     facts its analyses used, and the worker does not look them up again for every step it writes."""
     f = _overload(op)
     tags = frozenset(str(t).rsplit(".", 1)[-1] for t in getattr(f, "tags", ()))
-    return OpFacts(tags, f is not None and _is_alias_only(f), _inductor_tables(f))
+    return OpFacts(tags, f is not None and alias_only(f), _inductor_tables(f))
 
 
 def torch_version() -> str:

@@ -60,15 +60,10 @@ def _is_view(op: str) -> bool:
     return v
 
 
-def view_ops(ops: Iterable[str]) -> dict[str, bool]:
-    """:func:`_is_view` of each op, as this process knows them: the step worker
-    (gprof/capture/worker.py) learns them with :func:`learn_view_ops`, since ops registered by the
-    user's code do not exist there."""
-    return {op: _is_view(op) for op in ops}
-
-
 def learn_view_ops(table: dict[str, bool]) -> None:
-    """Take another process's answers of :func:`view_ops`."""
+    """Take another process's answers of :func:`_is_view` (the step worker, gprof/capture/worker.py,
+    learns them from the op facts each spooled chunk carries: ops the user's code registered do not
+    exist there)."""
     _view_ops.update(table)
 
 

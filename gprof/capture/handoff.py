@@ -11,8 +11,8 @@ once per code object per chunk.
 
 A spool file is a sequence of pickled frames: a :class:`StepHeader`, one frame per chunk of records
 (the recorder's full chunks are spooled as they come, so a huge step never sits in memory) with what
-this process knows of the chunk's new op names (view or not, and torch's op facts: ops the user's code
-registered, and Inductor's verdicts where Inductor is imported, exist only here), and an end frame
+this process knows of the chunk's new op names (torch's op facts, a view or not among them: ops the user's
+code registered, and Inductor's verdicts where Inductor is imported, exist only here), and an end frame
 with the :class:`StepEnd`. It is written on the training thread and only then handed to
 the worker, so a worker that dies leaves every handed-off step on disk, to be built in-process.
 """
@@ -32,7 +32,7 @@ import torch
 from gprof.analyses.opclass import prefer_op_facts
 from gprof.analyses.torch_ops import op_facts
 from gprof.capture import records as R
-from gprof.capture.builder import StepBuilder, learn_view_ops, view_ops
+from gprof.capture.builder import StepBuilder, learn_view_ops
 from gprof.capture.storage import GuardedSink, open_step_sink
 from gprof.graph.model import StepGraph, StepMeta
 from gprof.store.sink import StepSink
@@ -173,8 +173,7 @@ class SpooledStep:
         if len(params) != self._params_sent:
             self._params_sent = len(params)
             names = {pid: entry[1] for pid, entry in list(params.items())}
-        self._dump(("chunk", table, recs, device_times, names, view_ops(new_ops),
-                    {op: op_facts(op) for op in new_ops}))
+        self._dump(("chunk", table, recs, device_times, names, {op: op_facts(op) for op in new_ops}))
         self.n += len(records)
 
     def finish(self, end: StepEnd) -> None:
@@ -214,10 +213,10 @@ def _frames(path: str | os.PathLike[str], names: ScopeSnapshot) -> Iterator[Any]
             if kind == "head":
                 yield frame[1]
             elif kind == "chunk":
-                _, table, recs, device_times, params, views, facts = frame
+                _, table, recs, device_times, params, facts = frame
                 if params is not None:
                     names.params = {pid: (None, name) for pid, name in params.items()}
-                learn_view_ops(views)
+                learn_view_ops({op: f.alias_only for op, f in facts.items()})
                 prefer_op_facts(facts)
                 yield decode_records(table, recs), device_times
             else:

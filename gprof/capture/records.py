@@ -13,6 +13,8 @@ from typing import Any, NamedTuple
 
 from torch._ops import OpOverload
 
+from gprof.analyses.torch_ops import alias_only
+
 
 class RawTensor(NamedTuple):
     """A tensor an op read or wrote (recorded as a plain tuple in this order, like the record).
@@ -92,10 +94,8 @@ class FuncInfo:
         #: "enter"/"exit" for record_function's ops: Optimizer.step's range is the optimizer phase
         self.range_marker = ("enter" if "enter" in self.name else "exit" if "exit" in self.name else "") \
             if self.skip and "_record_function_" in self.name else ""
-        schema = getattr(func, "_schema", None)
-        rets = schema.returns if schema is not None else ()
         self.is_collective = getattr(func, "namespace", "") in ("c10d", "_c10d_functional")
-        self.is_view = bool(rets) and all(r.alias_info is not None and not r.alias_info.is_write for r in rets)
+        self.is_view = alias_only(func)
 
 
 def op_info(func: Any) -> FuncInfo:
